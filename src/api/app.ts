@@ -1,0 +1,101 @@
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { ApiKeysService } from '../auth/api-keys.service.js';
+import type { Config } from '../config/config.js';
+import type { DatabaseHandle } from '../db/database.js';
+import type { DomainServices } from '../domain/services.js';
+import { AppError } from '../errors.js';
+import { registerAuth } from './plugins/auth.js';
+import { registerErrorHandling } from './plugins/errors.js';
+import { campaignsRoutes } from './routes/campaigns.routes.js';
+import { clientsRoutes } from './routes/clients.routes.js';
+import { contentsRoutes } from './routes/contents.routes.js';
+import { healthRoutes } from './routes/health.routes.js';
+import { keysRoutes } from './routes/keys.routes.js';
+import { metricsRoutes } from './routes/metrics.routes.js';
+import { scriptsRoutes } from './routes/scripts.routes.js';
+import { ErrorBody } from './schemas.js';
+
+export interface AppDeps {
+  config: Config;
+  database: DatabaseHandle;
+  services: DomainServices;
+  apiKeys: ApiKeysService;
+  /** A pino logger, or false for none (tests). */
+  logger: FastifyBaseLogger | false;
+  /** Shared store for per-key write rate limits across API processes (distributed mode); in-process when absent. */
+  rateLimitRedis?: Redis;
+}
+
+const API_PREFIX = '/api/v1';
+
+/** Builds the HTTP application without listening, so tests can use `inject()`. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const options: FastifyServerOptions = {
+    bodyLimit: deps.config.bodyLimitBytes,
+    trustProxy: false,
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
+    },
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+  };
+  const app = Fastify(options).withTypeProvider<TypeBoxTypeProvider>();
+  registerErrorHandling(app);
+  app.addSchema(ErrorBody);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'OmniVibe Pro API',
+        version: '1.0.0',
+        description: 'Campaigns, scripts, narration, renders and performance for AI video production.',
+      },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'API key' } } },
+      security: [{ apiKey: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
+  app.get('/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());
+
+  // The docs page and its assets are open, like /openapi.json.
+  registerAuth(app, deps.apiKeys, ['/docs']);
+  await app.register(rateLimit, {
+    global: true,
+    max: deps.config.rateLimitWritesPerMin,
+    timeWindow: 60_000,
+    // Reads are not limited; writes are counted per API key.
+    allowList: (req) => req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS',
+    keyGenerator: (req) => (req.principal ? `key:${req.principal.keyId}` : `ip:${req.ip}`),
+    // A Redis outage must not block writes: the limiter fails open.
+    ...(deps.rateLimitRedis
+      ? { redis: deps.rateLimitRedis, nameSpace: 'ov:ratelimit:v1:', skipOnError: true }
+      : {}),
+    errorResponseBuilder: (_req, ctx) =>
+      new AppError(
+        'RATE_LIMITED',
+        `at most ${ctx.max} writes per minute per key`,
+        { limit: ctx.max },
+        ctx.ttl / 1000,
+      ),
+  });
+
+  await app.register(healthRoutes, { database: deps.database });
+  await app.register(
+    async (api) => {
+      const s = deps.services;
+      await api.register(clientsRoutes, { clients: s.clients });
+      await api.register(campaignsRoutes, { campaigns: s.campaigns });
+      await api.register(contentsRoutes, { contents: s.contents });
+      await api.register(scriptsRoutes, { scripts: s.scripts });
+      await api.register(metricsRoutes, { metrics: s.metrics });
+      await api.register(keysRoutes, { apiKeys: deps.apiKeys });
+    },
+    { prefix: API_PREFIX },
+  );
+  return app;
+}

@@ -1,0 +1,120 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { ApiKeysRepo } from '../db/api-keys.repo.js';
+import type { ApiKey, Role } from '../db/types.js';
+import { notFound } from '../errors.js';
+
+/** Who is calling: the key's id, name and role. */
+export interface Principal {
+  keyId: number;
+  name: string;
+  role: Role;
+}
+
+/** A key record as listings show it: never the hash. */
+export type ApiKeyView = Omit<ApiKey, 'key_hash'>;
+
+const ROLE_RANK: Record<Role, number> = { viewer: 1, editor: 2, admin: 3 };
+
+/** Whether `role` may do what `required` allows (admin ⊃ editor ⊃ viewer). */
+export const roleAllows = (role: Role, required: Role) => ROLE_RANK[role] >= ROLE_RANK[required];
+
+export const hashKey = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
+
+/** Visible part of a key, stored and listed so operators can tell keys apart. */
+export const keyPrefix = (key: string) => key.slice(0, 11);
+
+function toView({ key_hash: _hash, ...rest }: ApiKey): ApiKeyView {
+  return rest;
+}
+
+export interface ApiKeysServiceOptions {
+  /** How long a verified key is trusted before the database is asked again, ms. */
+  cacheTtlMs: number;
+  /** How often last_used_at is written per key, ms (a write per request would be wasteful). */
+  touchIntervalMs?: number;
+  /** Receives failures of the background last_used_at write. */
+  onTouchError: (err: unknown) => void;
+}
+
+/**
+ * API keys: random, shown once, stored as a SHA-256 hash with a visible prefix.
+ * Keys are 256-bit random, so a fast hash is enough; the stored hash is compared
+ * in constant time.
+ */
+export class ApiKeysService {
+  private readonly cache = new Map<string, { principal: Principal | null; expires: number }>();
+  private readonly lastTouch = new Map<number, number>();
+  private static readonly CACHE_MAX = 10_000;
+
+  constructor(
+    private readonly keys: ApiKeysRepo,
+    private readonly options: ApiKeysServiceOptions,
+  ) {}
+
+  /** Creates a key; the returned `key` is the only time the secret exists outside the caller. */
+  async create(name: string, role: Role): Promise<{ key: string; record: ApiKeyView }> {
+    const key = `ov_${randomBytes(6).toString('base64url')}_${randomBytes(32).toString('base64url')}`;
+    return { key, record: await this.insert(name, role, key) };
+  }
+
+  /** Registers a key chosen by the operator (OMNIVIBE_ADMIN_KEY); a no-op when it is already registered. */
+  async ensure(name: string, role: Role, key: string): Promise<ApiKeyView> {
+    const existing = await this.keys.byHash(hashKey(key));
+    return existing ? toView(existing) : this.insert(name, role, key);
+  }
+
+  private async insert(name: string, role: Role, key: string): Promise<ApiKeyView> {
+    return toView(await this.keys.create({ name, role, key_hash: hashKey(key), prefix: keyPrefix(key) }));
+  }
+
+  async list(): Promise<ApiKeyView[]> {
+    return (await this.keys.list()).map(toView);
+  }
+
+  async countActive(): Promise<number> {
+    return this.keys.countActive();
+  }
+
+  async revoke(id: number): Promise<ApiKeyView> {
+    const row = await this.keys.revoke(id);
+    if (!row) {
+      const existing = await this.keys.get(id);
+      if (!existing) throw notFound('API_KEY_NOT_FOUND', 'API key', id);
+      return toView(existing);
+    }
+    this.cache.clear();
+    return toView(row);
+  }
+
+  /** The principal for a presented key, or null when it is unknown or revoked. */
+  async verify(presented: string): Promise<Principal | null> {
+    const digest = hashKey(presented);
+    const now = Date.now();
+    const hit = this.cache.get(digest);
+    if (hit && hit.expires > now) {
+      if (hit.principal) this.touch(hit.principal.keyId, now);
+      return hit.principal;
+    }
+    const row = await this.keys.byHash(digest);
+    const ok =
+      row !== undefined &&
+      row.revoked_at === null &&
+      timingSafeEqual(Buffer.from(row.key_hash, 'hex'), Buffer.from(digest, 'hex'));
+    const principal = ok ? { keyId: row.id, name: row.name, role: row.role } : null;
+    if (this.options.cacheTtlMs > 0) {
+      if (this.cache.size >= ApiKeysService.CACHE_MAX) this.cache.clear();
+      this.cache.set(digest, { principal, expires: now + this.options.cacheTtlMs });
+    }
+    if (principal) this.touch(principal.keyId, now);
+    return principal;
+  }
+
+  private touch(keyId: number, now: number): void {
+    const interval = this.options.touchIntervalMs ?? 60_000;
+    if ((this.lastTouch.get(keyId) ?? 0) + interval > now) return;
+    this.lastTouch.set(keyId, now);
+    this.keys
+      .touch(keyId, new Date(now).toISOString())
+      .catch((err: unknown) => this.options.onTouchError(err));
+  }
+}

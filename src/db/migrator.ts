@@ -1,0 +1,71 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+import type { DatabaseConfig } from '../config/config.js';
+import { openSqliteFile } from './database.js';
+import * as m0001 from './migrations/0001-initial-schema.js';
+import { schemaHelpers, type SchemaHelpers } from './migrations/schema-helpers.js';
+import type { Database, Dialect } from './types.js';
+
+type MigrationModule = { up(db: Kysely<unknown>, h: SchemaHelpers): Promise<void> };
+
+/** The one migration set; each entry produces both dialects through SchemaHelpers. Names sort in order. */
+const MIGRATIONS: Record<string, MigrationModule> = {
+  '0001-initial-schema': m0001,
+};
+
+class DialectMigrationProvider implements MigrationProvider {
+  constructor(private readonly dialect: Dialect) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    const h = schemaHelpers(this.dialect);
+    return Object.fromEntries(
+      Object.entries(MIGRATIONS).map(([name, mod]) => [name, { up: (db: Kysely<unknown>) => mod.up(db, h) }]),
+    );
+  }
+}
+
+export interface MigrationStatus {
+  name: string;
+  executedAt: string | null;
+}
+
+export interface MigrateResult {
+  applied: string[];
+}
+
+function migrator(db: Kysely<Database>, dialect: Dialect): Migrator {
+  return new Migrator({ db, provider: new DialectMigrationProvider(dialect) });
+}
+
+/**
+ * Applies pending migrations. Safe when several processes start at once:
+ * PostgreSQL serialises through Kysely's advisory lock; SQLite through an
+ * exclusive write lock on a sibling lock file, held for the whole run.
+ */
+export async function migrateToLatest(db: Kysely<Database>, config: DatabaseConfig): Promise<MigrateResult> {
+  const run = async () => {
+    const { error, results } = await migrator(db, config.dialect).migrateToLatest();
+    if (error) throw error instanceof Error ? error : new Error(String(error));
+    return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) };
+  };
+  if (config.dialect !== 'sqlite' || config.file === ':memory:') return run();
+  const lock = openSqliteFile(`${config.file}.migrate-lock`, Math.max(config.busyTimeoutMs, 60_000));
+  try {
+    lock.exec('begin immediate');
+    try {
+      return await run();
+    } finally {
+      lock.exec('commit');
+    }
+  } finally {
+    lock.close();
+  }
+}
+
+export async function migrationStatus(db: Kysely<Database>, dialect: Dialect): Promise<MigrationStatus[]> {
+  const list = await migrator(db, dialect).getMigrations();
+  return list.map((m) => ({ name: m.name, executedAt: m.executedAt ? m.executedAt.toISOString() : null }));
+}
+
+/** True when every known migration has run. */
+export async function migrationsCurrent(db: Kysely<Database>, dialect: Dialect): Promise<boolean> {
+  return (await migrationStatus(db, dialect)).every((m) => m.executedAt !== null);
+}

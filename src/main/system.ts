@@ -1,0 +1,94 @@
+import { Redis } from 'ioredis';
+import pino, { type Logger } from 'pino';
+import { ApiKeysService } from '../auth/api-keys.service.js';
+import type { Config } from '../config/config.js';
+import { type DatabaseHandle, openDatabase } from '../db/database.js';
+import { migrateToLatest } from '../db/migrator.js';
+import { createRepos, type Repos } from '../db/repos.js';
+import { createDomainServices, type DomainServices } from '../domain/services.js';
+
+/** Everything a process builds from its Config: the composition root's output. */
+export interface System {
+  config: Config;
+  logger: Logger;
+  database: DatabaseHandle;
+  repos: Repos;
+  services: DomainServices;
+  apiKeys: ApiKeysService;
+  /** Redis connection for shared rate limits, in distributed mode. */
+  rateLimitRedis?: Redis;
+  close(): Promise<void>;
+}
+
+export function createLogger(config: Config): Logger {
+  return pino({ level: config.logLevel, base: { pid: process.pid } });
+}
+
+export interface CreateSystemOptions {
+  /** Apply pending migrations first (default true). */
+  migrate?: boolean;
+}
+
+/** Opens the database (migrating it), and wires repositories and services. */
+export async function createSystem(
+  config: Config,
+  logger: Logger,
+  opts: CreateSystemOptions = {},
+): Promise<System> {
+  const database = openDatabase(config.database, {
+    onPoolError: (err) =>
+      logger.warn({ err: err.message }, 'idle database connection failed; the pool reconnects'),
+  });
+  try {
+    if (opts.migrate ?? true) {
+      const { applied } = await migrateToLatest(database.db, config.database);
+      if (applied.length > 0) logger.info({ applied }, 'database migrations applied');
+    }
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  const repos = createRepos(database.db, database.dialect);
+  const apiKeys = new ApiKeysService(repos.apiKeys, {
+    cacheTtlMs: config.authCacheTtlMs,
+    onTouchError: (err) => logger.warn({ err }, 'could not record API key use'),
+  });
+  const rateLimitRedis = config.redisUrl
+    ? new Redis(config.redisUrl, {
+        maxRetriesPerRequest: 1,
+        connectTimeout: 2000,
+        enableOfflineQueue: false,
+        lazyConnect: false,
+      })
+    : undefined;
+  rateLimitRedis?.on('error', (err) =>
+    logger.warn({ err: err.message }, 'rate-limit Redis connection error'),
+  );
+  return {
+    config,
+    logger,
+    database,
+    repos,
+    services: createDomainServices(repos),
+    apiKeys,
+    rateLimitRedis,
+    async close() {
+      rateLimitRedis?.disconnect();
+      await database.close();
+    },
+  };
+}
+
+/**
+ * Makes sure an admin can get in: registers OMNIVIBE_ADMIN_KEY when set, otherwise
+ * creates an admin key on the first start (no active keys) and returns it to be printed once.
+ */
+export async function bootstrapAdminKey(system: System): Promise<string | undefined> {
+  if (system.config.adminKey) {
+    await system.apiKeys.ensure('admin (OMNIVIBE_ADMIN_KEY)', 'admin', system.config.adminKey);
+    return undefined;
+  }
+  if ((await system.apiKeys.countActive()) > 0) return undefined;
+  const { key } = await system.apiKeys.create('admin (first start)', 'admin');
+  return key;
+}
