@@ -40,7 +40,8 @@ export class ConfigError extends Error {
   }
 }
 
-const intVar = (min: number, max: number, def: number) =>
+/** An optional integer variable within [min, max] with a default; the message names the accepted range. */
+export const intVar = (min: number, max: number, def: number) =>
   z
     .string()
     .trim()
@@ -55,6 +56,26 @@ const intVar = (min: number, max: number, def: number) =>
     )
     .optional()
     .transform((v) => v ?? def);
+
+/**
+ * Parses environment variables with a zod object schema; throws ConfigError naming
+ * each bad variable and what it accepts. Capabilities (cache, jobs, media) parse
+ * their own variables with it in their `*.config.ts` and `loadConfig` composes them.
+ */
+export function parseEnv<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv): z.infer<S> {
+  // Empty strings mean "unset", as in most .env tooling.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => {
+        const name = String(i.path[0] ?? '?');
+        return `${name}=${JSON.stringify(cleaned[name] ?? '')} is invalid: expected ${i.message}`;
+      }),
+    );
+  }
+  return parsed.data;
+}
 
 const envSchema = z.object({
   PORT: intVar(0, 65535, 8000),
@@ -95,18 +116,7 @@ const envSchema = z.object({
 
 /** Parses the environment (default `process.env`) into a frozen Config, or throws ConfigError naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  // Empty strings mean "unset", as in most .env tooling.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = envSchema.safeParse(cleaned);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((i) => {
-        const name = String(i.path[0] ?? '?');
-        return `${name}=${JSON.stringify(cleaned[name] ?? '')} is invalid: expected ${i.message}`;
-      }),
-    );
-  }
-  const e = parsed.data;
+  const e = parseEnv(envSchema, env);
   const dataDir = path.resolve(e.DATA_DIR);
   const database = parseDatabase(e.DATABASE_URL, dataDir, e);
   return Object.freeze({
@@ -120,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     rateLimitWritesPerMin: e.RATE_LIMIT_WRITES_PER_MIN,
     authCacheTtlMs: e.AUTH_CACHE_TTL_MS,
+    // Capability sections below: each parses its own variables with parseEnv in its *.config.ts.
   });
 }
 
