@@ -1,17 +1,23 @@
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../api/app.js';
+import { type AppDeps, buildApp } from '../api/app.js';
 import type { System } from './system.js';
 
-/** Builds the HTTP app from a System and listens on HOST:PORT. */
-export async function serve(system: System): Promise<FastifyInstance> {
-  const app = await buildApp({
+/** The app's dependencies taken from a System (serve and tests build the app the same way). */
+export function appDepsFrom(system: System, overrides: Partial<AppDeps> = {}): AppDeps {
+  return {
     config: system.config,
     database: system.database,
     services: system.services,
     apiKeys: system.apiKeys,
     logger: system.logger,
     rateLimitRedis: system.rateLimitRedis,
-  });
+    ...overrides,
+  };
+}
+
+/** Builds the HTTP app from a System and listens on HOST:PORT. */
+export async function serve(system: System): Promise<FastifyInstance> {
+  const app = await buildApp(appDepsFrom(system));
   await app.listen({ port: system.config.port, host: system.config.host });
   return app;
 }
