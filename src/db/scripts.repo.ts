@@ -22,6 +22,9 @@ export interface SimilarScriptRow {
   relevance: number | null;
 }
 
+/** Far above any real sequence (scripts have at most a few hundred blocks). */
+const REORDER_OFFSET = 1_000_000;
+
 export class ScriptsRepo {
   constructor(
     private readonly db: Db,
@@ -98,10 +101,11 @@ export class ScriptsRepo {
   async reorder(contentId: number, blockIds: number[]): Promise<ScriptBlock[]> {
     return this.db.transaction().execute(async (trx) => {
       const now = new Date().toISOString();
-      // Two passes: moving to negative sequences first keeps the unique (content_id, sequence) index satisfied.
+      // Two passes: moving every block out of the 1..n range first keeps the unique (content_id, sequence)
+      // index satisfied while the new order is written.
       await trx
         .updateTable('script_blocks')
-        .set({ sequence: sql`-sequence - 1` })
+        .set({ sequence: sql`sequence + ${REORDER_OFFSET}` })
         .where('content_id', '=', contentId)
         .execute();
       for (const [i, id] of blockIds.entries()) {

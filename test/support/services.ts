@@ -72,7 +72,7 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
   throw new Error(`${what} did not become ready in ${timeoutMs} ms: ${String(lastErr)}`);
 }
 
-function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
@@ -80,7 +80,7 @@ function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
       clearTimeout(timer);
       resolve();
     });
-    child.kill('SIGTERM');
+    child.kill(signal);
   });
 }
 
@@ -151,12 +151,13 @@ export async function startPostgres(): Promise<RunningService> {
     get pid() {
       return child.pid ?? -1;
     },
+    // SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to disconnect.
     async stop() {
-      await stopChild(child);
+      await stopChild(child, 'SIGINT');
       fs.rmSync(dir, { recursive: true, force: true });
     },
     async restart(downMs = 0) {
-      await stopChild(child);
+      await stopChild(child, 'SIGINT');
       await new Promise((r) => setTimeout(r, downMs));
       await launch();
     },

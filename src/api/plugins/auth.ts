@@ -22,6 +22,17 @@ export function registerAuth(
   publicPrefixes: string[] = [],
 ): void {
   app.decorateRequest('principal', null);
+  // Document each route's role in the OpenAPI document, from the same rule the hook enforces.
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const required = route.config?.auth ?? (methods.every((m) => READ_METHODS.has(m)) ? 'viewer' : 'editor');
+    if (route.schema) {
+      const schema = route.schema as { description?: string; security?: unknown[] };
+      const note = required === 'public' ? 'Open: no API key needed.' : `Required role: ${required}.`;
+      schema.description = schema.description ? `${schema.description}\n\n${note}` : note;
+      if (required === 'public') schema.security = [];
+    }
+  });
   app.addHook('onRequest', async (request) => {
     if (request.is404) return;
     const url = request.routeOptions.url ?? '';
