@@ -88,10 +88,15 @@ function openPostgres(
     types: pgTypes,
     ...(config.statementTimeoutMs > 0 ? { statement_timeout: config.statementTimeoutMs } : {}),
   });
-  pool.on('error', (err) => {
+  const onError = (err: Error) => {
     if (options.onPoolError) options.onPoolError(err);
-    else process.emitWarning(`idle PostgreSQL connection failed: ${err.message}`);
-  });
+    else process.emitWarning(`PostgreSQL connection failed: ${err.message}`);
+  };
+  // Idle clients report through the pool; a client that is checked out when the server goes
+  // away emits on itself, and an unhandled 'error' event would crash the process. The pool
+  // discards such clients on release, so logging is all that is needed here.
+  pool.on('error', onError);
+  pool.on('connect', (client) => client.on('error', onError));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,

@@ -53,9 +53,16 @@ export function redisAvailable(): boolean {
 
 const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
 
-/** Runs a binary as the `postgres` user when we are root (initdb refuses root). */
-function asPostgres(bin: string, args: string[]): [string, string[]] {
-  return isRoot() ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
+/**
+ * Spawn options that run PostgreSQL binaries as the `postgres` user when we are root
+ * (initdb and postgres refuse root). Spawning with uid/gid, not through runuser, keeps
+ * the child's PID the server's own, so signals reach it.
+ */
+function postgresUser(): { uid: number; gid: number } | Record<string, never> {
+  if (!isRoot()) return {};
+  const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+  const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+  return { uid, gid };
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -91,23 +98,19 @@ export async function startPostgres(): Promise<RunningService> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ov-pg-'));
   const dataDir = path.join(dir, 'data');
   if (isRoot()) execFileSync('chown', ['-R', 'postgres:postgres', dir]);
-  const [cmd, args] = asPostgres(initdb, [
-    '-D',
-    dataDir,
-    '-A',
-    'trust',
-    '-U',
-    'postgres',
-    '--no-sync',
-    '-E',
-    'UTF8',
-    '--locale=C',
-  ]);
-  execFileSync(cmd, args, { stdio: 'pipe' });
+  const user = postgresUser();
+  execFileSync(
+    initdb,
+    ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C'],
+    {
+      stdio: 'pipe',
+      ...user,
+    },
+  );
   const port = await freePort();
   let child: ChildProcess;
   const launch = async () => {
-    const [c, a] = asPostgres(postgres, [
+    const args = [
       '-D',
       dataDir,
       '-p',
@@ -126,8 +129,8 @@ export async function startPostgres(): Promise<RunningService> {
       'max_connections=300',
       '-c',
       'shared_buffers=256MB',
-    ]);
-    child = spawn(c, a, { stdio: 'ignore' });
+    ];
+    child = spawn(postgres, args, { stdio: 'ignore', ...user });
     await waitFor(
       async () => {
         const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
