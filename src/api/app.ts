@@ -5,12 +5,14 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { ApiKeysService } from '../auth/api-keys.service.js';
+import type { CacheService } from '../cache/cache.service.js';
 import type { Config } from '../config/config.js';
 import type { DatabaseHandle } from '../db/database.js';
 import type { DomainServices } from '../domain/services.js';
 import { AppError } from '../errors.js';
 import { registerAuth } from './plugins/auth.js';
 import { registerErrorHandling } from './plugins/errors.js';
+import { cacheRoutes } from './routes/cache.routes.js';
 import { campaignsRoutes } from './routes/campaigns.routes.js';
 import { clientsRoutes } from './routes/clients.routes.js';
 import { contentsRoutes } from './routes/contents.routes.js';
@@ -29,6 +31,8 @@ export interface AppDeps {
   logger: FastifyBaseLogger | false;
   /** Shared store for per-key write rate limits across API processes (distributed mode); in-process when absent. */
   rateLimitRedis?: Redis;
+  /** The cache, for its management routes (/cache/...); absent when caching is off. */
+  cache?: CacheService;
 }
 
 const API_PREFIX = '/api/v1';
@@ -94,6 +98,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await api.register(scriptsRoutes, { scripts: s.scripts });
       await api.register(metricsRoutes, { metrics: s.metrics });
       await api.register(keysRoutes, { apiKeys: deps.apiKeys });
+      if (deps.cache) await api.register(cacheRoutes, { cache: deps.cache });
     },
     { prefix: API_PREFIX },
   );

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { type CacheConfig, loadCacheConfig } from '../cache/cache.config.js';
 
 /**
  * Process configuration, parsed once from the environment and frozen.
@@ -21,6 +22,8 @@ export interface Config {
   readonly rateLimitWritesPerMin: number;
   /** How long a verified API key is trusted before the database is asked again (revocation delay across processes). */
   readonly authCacheTtlMs: number;
+  /** The cache: store, TTLs, Redis timeouts and L1 (see src/cache/cache.config.ts). */
+  readonly cache: CacheConfig;
 }
 
 export type DatabaseConfig =
@@ -131,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitWritesPerMin: e.RATE_LIMIT_WRITES_PER_MIN,
     authCacheTtlMs: e.AUTH_CACHE_TTL_MS,
     // Capability sections below: each parses its own variables with parseEnv in its *.config.ts.
+    cache: loadCacheConfig(env),
   });
 }
 

@@ -1,3 +1,5 @@
+import type { CacheService } from '../cache/cache.service.js';
+import { withCache } from '../cache/cached-services.js';
 import type { Repos } from '../db/repos.js';
 import { CampaignsService } from './campaigns.service.js';
 import { ClientsService } from './clients.service.js';
@@ -13,12 +15,14 @@ export interface DomainServices {
   metrics: MetricsService;
 }
 
-export function createDomainServices(repos: Repos): DomainServices {
-  return {
+/** With a cache, reads go through it and writes invalidate what they change (see cache/cached-services.ts). */
+export function createDomainServices(repos: Repos, cache?: CacheService): DomainServices {
+  const services: DomainServices = {
     clients: new ClientsService(repos.clients),
     campaigns: new CampaignsService(repos.campaigns, repos.clients),
     contents: new ContentsService(repos.contents, repos.campaigns),
     scripts: new ScriptsService(repos.scripts, repos.contents),
     metrics: new MetricsService(repos.metrics, repos.contents),
   };
+  return cache ? withCache(services, repos, cache) : services;
 }

@@ -11,6 +11,7 @@ export function appDepsFrom(system: System, overrides: Partial<AppDeps> = {}): A
     apiKeys: system.apiKeys,
     logger: system.logger,
     rateLimitRedis: system.rateLimitRedis,
+    cache: system.cache,
     ...overrides,
   };
 }

@@ -1,6 +1,8 @@
 import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { ApiKeysService } from '../auth/api-keys.service.js';
+import type { CacheService } from '../cache/cache.service.js';
+import { createCacheService } from '../cache/create-cache.js';
 import type { Config } from '../config/config.js';
 import { type DatabaseHandle, openDatabase } from '../db/database.js';
 import { migrateToLatest } from '../db/migrator.js';
@@ -17,6 +19,8 @@ export interface System {
   apiKeys: ApiKeysService;
   /** Redis connection for shared rate limits, in distributed mode. */
   rateLimitRedis?: Redis;
+  /** The cache (memory in embedded mode, Redis when CACHE_REDIS_URL or REDIS_URL is set); absent with CACHE_MODE=off. */
+  cache?: CacheService;
   close(): Promise<void>;
 }
 
@@ -64,16 +68,19 @@ export async function createSystem(
   rateLimitRedis?.on('error', (err) =>
     logger.warn({ err: err.message }, 'rate-limit Redis connection error'),
   );
+  const cache = createCacheService(config.cache, logger);
   return {
     config,
     logger,
     database,
     repos,
-    services: createDomainServices(repos),
+    services: createDomainServices(repos, cache),
+    cache,
     apiKeys,
     rateLimitRedis,
     async close() {
       rateLimitRedis?.disconnect();
+      await cache?.close();
       await database.close();
     },
   };
