@@ -58,8 +58,10 @@ export const apiError = (
 /** Default behaviour: speech of 60 ms per character; transcription echoing `transcript`. */
 export class FakeVendors {
   readonly calls: FakeCall[] = [];
-  /** Replies used first, in order, before `responder`. */
+  /** Replies used first, in order, before `responder` (any route). */
   readonly queue: Responder[] = [];
+  /** Replies for one route (path containing the key), in order, used before `queue`. */
+  private readonly routeQueues = new Map<string, Responder[]>();
   transcript = '';
   private server: http.Server | undefined;
   url = '';
@@ -91,6 +93,13 @@ export class FakeVendors {
     }
     return apiError(404, `no route ${call.path}`);
   };
+
+  /** Queues replies for requests whose path contains `route` (e.g. '/audio/transcriptions'). */
+  reply(route: string, ...responders: Responder[]): void {
+    const q = this.routeQueues.get(route) ?? [];
+    q.push(...responders);
+    this.routeQueues.set(route, q);
+  }
 
   callsTo(suffix: string): FakeCall[] {
     return this.calls.filter((c) => c.path.endsWith(suffix) || c.path.includes(suffix));
@@ -145,7 +154,8 @@ export class FakeVendors {
       }
     }
     this.calls.push(call);
-    const next = this.queue.shift();
+    const route = [...this.routeQueues.entries()].find(([k, q]) => q.length > 0 && call.path.includes(k));
+    const next = route ? route[1].shift() : this.queue.shift();
     return (next ?? this.responder)(call);
   }
 

@@ -1,0 +1,111 @@
+import type { Logger } from 'pino';
+import type { Db } from '../db/types.js';
+import { FfmpegError, locateFfmpeg } from './ffmpeg.js';
+import type { MediaConfig, TtsProviderName } from './media.config.js';
+import { MediaRepo } from './media.repo.js';
+import { MediaStorage } from './media-storage.js';
+import { NarrationService } from './narration.service.js';
+import { AcousticVerifier } from './stt/acoustic.verifier.js';
+import { OpenAiSttVerifier } from './stt/openai-stt.verifier.js';
+import type { Verifier } from './stt/verifier.js';
+import { ElevenLabsProvider } from './tts/elevenlabs.provider.js';
+import { EspeakProvider } from './tts/espeak.provider.js';
+import { OPENAI_VOICES, OpenAiTtsProvider } from './tts/openai.provider.js';
+import type { TtsProvider } from './tts/tts-provider.js';
+
+export interface MediaServices {
+  config: MediaConfig;
+  repo: MediaRepo;
+  storage: MediaStorage;
+  /** Configured TTS providers by name: espeak always; openai / elevenlabs when a key or a base URL is set. */
+  tts: ReadonlyMap<string, TtsProvider>;
+  verifier: Verifier;
+  narration: NarrationService;
+  /** The ffmpeg binary, or undefined with the reason in `ffmpegError`. */
+  ffmpegPath: string | undefined;
+  ffmpegError: string | undefined;
+  close(): Promise<void>;
+}
+
+const DEFAULT_OPENAI_BASE = 'https://api.openai.com/v1';
+const DEFAULT_ELEVENLABS_BASE = 'https://api.elevenlabs.io';
+
+export function createTtsProviders(config: MediaConfig): Map<TtsProviderName, TtsProvider> {
+  const map = new Map<TtsProviderName, TtsProvider>();
+  map.set('espeak', new EspeakProvider(config.espeak));
+  if (config.openai.apiKey || config.openai.baseUrl !== DEFAULT_OPENAI_BASE)
+    map.set(
+      'openai',
+      new OpenAiTtsProvider({
+        baseUrl: config.openai.baseUrl,
+        apiKey: config.openai.apiKey,
+        model: config.openai.ttsModel,
+        defaultVoice: config.openai.ttsVoice,
+        voices: [...new Set([...OPENAI_VOICES, config.openai.ttsVoice])],
+        policy: config.vendorPolicy,
+      }),
+    );
+  if (config.elevenlabs.apiKey || config.elevenlabs.baseUrl !== DEFAULT_ELEVENLABS_BASE)
+    map.set(
+      'elevenlabs',
+      new ElevenLabsProvider({
+        baseUrl: config.elevenlabs.baseUrl,
+        apiKey: config.elevenlabs.apiKey,
+        model: config.elevenlabs.model,
+        defaultVoiceId: config.elevenlabs.voiceId,
+        policy: config.vendorPolicy,
+      }),
+    );
+  return map;
+}
+
+export function createVerifier(config: MediaConfig): Verifier {
+  return config.verifier === 'openai'
+    ? new OpenAiSttVerifier({
+        baseUrl: config.stt.baseUrl,
+        apiKey: config.stt.apiKey,
+        model: config.stt.model,
+        policy: config.vendorPolicy,
+      })
+    : new AcousticVerifier();
+}
+
+/** Builds the media pipeline's services for one process (composition roots and task deps call this). */
+export function createMediaServices(config: MediaConfig, db: Db, logger: Logger): MediaServices {
+  const repo = new MediaRepo(db);
+  const storage = new MediaStorage(config.storageDir);
+  const tts = createTtsProviders(config);
+  const verifier = createVerifier(config);
+  let ffmpegPath: string | undefined;
+  let ffmpegError: string | undefined;
+  try {
+    ffmpegPath = locateFfmpeg(config.render.ffmpegPath).path;
+  } catch (err) {
+    if (!(err instanceof FfmpegError)) throw err;
+    ffmpegError = err.message;
+    logger.warn({ err: err.message }, 'ffmpeg unavailable: no compressed narration copies and no renders');
+  }
+  const narration = new NarrationService({
+    repo,
+    storage,
+    tts,
+    verifier,
+    prices: config.prices,
+    ffmpegPath,
+    logger,
+    defaults: config.narration,
+  });
+  return {
+    config,
+    repo,
+    storage,
+    tts,
+    verifier,
+    narration,
+    ffmpegPath,
+    ffmpegError,
+    async close() {
+      await Promise.all([...tts.values()].map((t) => t.close()));
+    },
+  };
+}
