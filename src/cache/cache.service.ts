@@ -365,7 +365,8 @@ export class CacheService {
     }
     let server: Awaited<ReturnType<CacheStore['serverStats']>> = null;
     let namespaceKeys: number | null = null;
-    if (this.breaker.state === 'closed') {
+    // admit() also starts the probe of an open circuit whose cooldown is over.
+    if (this.admit()) {
       try {
         server = await this.store.serverStats();
         namespaceKeys = await this.store.countNamespace();
@@ -487,7 +488,7 @@ export class CacheService {
   > {
     const fast = this.fastRead(key, genKeys, c);
     if (fast !== undefined) return { kind: 'hit', entry: fast, gens: fast.g, seq: this.l1?.seq ?? 0 };
-    if (this.pending.size > 0 || !this.admit()) {
+    if (!this.admit() || this.pending.size > 0) {
       c.bypassed++;
       return { kind: 'down' };
     }
@@ -665,12 +666,18 @@ export class CacheService {
   /** Whether the store may be called now; starts the probe when an open circuit's cooldown is over. */
   private admit(): boolean {
     const verdict = this.breaker.admit();
-    if (verdict === 'call') return true;
+    if (verdict === 'call') {
+      if (this.pending.size > 0) void this.probe();
+      return true;
+    }
     if (verdict === 'probe') void this.probe();
     return false;
   }
 
-  /** Pings the store and replays pending invalidations; closes the circuit only if both succeed. */
+  /**
+   * Pings the store and replays pending invalidations; closes the circuit only if both
+   * succeed. Also runs with the circuit closed when invalidations are pending.
+   */
   private async probe(): Promise<void> {
     if (this.probing) return;
     this.probing = true;
@@ -683,10 +690,12 @@ export class CacheService {
         this.l1?.applyBump(keys, values);
       }
       this.epoch++;
+      const wasOpen = this.breaker.state !== 'closed';
       this.breaker.probeResult(true);
-      this.opts.logger.info({}, 'cache store reachable again; circuit closed');
+      if (wasOpen) this.opts.logger.info({}, 'cache store reachable again; circuit closed');
     } catch (err) {
-      this.breaker.probeResult(false);
+      if (this.breaker.state === 'closed') this.breaker.failure();
+      else this.breaker.probeResult(false);
       this.onError(err);
     } finally {
       this.probing = false;

@@ -254,27 +254,30 @@ describe.each(cacheKinds())('cache contract: %s', (kind: CacheKind) => {
     if (kind === 'redis+l1') expect(a.l1_hits).toBeGreaterThanOrEqual(1);
   });
 
-  it.runIf(kind !== 'memory')('one process computes under the cross-process lock; another waits for it', async () => {
-    const other = makeCache(kind, server!.url);
-    try {
-      await cacheReady(other);
-      let calls = 0;
-      const fn = async () => {
-        calls++;
-        await sleep(150);
-        return 'expensive';
-      };
-      const opts = { lock: { waitMs: 2000 } };
-      const [a, b] = await Promise.all([
-        cache.getOrSet('locked', [1], fn, opts),
-        sleep(20).then(() => other.getOrSet('locked', [1], fn, opts)),
-      ]);
-      expect([a, b]).toEqual(['expensive', 'expensive']);
-      expect(calls).toBe(1);
-    } finally {
-      await other.close();
-    }
-  });
+  it.runIf(kind !== 'memory')(
+    'one process computes under the cross-process lock; another waits for it',
+    async () => {
+      const other = makeCache(kind, server!.url);
+      try {
+        await cacheReady(other);
+        let calls = 0;
+        const fn = async () => {
+          calls++;
+          await sleep(150);
+          return 'expensive';
+        };
+        const opts = { lock: { waitMs: 2000 } };
+        const [a, b] = await Promise.all([
+          cache.getOrSet('locked', [1], fn, opts),
+          sleep(20).then(() => other.getOrSet('locked', [1], fn, opts)),
+        ]);
+        expect([a, b]).toEqual(['expensive', 'expensive']);
+        expect(calls).toBe(1);
+      } finally {
+        await other.close();
+      }
+    },
+  );
 
   it.runIf(kind === 'redis+l1')('keeps two L1s coherent through the bus', async () => {
     const other = makeCache(kind, server!.url);
