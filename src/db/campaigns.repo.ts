@@ -43,6 +43,8 @@ export class CampaignsRepo {
     if (filter.createdTo !== undefined) q = q.where('created_at', '<', filter.createdTo);
     const c = page.cursor;
     if (c) {
+      // The redundant `created_at <=` bound lets both engines seek the created_at index to the cursor.
+      q = q.where('created_at', '<=', c.createdAt);
       q = q.where((eb) =>
         eb.or([
           eb('created_at', '<', c.createdAt),

@@ -46,6 +46,8 @@ export class ContentsRepo {
     if (filter.terms && filter.terms.length > 0) q = q.where(contentMatches(this.dialect, filter.terms));
     const c = page.cursor;
     if (c) {
+      // The redundant `created_at <=` bound lets both engines seek the created_at index to the cursor.
+      q = q.where('created_at', '<=', c.createdAt);
       q = q.where((eb) =>
         eb.or([
           eb('created_at', '<', c.createdAt),
