@@ -294,6 +294,48 @@ describe.each(dbBackends())('query plans on %s', (backend) => {
     expect(fullScans, `full table scan; ${why}`).toEqual([]);
   });
 
+  it('keyset pages (with the created_at bound) return every row once, also when created_at ties', async () => {
+    const client = await handle.db
+      .insertInto('clients')
+      .values({ name: 'Ties', brand_color: null, industry: null, contact_email: null })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const at = '2030-01-01T00:00:00.000Z';
+    const later = '2030-01-02T00:00:00.000Z';
+    const rows = Array.from({ length: 45 }, (_, i) => ({
+      client_id: client.id,
+      name: `tie ${i}`,
+      status: 'active' as const,
+      platform: 'youtube' as const,
+      language: 'ko',
+      created_at: i < 5 ? later : at,
+      updated_at: at,
+    }));
+    await handle.db.insertInto('campaigns').values(rows).execute();
+    const repos = createRepos(handle.db, handle.dialect);
+    const seen: number[] = [];
+    let cursor: { createdAt: string; id: number } | undefined;
+    for (let page = 0; page < 10; page++) {
+      const got = await repos.campaigns.list(
+        { clientId: client.id, status: 'active' },
+        { limit: 20, cursor },
+      );
+      seen.push(...got.map((r) => r.id));
+      const last = got[got.length - 1];
+      if (got.length < 20 || !last) break;
+      cursor = { createdAt: last.created_at, id: last.id };
+    }
+    const all = await handle.db
+      .selectFrom('campaigns')
+      .select('id')
+      .where('client_id', '=', client.id)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .execute();
+    expect(seen).toEqual(all.map((r) => r.id));
+    expect(new Set(seen).size).toBe(45);
+  });
+
   it('the capture sees the SQL the app sends (a query with no index shows up as a full scan)', async () => {
     // Guards the assertions above: an unindexed filter must be reported as a table scan.
     const q = handle.db.selectFrom('contents').select('id').where('title', '=', 'nope').compile();
