@@ -5,6 +5,8 @@ import type { MediaConfig, TtsProviderName } from './media.config.js';
 import { MediaRepo } from './media.repo.js';
 import { MediaStorage } from './media-storage.js';
 import { NarrationService } from './narration.service.js';
+import { RenderService } from './render/render.service.js';
+import { defaultFontFile } from './render/renderer.js';
 import { AcousticVerifier } from './stt/acoustic.verifier.js';
 import { OpenAiSttVerifier } from './stt/openai-stt.verifier.js';
 import type { Verifier } from './stt/verifier.js';
@@ -21,6 +23,7 @@ export interface MediaServices {
   tts: ReadonlyMap<string, TtsProvider>;
   verifier: Verifier;
   narration: NarrationService;
+  renders: RenderService;
   /** The ffmpeg binary, or undefined with the reason in `ffmpegError`. */
   ffmpegPath: string | undefined;
   ffmpegError: string | undefined;
@@ -95,6 +98,16 @@ export function createMediaServices(config: MediaConfig, db: Db, logger: Logger)
     logger,
     defaults: config.narration,
   });
+  const renders = new RenderService({
+    repo,
+    storage,
+    narration,
+    ffmpegPath,
+    ffmpegError,
+    fontFile: config.render.fontPath ?? defaultFontFile(),
+    timeoutMs: config.render.timeoutMs,
+    logger,
+  });
   return {
     config,
     repo,
@@ -102,6 +115,7 @@ export function createMediaServices(config: MediaConfig, db: Db, logger: Logger)
     tts,
     verifier,
     narration,
+    renders,
     ffmpegPath,
     ffmpegError,
     async close() {
