@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { type CacheConfig, loadCacheConfig } from '../cache/cache.config.js';
+import { type JobsConfig, loadJobsConfig } from '../jobs/jobs.config.js';
 
 /**
  * Process configuration, parsed once from the environment and frozen.
@@ -24,6 +25,8 @@ export interface Config {
   readonly authCacheTtlMs: number;
   /** The cache: store, TTLs, Redis timeouts and L1 (see src/cache/cache.config.ts). */
   readonly cache: CacheConfig;
+  /** Job queues and workers (see src/jobs/jobs.config.ts). */
+  readonly jobs: JobsConfig;
 }
 
 export type DatabaseConfig =
@@ -135,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authCacheTtlMs: e.AUTH_CACHE_TTL_MS,
     // Capability sections below: each parses its own variables with parseEnv in its *.config.ts.
     cache: loadCacheConfig(env),
+    jobs: loadJobsConfig(env, dataDir),
   });
 }
 

@@ -9,6 +9,7 @@ import { openDatabase } from '../db/database.js';
 import { migrateToLatest, migrationStatus } from '../db/migrator.js';
 import { ROLES, type Role } from '../db/types.js';
 import { serve } from './api.js';
+import { registerWorkerCommands, startWorker, workerDefaults } from './worker.js';
 import { seedDemo } from './seed-demo.js';
 import { bootstrapAdminKey, createLogger, createSystem, type System } from './system.js';
 
@@ -57,6 +58,8 @@ async function runServer(mode: 'start' | 'serve'): Promise<void> {
     );
   }
   const app = await serve(system);
+  // `start` is the all-in-one: a worker runs beside the API.
+  const worker = mode === 'start' ? startWorker(system, system.jobs, workerDefaults(cfg)) : undefined;
   logger.info(
     { mode, database: system.database.dialect, url: `http://${cfg.host}:${cfg.port}`, docs: '/docs' },
     'OmniVibe Pro API listening',
@@ -69,6 +72,7 @@ async function runServer(mode: 'start' | 'serve'): Promise<void> {
     }
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    await worker?.stop({ timeoutMs: cfg.jobs.worker.shutdownTimeoutMs });
     await app.close();
     await system.close();
     process.exit(0);
@@ -93,6 +97,8 @@ export function buildCli(): Command {
     .command('serve')
     .description('The API only (run many behind a proxy in distributed mode)')
     .action(() => runServer('serve'));
+
+  registerWorkerCommands(program, config);
 
   const migrate = program
     .command('migrate')

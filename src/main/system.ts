@@ -8,6 +8,9 @@ import { type DatabaseHandle, openDatabase } from '../db/database.js';
 import { migrateToLatest } from '../db/migrator.js';
 import { createRepos, type Repos } from '../db/repos.js';
 import { createDomainServices, type DomainServices } from '../domain/services.js';
+import { createJobQueue } from '../jobs/create-queue.js';
+import { Jobs } from '../jobs/jobs.js';
+import { createTaskRegistry } from '../tasks/index.js';
 
 /** Everything a process builds from its Config: the composition root's output. */
 export interface System {
@@ -21,6 +24,8 @@ export interface System {
   rateLimitRedis?: Redis;
   /** The cache (memory in embedded mode, Redis when CACHE_REDIS_URL or REDIS_URL is set); absent with CACHE_MODE=off. */
   cache?: CacheService;
+  /** The job queue (embedded SQLite engine, or BullMQ when REDIS_URL is set) and the task registry. */
+  jobs: Jobs;
   close(): Promise<void>;
 }
 
@@ -69,6 +74,7 @@ export async function createSystem(
     logger.warn({ err: err.message }, 'rate-limit Redis connection error'),
   );
   const cache = createCacheService(config.cache, logger);
+  const jobs = new Jobs(createJobQueue(config, logger), createTaskRegistry());
   return {
     config,
     logger,
@@ -78,7 +84,9 @@ export async function createSystem(
     cache,
     apiKeys,
     rateLimitRedis,
+    jobs,
     async close() {
+      await jobs.queue.close(5000);
       rateLimitRedis?.disconnect();
       await cache?.close();
       await database.close();

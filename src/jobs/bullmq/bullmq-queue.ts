@@ -1,0 +1,712 @@
+/**
+ * The queue contract on BullMQ 6 (REDIS_URL). One BullMQ queue per queue name,
+ * all under our own key prefix (JOBS_REDIS_PREFIX, default `ov:q`), on our own
+ * connections (never the cache's or the rate limiter's).
+ *
+ * Explicit mappings:
+ * - priority: ours is 1..100, higher first; BullMQ's is "lower number first"
+ *   (0 = none), so a job gets BullMQ priority `101 - priority` (1..100). Queue
+ *   rank is applied by the worker runtime, which claims high_priority first.
+ * - ids: BullMQ ids are per queue, so ours carry the queue: `h-12`, `d-12`, `l-12`.
+ *   An idempotency key becomes the BullMQ jobId (`k<sha1>`), so BullMQ dedups atomically.
+ * - retries: the runtime decides (capped jittered back-off, permanent, retry-after);
+ *   BullMQ executes it through a custom backoff strategy that returns our delay
+ *   and UnrecoverableError for a final failure.
+ * - leases: BullMQ locks (lockDuration = JOBS_LEASE_MS), renewed by our heartbeats;
+ *   BullMQ's stalled checker returns a dead worker's jobs (maxStalledCount =
+ *   JOBS_MAX_STALLS; beyond it the job fails with "stalled" and shows as dead).
+ * - cancelled jobs: BullMQ has no such state; a waiting job is removed and a
+ *   tombstone kept (`<prefix>:cancelled`), an active one fails with reason `cancelled`.
+ * - retention: removeOnComplete/removeOnFail keep the last JOBS_KEEP_LAST, at most JOBS_KEEP_HOURS.
+ */
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { Job as BullJob, type MinimalJob, Queue, UnrecoverableError, Worker as BullWorker } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { AppError } from '../../errors.js';
+import { decodeJobCursor, encodeJobCursor, pageLimit } from '../paging.js';
+import {
+  type BackoffOptions,
+  type ClaimedJob,
+  type ClaimOptions,
+  type EnqueueRequest,
+  type EnqueueResult,
+  type FailOutcome,
+  type Job,
+  JOB_STATES,
+  type JobEventMap,
+  type JobEventName,
+  type JobPage,
+  type JobQueue,
+  type JobState,
+  type ListJobsFilter,
+  MAX_JOB_PRIORITY,
+  QUEUE_NAMES,
+  type QueueCounts,
+  type QueueName,
+  rankQueues,
+  type WorkerRecord,
+} from '../types.js';
+
+export interface BullmqQueueOptions {
+  url: string;
+  prefix: string;
+  leaseMs: number;
+  maxStalls: number;
+  logger: Logger;
+  /** Finished jobs kept per queue (default 1000) and their maximum age, hours (default 24). */
+  keepLast?: number;
+  keepHours?: number;
+  /** Longest blocking wait for a marker, ms (default 1000). */
+  blockMs?: number;
+}
+
+interface JobData {
+  /** The task payload. */
+  p: unknown;
+  /** Our back-off settings. */
+  b: BackoffOptions;
+  /** Our priority (1..100). */
+  pr: number;
+  /** Idempotency key. */
+  k?: string;
+}
+
+type Bull = BullJob<JobData, unknown, string>;
+
+const SHORT: Record<QueueName, string> = { high_priority: 'h', default: 'd', low_priority: 'l' };
+const BY_SHORT: Record<string, QueueName> = { h: 'high_priority', d: 'default', l: 'low_priority' };
+const BACKOFF_TYPE = 'ov-jittered';
+const CANCELLED_REASON = 'cancelled';
+const STALLED_RE = /stalled more than allowable limit/;
+
+/** Carries the runtime's retry delay to BullMQ's backoff strategy. */
+class ScheduledRetry extends Error {
+  constructor(
+    message: string,
+    readonly delayMs: number,
+  ) {
+    super(message);
+    this.name = 'ScheduledRetry';
+  }
+}
+
+export const toBullPriority = (p: number) => MAX_JOB_PRIORITY + 1 - p;
+const fromBullPriority = (p: number | undefined) => (p ? MAX_JOB_PRIORITY + 1 - p : 50);
+
+export class BullmqQueue implements JobQueue {
+  readonly backend = 'bullmq' as const;
+  private readonly conn: Redis;
+  private blocking: Redis | undefined;
+  private readonly queues = new Map<QueueName, Queue<JobData, unknown, string>>();
+  private readonly workers = new Map<QueueName, BullWorker<JobData, unknown, string>>();
+  private readonly held = new Map<string, Bull>();
+  private readonly events = new EventEmitter();
+  private readonly waiters = new Set<() => void>();
+  private watching = false;
+  private closed = false;
+  private readonly keepLast: number;
+  private readonly keepHours: number;
+
+  constructor(private readonly opts: BullmqQueueOptions) {
+    this.keepLast = opts.keepLast ?? 1000;
+    this.keepHours = opts.keepHours ?? 24;
+    // Commands wait through a Redis restart instead of failing (BullMQ's advice for workers).
+    this.conn = new Redis(opts.url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+    this.conn.on('error', (err) =>
+      opts.logger.warn({ err: err.message }, 'job queue Redis connection error'),
+    );
+    for (const name of QUEUE_NAMES) {
+      const q = new Queue<JobData, unknown, string>(name, { connection: this.conn, prefix: opts.prefix });
+      q.on('error', (err) => opts.logger.warn({ err: err.message, queue: name }, 'BullMQ queue error'));
+      this.queues.set(name, q);
+    }
+    this.events.setMaxListeners(0);
+  }
+
+  /** Warns when Redis may evict keys (queue data would vanish). Called once at start-up. */
+  async checkEvictionPolicy(): Promise<string | undefined> {
+    try {
+      const res = (await this.conn.config('GET', 'maxmemory-policy')) as string[];
+      const policy = res[1];
+      if (policy !== 'noeviction')
+        this.opts.logger.warn(
+          { policy },
+          'Redis maxmemory-policy is not noeviction: queue keys can be evicted under memory pressure',
+        );
+      return policy;
+    } catch (err) {
+      this.opts.logger.warn(
+        { err: String(err) },
+        'could not read Redis maxmemory-policy (CONFIG may be disabled)',
+      );
+      return undefined;
+    }
+  }
+
+  private q(name: QueueName): Queue<JobData, unknown, string> {
+    return this.queues.get(name) as Queue<JobData, unknown, string>;
+  }
+
+  /** BullMQ worker used for manual claims (never autorun: our runtime decides what to claim). */
+  private w(name: QueueName): BullWorker<JobData, unknown, string> {
+    let w = this.workers.get(name);
+    if (!w) {
+      w = new BullWorker<JobData, unknown, string>(name, null, {
+        connection: this.conn,
+        prefix: this.opts.prefix,
+        autorun: false,
+        lockDuration: this.opts.leaseMs,
+        stalledInterval: Math.max(1000, Math.floor(this.opts.leaseMs / 2)),
+        maxStalledCount: this.opts.maxStalls,
+        removeOnComplete: { count: this.keepLast, age: this.keepHours * 3600 },
+        removeOnFail: { count: this.keepLast, age: this.keepHours * 3600 },
+        settings: {
+          backoffStrategy: (attemptsMade: number, _type?: string, err?: Error, job?: MinimalJob) => {
+            if (err instanceof ScheduledRetry) return err.delayMs;
+            const b = (job?.data as JobData | undefined)?.b;
+            return b ? Math.min(b.capMs, b.baseMs * 2 ** (attemptsMade - 1)) : 1000;
+          },
+        },
+      });
+      w.on('error', (err) => this.opts.logger.warn({ err: err.message, queue: name }, 'BullMQ worker error'));
+      // Returns the jobs of dead workers (lock expired) to the queue, or fails them past maxStalledCount.
+      void w
+        .startStalledCheckTimer()
+        .catch((err: unknown) => this.opts.logger.warn({ err: String(err) }, 'stalled checker stopped'));
+      this.workers.set(name, w);
+    }
+    return w;
+  }
+
+  private publicId(queue: QueueName, bullId: string): string {
+    return `${SHORT[queue]}-${bullId}`;
+  }
+
+  private parseId(id: string): { queue: QueueName; bullId: string } | null {
+    const m = /^([hdl])-(.{1,200})$/.exec(id);
+    const queue = m ? BY_SHORT[m[1] as string] : undefined;
+    return m && queue ? { queue, bullId: m[2] as string } : null;
+  }
+
+  private jobOptions(r: EnqueueRequest) {
+    return {
+      ...(r.idempotencyKey ? { jobId: `k${createHash('sha1').update(r.idempotencyKey).digest('hex')}` } : {}),
+      delay: r.delayMs,
+      priority: toBullPriority(r.priority),
+      attempts: r.attempts,
+      backoff: { type: BACKOFF_TYPE, delay: r.backoff.baseMs },
+      removeOnComplete: { count: this.keepLast, age: this.keepHours * 3600 },
+      removeOnFail: { count: this.keepLast, age: this.keepHours * 3600 },
+    };
+  }
+
+  private data(r: EnqueueRequest): JobData {
+    return {
+      p: r.payload ?? null,
+      b: r.backoff,
+      pr: r.priority,
+      ...(r.idempotencyKey ? { k: r.idempotencyKey } : {}),
+    };
+  }
+
+  async enqueue(req: EnqueueRequest): Promise<EnqueueResult> {
+    const [r] = await this.enqueueBulk([req]);
+    return r as EnqueueResult;
+  }
+
+  async enqueueBulk(reqs: readonly EnqueueRequest[]): Promise<EnqueueResult[]> {
+    this.assertOpen();
+    const out: EnqueueResult[] = new Array<EnqueueResult>(reqs.length);
+    const byQueue = new Map<QueueName, number[]>();
+    reqs.forEach((r, i) => byQueue.set(r.queue, [...(byQueue.get(r.queue) ?? []), i]));
+    for (const [queue, idx] of byQueue) {
+      const keyed = idx.filter((i) => (reqs[i] as EnqueueRequest).idempotencyKey);
+      const existed = new Set<number>();
+      if (keyed.length) {
+        const pipe = this.conn.pipeline();
+        for (const i of keyed) {
+          const jobId = this.jobOptions(reqs[i] as EnqueueRequest).jobId as string;
+          pipe.exists(`${this.opts.prefix}:${queue}:${jobId}`);
+        }
+        const res = (await pipe.exec()) ?? [];
+        keyed.forEach((i, n) => {
+          if (res[n]?.[1] === 1) existed.add(i);
+        });
+      }
+      const jobs =
+        idx.length === 1
+          ? [
+              await this.q(queue).add(
+                (reqs[idx[0] as number] as EnqueueRequest).name,
+                this.data(reqs[idx[0] as number] as EnqueueRequest),
+                this.jobOptions(reqs[idx[0] as number] as EnqueueRequest),
+              ),
+            ]
+          : await this.q(queue).addBulk(
+              idx.map((i) => {
+                const r = reqs[i] as EnqueueRequest;
+                return { name: r.name, data: this.data(r), opts: this.jobOptions(r) };
+              }),
+            );
+      idx.forEach((i, n) => {
+        out[i] = { id: this.publicId(queue, String((jobs[n] as Bull).id)), created: !existed.has(i) };
+      });
+      this.events.emit('enqueued', queue);
+    }
+    this.wakeWaiters();
+    return out;
+  }
+
+  private async toJob(queue: QueueName, j: Bull): Promise<Job> {
+    const raw = await j.getState();
+    let state: JobState;
+    switch (raw) {
+      case 'waiting':
+      case 'prioritized':
+      case 'waiting-children':
+        // Stalled past the limit: BullMQ fails it when next claimed; it will never run again.
+        state = j.deferredFailure ? 'dead' : 'waiting';
+        break;
+      case 'delayed':
+        state = 'delayed';
+        break;
+      case 'active':
+        state = 'active';
+        break;
+      case 'completed':
+        state = 'completed';
+        break;
+      case 'failed':
+        state =
+          j.failedReason === CANCELLED_REASON
+            ? 'cancelled'
+            : STALLED_RE.test(j.failedReason ?? '')
+              ? 'dead'
+              : 'failed';
+        break;
+      default:
+        state = 'waiting';
+    }
+    return {
+      id: this.publicId(queue, String(j.id)),
+      queue,
+      name: j.name,
+      payload: j.data.p,
+      state,
+      priority: j.data.pr ?? fromBullPriority(j.opts.priority),
+      progress: typeof j.progress === 'number' ? j.progress : 0,
+      // BullMQ counts finished attempts (completed or failed); ours counts started ones.
+      attemptsMade: j.attemptsMade + (state === 'active' ? 1 : 0),
+      maxAttempts: j.opts.attempts ?? 1,
+      stalls: j.stalledCounter,
+      idempotencyKey: j.data.k ?? null,
+      result: j.returnvalue ?? null,
+      error: j.failedReason || null,
+      enqueuedAt: j.timestamp,
+      runAt: j.timestamp + (j.delay ?? 0),
+      startedAt: j.processedOn ?? null,
+      finishedAt: j.finishedOn ?? null,
+      worker: null,
+    };
+  }
+
+  private async cancelledTombstone(id: string): Promise<Job | null> {
+    const raw = await this.conn.hget(`${this.opts.prefix}:cancelled`, id);
+    return raw ? (JSON.parse(raw) as Job) : null;
+  }
+
+  async get(id: string): Promise<Job | null> {
+    const p = this.parseId(id);
+    if (!p) return null;
+    const j = (await this.q(p.queue).getJob(p.bullId)) as Bull | undefined;
+    if (j) return this.toJob(p.queue, j);
+    return this.cancelledTombstone(id);
+  }
+
+  async list(filter: ListJobsFilter): Promise<JobPage> {
+    const limit = pageLimit(filter.limit);
+    const offset = filter.cursor ? decodeJobCursor(filter.cursor) : 0;
+    const types: Record<JobState, string[]> = {
+      waiting: ['waiting', 'prioritized'],
+      delayed: ['delayed'],
+      active: ['active'],
+      completed: ['completed'],
+      failed: ['failed'],
+      dead: ['failed'],
+      cancelled: ['failed'],
+    };
+    const wanted = filter.state
+      ? types[filter.state]
+      : ['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'];
+    const queues = filter.queue ? [filter.queue] : [...QUEUE_NAMES];
+    // Read enough of each queue to fill the page after filtering, newest first.
+    const span = offset + limit + 1;
+    const all: Job[] = [];
+    for (const queue of queues) {
+      const jobs = (await this.q(queue).getJobs(
+        wanted as never,
+        0,
+        filter.name || filter.state ? span * 4 : span,
+        false,
+      )) as Bull[];
+      for (const j of jobs) if (j) all.push(await this.toJob(queue, j));
+    }
+    if (!filter.state || filter.state === 'cancelled') {
+      const tomb = await this.conn.hvals(`${this.opts.prefix}:cancelled`);
+      for (const t of tomb) {
+        const j = JSON.parse(t) as Job;
+        if (!filter.queue || j.queue === filter.queue) all.push(j);
+      }
+    }
+    const filtered = all
+      .filter((j) => (!filter.state || j.state === filter.state) && (!filter.name || j.name === filter.name))
+      .sort((a, b) => b.enqueuedAt - a.enqueuedAt || (b.id < a.id ? -1 : 1));
+    const items = filtered.slice(offset, offset + limit);
+    return { items, next_cursor: filtered.length > offset + limit ? encodeJobCursor(offset + limit) : null };
+  }
+
+  async counts(): Promise<QueueCounts[]> {
+    const now = Date.now();
+    const out: QueueCounts[] = [];
+    const tomb = (await this.conn.hvals(`${this.opts.prefix}:cancelled`)).map((t) => JSON.parse(t) as Job);
+    for (const queue of QUEUE_NAMES) {
+      const q = this.q(queue);
+      const c = await q.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed');
+      const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+      counts.waiting = (c.waiting ?? 0) + (c.prioritized ?? 0);
+      counts.delayed = c.delayed ?? 0;
+      counts.active = c.active ?? 0;
+      counts.completed = c.completed ?? 0;
+      counts.failed = c.failed ?? 0;
+      counts.cancelled = tomb.filter((t) => t.queue === queue).length;
+      const key = (s: string) => `${this.opts.prefix}:${queue}:${s}`;
+      const [completedLastMinute, failedLastMinute] = await Promise.all([
+        this.conn.zcount(key('completed'), now - 60_000, '+inf'),
+        this.conn.zcount(key('failed'), now - 60_000, '+inf'),
+      ]);
+      const oldest = (await q.getJobs(['waiting', 'prioritized'] as never, 0, 50, true)) as Bull[];
+      const t = oldest.filter(Boolean).reduce((m, j) => Math.min(m, j.timestamp), Infinity);
+      out.push({
+        queue,
+        paused: await q.isPaused(),
+        counts,
+        completedLastMinute,
+        failedLastMinute,
+        oldestWaitingMs: Number.isFinite(t) ? Math.max(0, now - t) : 0,
+      });
+    }
+    return out;
+  }
+
+  async cancel(id: string): Promise<Job> {
+    const job = await this.get(id);
+    const p = this.parseId(id);
+    if (!job || !p) throw new AppError('TASK_NOT_FOUND', `task ${id} does not exist`, { id });
+    if (job.state === 'waiting' || job.state === 'delayed') {
+      const j = (await this.q(p.queue).getJob(p.bullId)) as Bull | undefined;
+      try {
+        await j?.remove();
+      } catch (err) {
+        // It was claimed meanwhile: ask the worker to stop it instead.
+        this.opts.logger.info(
+          { id, err: String(err) },
+          'job started while being cancelled; cancelling the active job',
+        );
+        await this.conn.set(`${this.opts.prefix}:cancel:${id}`, '1', 'EX', 86_400);
+        return (await this.get(id)) as Job;
+      }
+      const tomb: Job = { ...job, state: 'cancelled', error: CANCELLED_REASON, finishedAt: Date.now() };
+      await this.conn.hset(`${this.opts.prefix}:cancelled`, id, JSON.stringify(tomb));
+      return tomb;
+    }
+    if (job.state === 'active') {
+      await this.conn.set(`${this.opts.prefix}:cancel:${id}`, '1', 'EX', 86_400);
+      return job;
+    }
+    throw new AppError(
+      'TASK_STATE_CONFLICT',
+      `task ${id} is ${job.state}; only waiting, delayed or active tasks can be cancelled`,
+      {
+        id,
+        state: job.state,
+      },
+    );
+  }
+
+  async retry(id: string): Promise<Job> {
+    const job = await this.get(id);
+    const p = this.parseId(id);
+    if (!job || !p) throw new AppError('TASK_NOT_FOUND', `task ${id} does not exist`, { id });
+    if (job.state !== 'failed' && job.state !== 'dead' && job.state !== 'cancelled')
+      throw new AppError(
+        'TASK_STATE_CONFLICT',
+        `task ${id} is ${job.state}; only failed, dead or cancelled tasks can be retried`,
+        {
+          id,
+          state: job.state,
+        },
+      );
+    const j = (await this.q(p.queue).getJob(p.bullId)) as Bull | undefined;
+    if (j && j.deferredFailure && (await j.getState()) !== 'failed') {
+      // Dead but still listed as waiting (see toJob): clear the pending failure and the stall count.
+      const key = `${this.opts.prefix}:${p.queue}:${p.bullId}`;
+      await this.conn.multi().hdel(key, 'defa').hset(key, 'stc', 0, 'atm', 0).exec();
+    } else if (j) {
+      await j.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    } else {
+      // A cancelled waiting job was removed: enqueue it again under the same id.
+      await this.q(p.queue).add(
+        job.name,
+        { p: job.payload, b: { baseMs: 1000, capMs: 600_000, jitter: true }, pr: job.priority },
+        {
+          jobId: p.bullId,
+          priority: toBullPriority(job.priority),
+          attempts: job.maxAttempts,
+          backoff: { type: BACKOFF_TYPE, delay: 1000 },
+        },
+      );
+    }
+    await this.conn.hdel(`${this.opts.prefix}:cancelled`, id);
+    await this.conn.del(`${this.opts.prefix}:cancel:${id}`);
+    this.events.emit('enqueued', p.queue);
+    this.wakeWaiters();
+    return (await this.get(id)) as Job;
+  }
+
+  async pause(queue: QueueName): Promise<void> {
+    await this.q(queue).pause();
+  }
+
+  async resume(queue: QueueName): Promise<void> {
+    await this.q(queue).resume();
+    this.events.emit('enqueued', queue);
+    this.wakeWaiters();
+  }
+
+  async prune(opts: { keepLast: number; maxAgeMs: number }): Promise<number> {
+    let removed = 0;
+    for (const queue of QUEUE_NAMES) {
+      const q = this.q(queue);
+      for (const type of ['completed', 'failed'] as const) {
+        // BullMQ's clean removes by age; the count limit is applied at completion (removeOnComplete/removeOnFail).
+        removed += (await q.clean(opts.maxAgeMs, 100_000, type)).length;
+      }
+    }
+    const cutoff = Date.now() - opts.maxAgeMs;
+    const tomb = await this.conn.hgetall(`${this.opts.prefix}:cancelled`);
+    for (const [id, raw] of Object.entries(tomb)) {
+      if (((JSON.parse(raw) as Job).finishedAt ?? 0) < cutoff) {
+        await this.conn.hdel(`${this.opts.prefix}:cancelled`, id);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  async listWorkers(): Promise<WorkerRecord[]> {
+    const all = await this.conn.hgetall(`${this.opts.prefix}:workers`);
+    const now = Date.now();
+    const out: WorkerRecord[] = [];
+    for (const [id, raw] of Object.entries(all)) {
+      const r = JSON.parse(raw) as WorkerRecord;
+      if (now - r.lastSeenAt > 3_600_000) await this.conn.hdel(`${this.opts.prefix}:workers`, id);
+      else out.push(r);
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  on<E extends JobEventName>(event: E, listener: (...args: JobEventMap[E]) => void): void {
+    this.events.on(event, listener as (...args: unknown[]) => void);
+  }
+
+  off<E extends JobEventName>(event: E, listener: (...args: JobEventMap[E]) => void): void {
+    this.events.off(event, listener as (...args: unknown[]) => void);
+  }
+
+  async claim(opts: ClaimOptions): Promise<ClaimedJob[]> {
+    this.assertOpen();
+    for (const s of opts.settle ?? []) {
+      try {
+        if (s.kind === 'complete') await this.complete(s.job, opts.workerId, s.result);
+        else if (s.kind === 'fail') await this.fail(s.job, opts.workerId, s.error, s.outcome);
+        else if (s.kind === 'cancel') await this.cancelActive(s.job, opts.workerId);
+        else await this.release(s.job, opts.workerId);
+      } catch (err) {
+        // Typically "Missing lock": the lease was lost and the job already went back to the queue.
+        this.opts.logger.warn(
+          { err: String(err), jobId: s.job.id, kind: s.kind },
+          'could not settle a job; it will run again',
+        );
+      }
+    }
+    const out: ClaimedJob[] = [];
+    let nonHigh = 0;
+    for (const queue of rankQueues(opts.queues)) {
+      const w = this.w(queue);
+      while (
+        out.length < opts.max &&
+        (queue === 'high_priority' || nonHigh < (opts.maxNonHigh ?? opts.max))
+      ) {
+        const j = (await w.getNextJob(opts.workerId, { block: false })) as Bull | undefined;
+        if (!j) break;
+        const id = this.publicId(queue, String(j.id));
+        if (j.deferredFailure) {
+          // BullMQ 6 marks a job that stalled past maxStalledCount and fails it when next claimed: it is dead.
+          await j.moveToFailed(new UnrecoverableError(j.deferredFailure), opts.workerId, false);
+          this.events.emit('stalled', id, true);
+          continue;
+        }
+        if (queue !== 'high_priority') nonHigh++;
+        this.held.set(id, j);
+        const claimed: ClaimedJob = {
+          id,
+          queue,
+          name: j.name,
+          payload: j.data.p,
+          priority: j.data.pr,
+          attempt: j.attemptsMade + 1,
+          maxAttempts: j.opts.attempts ?? 1,
+          backoff: j.data.b,
+          enqueuedAt: j.timestamp,
+          startedAt: j.processedOn ?? Date.now(),
+        };
+        this.events.emit('active', claimed);
+        out.push(claimed);
+      }
+    }
+    return out;
+  }
+
+  waitForWork(queues: readonly QueueName[], timeoutMs: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      signal.addEventListener('abort', done, { once: true });
+      this.waiters.add(done);
+      void this.watchMarkers(queues);
+    });
+  }
+
+  /**
+   * Blocks on the queues' BullMQ marker keys (BZPOPMIN, one dedicated connection)
+   * while anyone waits, and wakes the waiters when a job is added, a delayed job
+   * comes due, or a retry is scheduled.
+   */
+  private async watchMarkers(queues: readonly QueueName[]): Promise<void> {
+    if (this.watching) return;
+    this.watching = true;
+    this.blocking ??= this.conn.duplicate({ maxRetriesPerRequest: null });
+    const keys = QUEUE_NAMES.filter((q) => queues.includes(q)).map((q) => `${this.opts.prefix}:${q}:marker`);
+    try {
+      while (!this.closed && this.waiters.size > 0) {
+        const res = await this.blocking.bzpopmin(...keys, (this.opts.blockMs ?? 1000) / 1000);
+        if (!res) continue;
+        const due = Number(res[2]);
+        const wait = due - Date.now();
+        if (due > 0 && wait > 0) {
+          // A delayed job: wake when it is due (the claim promotes it).
+          setTimeout(() => this.wakeWaiters(), wait).unref();
+        } else this.wakeWaiters();
+      }
+    } catch (err) {
+      if (!this.closed)
+        this.opts.logger.warn({ err: String(err) }, 'waiting for jobs failed; falling back to polling');
+    } finally {
+      this.watching = false;
+    }
+  }
+
+  private wakeWaiters(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  async heartbeat(record: WorkerRecord, jobs: readonly ClaimedJob[]): Promise<string[]> {
+    if (this.closed) return [];
+    const pipe = this.conn.pipeline();
+    pipe.hset(`${this.opts.prefix}:workers`, record.id, JSON.stringify(record));
+    for (const j of jobs) {
+      const bull = this.held.get(j.id);
+      if (bull) pipe.pexpire(`${this.opts.prefix}:${j.queue}:${bull.id}:lock`, this.opts.leaseMs);
+    }
+    if (jobs.length) pipe.mget(...jobs.map((j) => `${this.opts.prefix}:cancel:${j.id}`));
+    const res = (await pipe.exec()) ?? [];
+    if (!jobs.length) return [];
+    const flags = (res[res.length - 1]?.[1] ?? []) as Array<string | null>;
+    return jobs.filter((_, i) => flags[i]).map((j) => j.id);
+  }
+
+  async progress(job: ClaimedJob, _workerId: string, progress: number): Promise<void> {
+    const p = Math.max(0, Math.min(100, progress));
+    await this.held.get(job.id)?.updateProgress(p);
+    this.events.emit('progress', job.id, p);
+  }
+
+  private take(job: ClaimedJob): Bull {
+    const j = this.held.get(job.id);
+    if (!j) throw new Error(`job ${job.id} is not held by this process`);
+    this.held.delete(job.id);
+    return j;
+  }
+
+  async complete(job: ClaimedJob, workerId: string, result: unknown): Promise<void> {
+    await this.take(job).moveToCompleted(result ?? null, workerId, false);
+    this.events.emit('completed', job.id, result);
+  }
+
+  async fail(job: ClaimedJob, workerId: string, error: string, outcome: FailOutcome): Promise<void> {
+    const j = this.take(job);
+    const err =
+      'final' in outcome
+        ? new UnrecoverableError(error)
+        : new ScheduledRetry(error, Math.max(0, outcome.retryAt - Date.now()));
+    await j.moveToFailed(err, workerId, false);
+    this.events.emit('failed', job.id, error, 'final' in outcome);
+    if (!('final' in outcome)) this.events.emit('enqueued', job.queue);
+  }
+
+  async cancelActive(job: ClaimedJob, workerId: string): Promise<void> {
+    await this.take(job).moveToFailed(new UnrecoverableError(CANCELLED_REASON), workerId, false);
+    await this.conn.del(`${this.opts.prefix}:cancel:${job.id}`);
+    this.events.emit('failed', job.id, CANCELLED_REASON, true);
+  }
+
+  async release(job: ClaimedJob, workerId: string): Promise<void> {
+    const j = this.take(job);
+    await j.moveToWait(workerId);
+    this.events.emit('enqueued', job.queue);
+  }
+
+  async recoverStalled(): Promise<number> {
+    // BullMQ's own stalled checker (started with each claiming worker) does this.
+    return 0;
+  }
+
+  async removeWorker(workerId: string): Promise<void> {
+    if (!this.closed) await this.conn.hdel(`${this.opts.prefix}:workers`, workerId);
+  }
+
+  async close(timeoutMs = 5000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.wakeWaiters();
+    const all = Promise.all([
+      ...[...this.workers.values()].map((w) => w.close(true)),
+      ...[...this.queues.values()].map((q) => q.close()),
+    ]);
+    await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs))]);
+    this.blocking?.disconnect();
+    this.conn.disconnect();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new AppError('QUEUE_UNAVAILABLE', 'the job queue is closed');
+  }
+}

@@ -1,0 +1,29 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import { BullmqQueue } from './bullmq/bullmq-queue.js';
+import { SqliteQueue } from './sqlite/sqlite-queue.js';
+import type { JobQueue } from './types.js';
+
+/** The backend configuration selects: REDIS_URL set → BullMQ on Redis, otherwise the embedded SQLite engine. */
+export function createJobQueue(config: Config, logger: Logger): JobQueue {
+  const j = config.jobs;
+  if (config.redisUrl) {
+    const queue = new BullmqQueue({
+      url: config.redisUrl,
+      prefix: j.redisPrefix,
+      leaseMs: j.leaseMs,
+      maxStalls: j.maxStalls,
+      keepLast: j.keepLast,
+      keepHours: j.keepHours,
+      logger,
+    });
+    void queue.checkEvictionPolicy();
+    return queue;
+  }
+  return new SqliteQueue({
+    file: j.sqliteFile,
+    leaseMs: j.leaseMs,
+    maxStalls: j.maxStalls,
+    pollMs: j.pollMs,
+  });
+}

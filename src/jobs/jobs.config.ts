@@ -1,0 +1,85 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { intVar, parseEnv } from '../config/env.js';
+
+/** Job system settings (env variables in `.env.example`, section `# --- jobs ---`). */
+export interface JobsConfig {
+  /** Embedded engine's own SQLite file (JOBS_DB_FILE, default DATA_DIR/jobs.db; ':memory:' with an in-memory main database). */
+  readonly sqliteFile: string;
+  /** BullMQ key prefix (JOBS_REDIS_PREFIX, default `ov:q`). */
+  readonly redisPrefix: string;
+  /** A leased job whose worker stops renewing it returns to the queue after this, ms (JOBS_LEASE_MS). */
+  readonly leaseMs: number;
+  /** A job that stalls more often than this becomes dead (JOBS_MAX_STALLS). */
+  readonly maxStalls: number;
+  /** How often idle workers look for work enqueued by other processes, ms (JOBS_POLL_MS). */
+  readonly pollMs: number;
+  /** Finished jobs kept per queue (JOBS_KEEP_LAST). */
+  readonly keepLast: number;
+  /** Finished jobs older than this are pruned, hours (JOBS_KEEP_HOURS). */
+  readonly keepHours: number;
+  /** task_runs rows older than this are pruned, days (JOBS_TASK_RUNS_KEEP_DAYS). */
+  readonly taskRunsKeepDays: number;
+  /** How often workers schedule maintenance.cleanup, seconds (JOBS_CLEANUP_INTERVAL_S; 0 = never). */
+  readonly cleanupIntervalS: number;
+  /** Worker defaults, overridden by `omnivibe worker` flags. */
+  readonly worker: {
+    readonly concurrency: number;
+    readonly prefetch: number;
+    readonly maxTasksPerChild: number;
+    readonly maxMemoryPerChildMb: number;
+    readonly shutdownTimeoutMs: number;
+  };
+}
+
+const schema = () =>
+  z.object({
+    JOBS_DB_FILE: z.string().trim().min(1, 'a file path').optional(),
+    JOBS_REDIS_PREFIX: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_:.-]{1,64}$/, 'letters, digits, _ : . - (at most 64)')
+      .optional()
+      .default('ov:q'),
+    JOBS_LEASE_MS: intVar(500, 3_600_000, 30_000),
+    JOBS_MAX_STALLS: intVar(0, 100, 3),
+    JOBS_POLL_MS: intVar(5, 60_000, 50),
+    JOBS_KEEP_LAST: intVar(0, 10_000_000, 1000),
+    JOBS_KEEP_HOURS: intVar(0, 24 * 365, 24),
+    JOBS_TASK_RUNS_KEEP_DAYS: intVar(0, 3650, 30),
+    JOBS_CLEANUP_INTERVAL_S: intVar(0, 86_400, 300),
+    WORKER_CONCURRENCY: intVar(1, 256, 4),
+    WORKER_PREFETCH: intVar(0, 1024, 0),
+    WORKER_MAX_TASKS_PER_CHILD: intVar(1, 1_000_000, 100),
+    WORKER_MAX_MEMORY_PER_CHILD_MB: intVar(32, 65_536, 512),
+    WORKER_SHUTDOWN_TIMEOUT_MS: intVar(0, 3_600_000, 30_000),
+  });
+
+export function loadJobsConfig(env: NodeJS.ProcessEnv, dataDir: string): JobsConfig {
+  const e = parseEnv(schema(), env);
+  return Object.freeze({
+    // An in-memory main database (tests, demos) gets an in-memory queue too, unless JOBS_DB_FILE says otherwise.
+    sqliteFile: e.JOBS_DB_FILE
+      ? e.JOBS_DB_FILE === ':memory:'
+        ? ':memory:'
+        : path.resolve(e.JOBS_DB_FILE)
+      : env.DATABASE_URL?.trim() === 'sqlite::memory:'
+        ? ':memory:'
+        : path.join(dataDir, 'jobs.db'),
+    redisPrefix: e.JOBS_REDIS_PREFIX,
+    leaseMs: e.JOBS_LEASE_MS,
+    maxStalls: e.JOBS_MAX_STALLS,
+    pollMs: e.JOBS_POLL_MS,
+    keepLast: e.JOBS_KEEP_LAST,
+    keepHours: e.JOBS_KEEP_HOURS,
+    taskRunsKeepDays: e.JOBS_TASK_RUNS_KEEP_DAYS,
+    cleanupIntervalS: e.JOBS_CLEANUP_INTERVAL_S,
+    worker: Object.freeze({
+      concurrency: e.WORKER_CONCURRENCY,
+      prefetch: e.WORKER_PREFETCH,
+      maxTasksPerChild: e.WORKER_MAX_TASKS_PER_CHILD,
+      maxMemoryPerChildMb: e.WORKER_MAX_MEMORY_PER_CHILD_MB,
+      shutdownTimeoutMs: e.WORKER_SHUTDOWN_TIMEOUT_MS,
+    }),
+  });
+}

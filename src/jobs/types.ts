@@ -1,0 +1,249 @@
+/**
+ * The queue contract: the one narrow interface every part of the system uses to
+ * enqueue and inspect jobs, and that the worker runtime uses to claim and settle
+ * them. Two backends implement it: the embedded SQLite engine (`sqlite/`, the
+ * default) and BullMQ on Redis (`bullmq/`, when REDIS_URL is set).
+ *
+ * Priority: "higher runs first" everywhere in this API. Queues are ranked
+ * (`high_priority` 10 > `default` 5 > `low_priority` 1) and a worker always
+ * claims from the highest-ranked non-empty queue it serves; within a queue a
+ * job's own `priority` (1..100, default 50) orders it, then FIFO. Each backend
+ * maps that explicitly (see its file).
+ */
+
+export const QUEUE_NAMES = ['high_priority', 'default', 'low_priority'] as const;
+export type QueueName = (typeof QUEUE_NAMES)[number];
+
+/** The seed's queue priorities; higher runs first. */
+export const QUEUE_PRIORITY: Readonly<Record<QueueName, number>> = {
+  high_priority: 10,
+  default: 5,
+  low_priority: 1,
+};
+
+/** Queue names in claim order (highest priority first). */
+export const rankQueues = (queues: readonly QueueName[]): QueueName[] =>
+  [...new Set(queues)].sort((a, b) => QUEUE_PRIORITY[b] - QUEUE_PRIORITY[a]);
+
+export const isQueueName = (v: string): v is QueueName => (QUEUE_NAMES as readonly string[]).includes(v);
+
+/** Job priority within a queue: 1..100, higher runs first. */
+export const MIN_JOB_PRIORITY = 1;
+export const MAX_JOB_PRIORITY = 100;
+export const DEFAULT_JOB_PRIORITY = 50;
+
+/**
+ * `waiting` ready to run; `delayed` waiting for its run time (a first delay or a
+ * retry back-off); `active` leased by a worker; `completed`; `failed` (attempts
+ * exhausted, permanent error or invalid payload); `dead` (stalled too often:
+ * its worker died repeatedly); `cancelled`. failed, dead and cancelled jobs can be
+ * retried (redriven).
+ */
+export const JOB_STATES = [
+  'waiting',
+  'delayed',
+  'active',
+  'completed',
+  'failed',
+  'dead',
+  'cancelled',
+] as const;
+export type JobState = (typeof JOB_STATES)[number];
+export const FINISHED_STATES: readonly JobState[] = ['completed', 'failed', 'dead', 'cancelled'];
+
+/** Exponential back-off with full jitter: delay_n = random(0.5..1) · min(cap, base · 2^(n-1)). */
+export interface BackoffOptions {
+  /** First retry delay before jitter, ms (default 1000). */
+  baseMs: number;
+  /** Largest delay, ms (default 600 000, the seed's retry_backoff_max=600 s). */
+  capMs: number;
+  /** Randomise each delay within [delay/2, delay] (default true, the seed's retry_jitter). */
+  jitter: boolean;
+}
+
+export interface EnqueueOptions {
+  /** Default: the task's declared queue. */
+  queue?: QueueName;
+  /** Run no earlier than this many ms from now. */
+  delayMs?: number;
+  /** A second enqueue with the same key returns the first job instead of creating one. */
+  idempotencyKey?: string;
+  /** Total attempts including the first (default: the task's retry policy). */
+  attempts?: number;
+  backoff?: Partial<BackoffOptions>;
+  /** 1..100 within the queue, higher first (default 50). */
+  priority?: number;
+}
+
+/** What the backend stores for an enqueue: options resolved against the task's declaration. */
+export interface EnqueueRequest {
+  name: string;
+  queue: QueueName;
+  payload: unknown;
+  delayMs: number;
+  idempotencyKey: string | null;
+  attempts: number;
+  backoff: BackoffOptions;
+  priority: number;
+}
+
+export interface EnqueueResult {
+  id: string;
+  /** False when an idempotency key matched an existing job. */
+  created: boolean;
+}
+
+/** A job as the API shows it. Times are epoch ms. */
+export interface Job {
+  id: string;
+  queue: QueueName;
+  name: string;
+  payload: unknown;
+  state: JobState;
+  priority: number;
+  progress: number;
+  /** Attempts started so far. */
+  attemptsMade: number;
+  maxAttempts: number;
+  stalls: number;
+  idempotencyKey: string | null;
+  result: unknown;
+  error: string | null;
+  enqueuedAt: number;
+  runAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  worker: string | null;
+}
+
+export interface ListJobsFilter {
+  state?: JobState;
+  queue?: QueueName;
+  name?: string;
+  /** Page size (default 20, at most 100). */
+  limit?: number;
+  /** next_cursor of the previous page. */
+  cursor?: string;
+}
+
+export interface JobPage {
+  items: Job[];
+  next_cursor: string | null;
+}
+
+export interface QueueCounts {
+  queue: QueueName;
+  paused: boolean;
+  counts: Record<JobState, number>;
+  completedLastMinute: number;
+  failedLastMinute: number;
+  /** Age of the oldest ready job, ms (0 when none). */
+  oldestWaitingMs: number;
+}
+
+/** A job leased to a worker. The worker must settle it (complete, fail, release) or keep its lease alive. */
+export interface ClaimedJob {
+  id: string;
+  queue: QueueName;
+  name: string;
+  payload: unknown;
+  priority: number;
+  /** 1 for the first attempt. */
+  attempt: number;
+  maxAttempts: number;
+  backoff: BackoffOptions;
+  enqueuedAt: number;
+  startedAt: number;
+}
+
+export interface WorkerRecord {
+  id: string;
+  host: string;
+  pid: number;
+  queues: QueueName[];
+  concurrency: number;
+  active: number;
+  processed: number;
+  failed: number;
+  startedAt: number;
+  lastSeenAt: number;
+}
+
+export interface JobEventMap {
+  active: [job: ClaimedJob];
+  progress: [jobId: string, progress: number];
+  completed: [jobId: string, result: unknown];
+  /** `final` is false when the job will be retried. */
+  failed: [jobId: string, error: string, final: boolean];
+  stalled: [jobId: string, dead: boolean];
+  /** Something was enqueued (used for in-process wake-up). */
+  enqueued: [queue: QueueName];
+}
+
+export type JobEventName = keyof JobEventMap;
+
+/** How a failed attempt ends: retry at a time, or finish as failed. */
+export type FailOutcome = { retryAt: number } | { final: true };
+
+/** How the worker ends a leased job; passed to `claim` so a settlement and the next claim share one round trip. */
+export type Settlement =
+  | { kind: 'complete'; job: ClaimedJob; result: unknown }
+  | { kind: 'fail'; job: ClaimedJob; error: string; outcome: FailOutcome }
+  | { kind: 'cancel'; job: ClaimedJob }
+  | { kind: 'release'; job: ClaimedJob };
+
+export interface ClaimOptions {
+  /** Settlements to apply before claiming (like BullMQ's "complete and fetch next"). */
+  settle?: readonly Settlement[];
+  queues: readonly QueueName[];
+  max: number;
+  /** At most this many of the claimed jobs may come from queues other than high_priority (the reserved slot). */
+  maxNonHigh?: number;
+  workerId: string;
+}
+
+export interface JobQueue {
+  readonly backend: 'sqlite' | 'bullmq';
+  // ---- producers and the API
+  enqueue(req: EnqueueRequest): Promise<EnqueueResult>;
+  enqueueBulk(reqs: readonly EnqueueRequest[]): Promise<EnqueueResult[]>;
+  get(id: string): Promise<Job | null>;
+  list(filter: ListJobsFilter): Promise<JobPage>;
+  counts(): Promise<QueueCounts[]>;
+  /** Waiting/delayed → cancelled; an active job is asked to stop (its signal aborts) and ends cancelled. */
+  cancel(id: string): Promise<Job>;
+  /** failed, dead or cancelled → waiting with a fresh attempt budget (redrive). */
+  retry(id: string): Promise<Job>;
+  pause(queue: QueueName): Promise<void>;
+  resume(queue: QueueName): Promise<void>;
+  /** Removes finished jobs beyond the retention (keep last N per queue and anything newer than maxAge). */
+  prune(opts: { keepLast: number; maxAgeMs: number }): Promise<number>;
+  listWorkers(): Promise<WorkerRecord[]>;
+  on<E extends JobEventName>(event: E, listener: (...args: JobEventMap[E]) => void): void;
+  off<E extends JobEventName>(event: E, listener: (...args: JobEventMap[E]) => void): void;
+  // ---- the worker runtime
+  /**
+   * Leases up to `max` ready jobs in strict priority order: the highest-ranked
+   * non-paused queue first, then job priority, then FIFO. Never blocks.
+   */
+  claim(opts: ClaimOptions): Promise<ClaimedJob[]>;
+  /** Resolves when work may be available for `queues` (an in-process enqueue, a poll, or the timeout). */
+  waitForWork(queues: readonly QueueName[], timeoutMs: number, signal: AbortSignal): Promise<void>;
+  /**
+   * Renews the leases of the jobs this worker holds and publishes its record.
+   * Returns the ids among them that someone asked to cancel.
+   */
+  heartbeat(record: WorkerRecord, jobs: readonly ClaimedJob[]): Promise<string[]>;
+  progress(job: ClaimedJob, workerId: string, progress: number): Promise<void>;
+  complete(job: ClaimedJob, workerId: string, result: unknown): Promise<void>;
+  fail(job: ClaimedJob, workerId: string, error: string, outcome: FailOutcome): Promise<void>;
+  /** Ends an active job as cancelled. */
+  cancelActive(job: ClaimedJob, workerId: string): Promise<void>;
+  /** Returns a leased job to its queue without counting the attempt (graceful shutdown). */
+  release(job: ClaimedJob, workerId: string): Promise<void>;
+  /** Returns jobs whose lease expired to their queue (or marks them dead after too many stalls). */
+  recoverStalled(): Promise<number>;
+  removeWorker(workerId: string): Promise<void>;
+  /** Flushes pending writes and closes connections, waiting at most `timeoutMs`. */
+  close(timeoutMs?: number): Promise<void>;
+}

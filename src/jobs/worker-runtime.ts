@@ -1,0 +1,565 @@
+/**
+ * The worker runtime, the same for every backend:
+ * - `concurrency` slots (default 4); when the worker serves `high_priority` and
+ *   has 2+ slots, one slot is reserved for it, so long renders never starve narration;
+ * - claims in strict priority order, batched (one claim fills every free slot);
+ *   `prefetch` extra jobs may be held, but every round merges them with fresh
+ *   claims in priority order and the surplus goes back, so prefetch never lets a
+ *   lower-priority job start before a higher one that was waiting when a slot freed;
+ * - validates the payload, runs the handler (in-process, or in a recycled child
+ *   for sandboxed tasks), soft timeout via AbortSignal, hard timeout;
+ * - retries with capped jittered back-off, permanent and retry-after errors;
+ * - one `task_runs` row and one structured log line at start and finish of each attempt;
+ * - heartbeats renew leases and publish the worker record; stalled jobs of dead
+ *   workers are recovered; `stop()` is graceful, `stop({ now: true })` immediate.
+ */
+import { EventEmitter } from 'node:events';
+import os from 'node:os';
+import type { Logger } from 'pino';
+import { backoffDelayMs, MAX_BACKOFF_MS } from './backoff.js';
+import {
+  describeError,
+  type ErrorInfo,
+  TaskCancelledError,
+  TaskTimeoutError,
+  UnknownTaskError,
+} from './errors.js';
+import type { TaskRegistry } from './registry.js';
+import { SandboxPool, SandboxTaskError } from './sandbox/sandbox-pool.js';
+import type { TaskRunSink } from './task-runs.js';
+import {
+  type ClaimedJob,
+  type JobQueue,
+  type QueueName,
+  QUEUE_PRIORITY,
+  rankQueues,
+  type Settlement,
+  type WorkerRecord,
+} from './types.js';
+
+export interface WorkerOptions {
+  queue: JobQueue;
+  registry: TaskRegistry;
+  /** Handed to in-process handlers as ctx.deps. */
+  deps: unknown;
+  logger: Logger;
+  taskRuns?: TaskRunSink;
+  /** Queues served (default all three). */
+  queues?: readonly QueueName[];
+  /** Task slots (default 4). */
+  concurrency?: number;
+  /** Extra claimed jobs held beyond the free slots (default 0). */
+  prefetch?: number;
+  /** Lease length, ms; heartbeats renew it (default 30 000). */
+  leaseMs?: number;
+  /** Heartbeat period, ms (default min(1000, leaseMs / 3)). */
+  heartbeatMs?: number;
+  /** How long an idle worker waits before looking again without a wake-up, ms (default 1000). */
+  idleWaitMs?: number;
+  /** Sandbox children; required when a sandboxed task is registered. */
+  sandbox?: { childModule: string; maxTasksPerChild: number; maxMemoryMb: number; env?: NodeJS.ProcessEnv };
+  /** Schedules maintenance.cleanup this often, ms (0 = never). */
+  cleanupIntervalMs?: number;
+  id?: string;
+  /** Injectable randomness for back-off jitter (tests). */
+  random?: () => number;
+  now?: () => number;
+}
+
+export interface StopOptions {
+  /** Time to let active tasks finish before they are aborted and returned, ms (default 30 000). */
+  timeoutMs?: number;
+  /** Abort active tasks at once and return their jobs to the queue. */
+  now?: boolean;
+}
+
+interface Running {
+  job: ClaimedJob;
+  ac: AbortController;
+  done: Promise<void>;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export class Worker {
+  readonly id: string;
+  readonly queues: QueueName[];
+  readonly concurrency: number;
+  private readonly prefetch: number;
+  private readonly leaseMs: number;
+  private readonly heartbeatMs: number;
+  private readonly now: () => number;
+  private readonly running = new Map<string, Running>();
+  private buffer: ClaimedJob[] = [];
+  /** Finished jobs whose outcome is committed with the next claim (one round trip for both). */
+  private pendingSettle: Settlement[] = [];
+  private readonly settled = new Map<string, () => void>();
+  private readonly sandbox: SandboxPool | undefined;
+  private readonly events = new EventEmitter();
+  private loopDone: Promise<void> | undefined;
+  private stopping = false;
+  private readonly stopAc = new AbortController();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private stallTimer: NodeJS.Timeout | undefined;
+  private cleanupTimer: NodeJS.Timeout | undefined;
+  private readonly startedAt: number;
+  processed = 0;
+  failed = 0;
+
+  constructor(private readonly opts: WorkerOptions) {
+    this.now = opts.now ?? Date.now;
+    this.queues = rankQueues(opts.queues ?? ['high_priority', 'default', 'low_priority']);
+    if (this.queues.length === 0) throw new Error('a worker needs at least one queue');
+    this.concurrency = Math.max(1, opts.concurrency ?? 4);
+    this.prefetch = Math.max(0, opts.prefetch ?? 0);
+    this.leaseMs = opts.leaseMs ?? 30_000;
+    this.heartbeatMs = opts.heartbeatMs ?? Math.min(1000, Math.floor(this.leaseMs / 3));
+    this.id = opts.id ?? `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+    this.startedAt = this.now();
+    this.sandbox = opts.sandbox
+      ? new SandboxPool({
+          childModule: opts.sandbox.childModule,
+          maxTasksPerChild: opts.sandbox.maxTasksPerChild,
+          maxMemoryMb: opts.sandbox.maxMemoryMb,
+          logger: opts.logger,
+          ...(opts.sandbox.env ? { env: opts.sandbox.env } : {}),
+        })
+      : undefined;
+    this.events.setMaxListeners(0);
+  }
+
+  /** Slots non-high jobs may use: all but one when this worker serves high_priority and has 2+ slots. */
+  private get nonHighCap(): number {
+    return this.queues.includes('high_priority') && this.concurrency > 1
+      ? this.concurrency - 1
+      : this.concurrency;
+  }
+
+  get active(): number {
+    return this.running.size;
+  }
+
+  /** PIDs of live sandbox children (tests: recycling). */
+  childPids(): number[] {
+    return this.sandbox?.pids() ?? [];
+  }
+
+  start(): this {
+    if (this.loopDone) return this;
+    this.opts.logger.info(
+      {
+        worker: this.id,
+        queues: this.queues,
+        concurrency: this.concurrency,
+        prefetch: this.prefetch,
+        backend: this.opts.queue.backend,
+      },
+      'worker started',
+    );
+    this.loopDone = this.loop().catch((err: unknown) => {
+      this.opts.logger.fatal({ err: String(err), worker: this.id }, 'worker loop crashed');
+      throw err;
+    });
+    this.heartbeatTimer = setInterval(() => void this.beat(), this.heartbeatMs);
+    void this.beat();
+    const stallEvery = Math.max(200, Math.floor(this.leaseMs / 2));
+    this.stallTimer = setInterval(() => void this.recover(), stallEvery);
+    void this.recover();
+    const cleanup = this.opts.cleanupIntervalMs ?? 0;
+    if (cleanup > 0 && this.opts.registry.get('maintenance.cleanup')) {
+      const schedule = () => void this.scheduleCleanup(cleanup);
+      this.cleanupTimer = setInterval(schedule, cleanup);
+      schedule();
+    }
+    return this;
+  }
+
+  private async scheduleCleanup(everyMs: number): Promise<void> {
+    try {
+      // One cleanup per interval across all workers: the idempotency key names the interval.
+      const slot = Math.floor(this.now() / everyMs);
+      await this.opts.queue.enqueue(
+        this.opts.registry.request(
+          'maintenance.cleanup',
+          {},
+          { idempotencyKey: `maintenance.cleanup:${everyMs}:${slot}` },
+        ),
+      );
+    } catch (err) {
+      this.opts.logger.warn({ err: String(err) }, 'could not schedule maintenance.cleanup');
+    }
+  }
+
+  private async recover(): Promise<void> {
+    try {
+      const n = await this.opts.queue.recoverStalled();
+      if (n > 0) this.opts.logger.warn({ jobs: n, worker: this.id }, 'returned stalled jobs to their queues');
+    } catch (err) {
+      this.opts.logger.warn({ err: String(err) }, 'stalled-job check failed');
+    }
+  }
+
+  record(): WorkerRecord {
+    return {
+      id: this.id,
+      host: os.hostname(),
+      pid: process.pid,
+      queues: this.queues,
+      concurrency: this.concurrency,
+      active: this.running.size,
+      processed: this.processed,
+      failed: this.failed,
+      startedAt: this.startedAt,
+      lastSeenAt: this.now(),
+    };
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      const held = [
+        ...[...this.running.values()].map((r) => r.job),
+        ...this.buffer,
+        ...this.pendingSettle.map((st) => st.job),
+      ];
+      const cancel = await this.opts.queue.heartbeat(this.record(), held);
+      for (const id of cancel) this.running.get(id)?.ac.abort(new TaskCancelledError());
+    } catch (err) {
+      this.opts.logger.warn({ err: String(err), worker: this.id }, 'heartbeat failed');
+    }
+  }
+
+  private slotFreed(): Promise<void> {
+    return new Promise((resolve) => this.events.once('slot', resolve));
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      const free = this.concurrency - this.running.size;
+      const activeNonHigh = [...this.running.values()].filter((r) => r.job.queue !== 'high_priority').length;
+      const nonHighFree = Math.max(0, this.nonHighCap - activeNonHigh);
+      if (free <= 0) {
+        await this.slotFreed();
+        // Let the other slots that free in this tick join the same claim.
+        await new Promise((r) => setImmediate(r));
+        continue;
+      }
+      let claimed: ClaimedJob[];
+      const settle = this.pendingSettle.splice(0);
+      try {
+        const room = Math.max(0, this.prefetch - this.buffer.length);
+        claimed = await this.opts.queue.claim({
+          settle,
+          queues: this.queues,
+          max: free + room,
+          maxNonHigh: nonHighFree + room,
+          workerId: this.id,
+        });
+        this.afterSettle(settle);
+      } catch (err) {
+        this.pendingSettle.unshift(...settle);
+        this.opts.logger.error({ err: String(err), worker: this.id }, 'claim failed; retrying shortly');
+        await this.sleep(500);
+        continue;
+      }
+      const candidates = [...this.buffer, ...claimed].sort(
+        (a, b) =>
+          QUEUE_PRIORITY[b.queue] - QUEUE_PRIORITY[a.queue] ||
+          b.priority - a.priority ||
+          a.enqueuedAt - b.enqueuedAt,
+      );
+      const keep: ClaimedJob[] = [];
+      let started = 0;
+      let startedNonHigh = 0;
+      for (const job of candidates) {
+        const isHigh = job.queue === 'high_priority';
+        if (started < free && (isHigh || startedNonHigh < nonHighFree)) {
+          started++;
+          if (!isHigh) startedNonHigh++;
+          this.run(job);
+        } else keep.push(job);
+      }
+      this.buffer = keep.slice(0, this.prefetch);
+      for (const job of keep.slice(this.prefetch)) await this.giveBack(job);
+      if (claimed.length === 0 && started === 0) {
+        // Nothing ready (or only work our free slots may not take): wait for an enqueue, a freed slot or a poll.
+        const ac = new AbortController();
+        const wake = () => ac.abort();
+        this.stopAc.signal.addEventListener('abort', wake, { once: true });
+        this.events.once('slot', wake);
+        const queues = nonHighFree === 0 ? (['high_priority'] as QueueName[]) : this.queues;
+        await this.opts.queue.waitForWork(queues, this.opts.idleWaitMs ?? 1000, ac.signal);
+        this.events.off('slot', wake);
+        this.stopAc.signal.removeEventListener('abort', wake);
+      }
+    }
+  }
+
+  private afterSettle(settle: readonly Settlement[]): void {
+    for (const st of settle) {
+      this.settled.get(st.job.id)?.();
+      this.settled.delete(st.job.id);
+    }
+  }
+
+  /** Hands a finished job's outcome to the loop and resolves once it is committed. */
+  private submit(st: Settlement): Promise<void> {
+    return new Promise((resolve) => {
+      this.settled.set(st.job.id, resolve);
+      this.pendingSettle.push(st);
+    });
+  }
+
+  /** Commits pending settlements without claiming (shutdown). */
+  private async flushSettlements(): Promise<void> {
+    const settle = this.pendingSettle.splice(0);
+    if (settle.length === 0) return;
+    try {
+      await this.opts.queue.claim({ settle, queues: this.queues, max: 0, workerId: this.id });
+    } catch (err) {
+      this.opts.logger.error(
+        { err: String(err), jobs: settle.length },
+        'could not commit finished jobs; their leases will expire and they run again',
+      );
+    }
+    this.afterSettle(settle);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.stopAc.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    });
+  }
+
+  private async giveBack(job: ClaimedJob): Promise<void> {
+    try {
+      await this.opts.queue.release(job, this.id);
+    } catch (err) {
+      this.opts.logger.warn(
+        { err: String(err), jobId: job.id },
+        'could not return a job to its queue; its lease will expire',
+      );
+    }
+  }
+
+  private run(job: ClaimedJob): void {
+    const ac = new AbortController();
+    const entry: Running = { job, ac, done: Promise.resolve() };
+    this.running.set(job.id, entry);
+    entry.done = this.execute(job, ac)
+      .then((st) => {
+        this.running.delete(job.id);
+        if (!st) return;
+        // The settlement rides on the loop's next claim; while it waits the heartbeat still covers it.
+        const committed = this.submit(st);
+        this.events.emit('slot');
+        return committed;
+      })
+      .catch((err: unknown) => {
+        this.running.delete(job.id);
+        this.events.emit('slot');
+        this.opts.logger.error(
+          { err: String(err), jobId: job.id },
+          'settling a job failed; its lease will expire',
+        );
+      });
+  }
+
+  private async execute(job: ClaimedJob, ac: AbortController): Promise<Settlement | undefined> {
+    const { queue, registry, logger } = this.opts;
+    const startedAt = this.now();
+    const waitMs = Math.max(0, startedAt - job.enqueuedAt);
+    const base = { jobId: job.id, task: job.name, queue: job.queue, attempt: job.attempt, worker: this.id };
+    logger.info({ ...base, waitMs }, 'task started');
+    const task = registry.get(job.name);
+    let result: unknown;
+    let error: ErrorInfo | undefined;
+    let softTimer: NodeJS.Timeout | undefined;
+    let hardTimer: NodeJS.Timeout | undefined;
+    try {
+      if (!task) throw new UnknownTaskError(job.name);
+      registry.validate(job.name, job.payload);
+      const { softTimeoutMs, hardTimeoutMs } = task.def;
+      const onProgress = (v: number) =>
+        void queue
+          .progress(job, this.id, v)
+          .catch((err: unknown) =>
+            logger.warn({ err: String(err), jobId: job.id }, 'progress update failed'),
+          );
+      if (task.def.sandboxed) {
+        if (!this.sandbox)
+          throw new Error(`task ${job.name} is sandboxed but this worker has no sandbox configured`);
+        const out = await this.sandbox.run(
+          {
+            id: job.id,
+            name: job.name,
+            payload: job.payload,
+            attempt: job.attempt,
+            maxAttempts: job.maxAttempts,
+            ...(softTimeoutMs ? { softTimeoutMs } : {}),
+            ...(hardTimeoutMs ? { hardTimeoutMs } : {}),
+            onProgress,
+          },
+          ac.signal,
+        );
+        result = out.result;
+      } else {
+        if (softTimeoutMs)
+          softTimer = setTimeout(
+            () => ac.abort(new TaskTimeoutError(`soft timeout after ${softTimeoutMs} ms`, 'soft')),
+            softTimeoutMs,
+          );
+        const run = task.def.handler(job.payload, {
+          jobId: job.id,
+          attempt: job.attempt,
+          maxAttempts: job.maxAttempts,
+          signal: ac.signal,
+          progress: async (v: number) => onProgress(v),
+          logger: logger.child(base),
+          deps: this.opts.deps,
+        });
+        result = hardTimeoutMs
+          ? await Promise.race([
+              run,
+              new Promise<never>((_, reject) => {
+                hardTimer = setTimeout(
+                  () =>
+                    reject(
+                      new TaskTimeoutError(
+                        `hard timeout after ${hardTimeoutMs} ms (in-process: the attempt is abandoned)`,
+                        'hard',
+                      ),
+                    ),
+                  hardTimeoutMs,
+                );
+              }),
+            ])
+          : await run;
+      }
+    } catch (err) {
+      // An abort explains itself (cancel, soft timeout, shutdown) better than the handler's AbortError.
+      const reason: unknown = ac.signal.aborted ? ac.signal.reason : undefined;
+      if (err instanceof TaskTimeoutError && err.kind === 'hard') error = describeError(err);
+      else if (reason instanceof Error) error = describeError(reason);
+      else if (err instanceof SandboxTaskError) error = err.info;
+      else error = describeError(err);
+    } finally {
+      clearTimeout(softTimer);
+      clearTimeout(hardTimer);
+    }
+    const finishedAt = this.now();
+    const runMs = finishedAt - startedAt;
+    let status: 'succeeded' | 'failed' | 'retrying' | 'cancelled';
+    let settlement: Settlement;
+    if (!error) {
+      status = 'succeeded';
+      settlement = { kind: 'complete', job, result };
+      this.processed++;
+    } else if (error.cancelled) {
+      status = 'cancelled';
+      settlement = { kind: 'cancel', job };
+    } else if (error.name === 'ShutdownAbort') {
+      // Immediate stop: the attempt does not count; the job goes back to its queue.
+      logger.warn({ ...base, runMs }, 'task interrupted by shutdown; returned to its queue');
+      return { kind: 'release', job };
+    } else {
+      const final = error.permanent || job.attempt >= job.maxAttempts;
+      const delay =
+        error.retryAfterMs !== undefined
+          ? Math.min(Math.max(0, error.retryAfterMs), MAX_BACKOFF_MS)
+          : backoffDelayMs(job.attempt, job.backoff, this.opts.random);
+      status = final ? 'failed' : 'retrying';
+      settlement = {
+        kind: 'fail',
+        job,
+        error: `${error.name}: ${error.message}`,
+        outcome: final ? { final: true } : { retryAt: finishedAt + delay },
+      };
+      this.failed++;
+      this.processed++;
+      if (!final) (base as Record<string, unknown>).retryInMs = delay;
+    }
+    this.opts.taskRuns?.record({
+      task_id: job.id,
+      queue: job.queue,
+      name: job.name,
+      attempt: job.attempt,
+      status,
+      enqueued_at: iso(job.enqueuedAt),
+      started_at: iso(startedAt),
+      finished_at: iso(finishedAt),
+      wait_ms: waitMs,
+      run_ms: runMs,
+      worker: this.id,
+      error: error ? `${error.name}: ${error.message}` : null,
+    });
+    const line = {
+      ...base,
+      status,
+      waitMs,
+      runMs,
+      ...(error ? { error: `${error.name}: ${error.message}` } : {}),
+    };
+    if (status === 'succeeded') logger.info(line, 'task finished');
+    else logger.warn(line, 'task finished');
+    return settlement;
+  }
+
+  /**
+   * Stops claiming, lets active tasks finish within `timeoutMs`, then aborts the
+   * rest and returns their jobs to the queue (their attempt does not count).
+   * Prefetched jobs go back at once.
+   */
+  async stop(opts: StopOptions = {}): Promise<void> {
+    const timeoutMs = opts.now ? 0 : (opts.timeoutMs ?? 30_000);
+    if (!this.stopping) {
+      this.stopping = true;
+      this.stopAc.abort();
+      this.events.emit('slot');
+      this.opts.logger.info({ worker: this.id, active: this.running.size, timeoutMs }, 'worker stopping');
+    }
+    await this.loopDone?.catch(() => undefined);
+    for (const job of this.buffer.splice(0)) await this.giveBack(job);
+    await this.flushSettlements();
+    const active = [...this.running.values()];
+    if (active.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const finished = Promise.all(active.map((r) => r.done));
+      // Settlements of tasks that finish meanwhile are committed as they come.
+      const flusher = setInterval(() => void this.flushSettlements(), 20);
+      await Promise.race([
+        finished,
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+      ]);
+      clearTimeout(timer);
+      clearInterval(flusher);
+      await this.flushSettlements();
+      for (const r of this.running.values()) {
+        const abort = new Error('worker shutting down');
+        abort.name = 'ShutdownAbort';
+        r.ac.abort(abort);
+      }
+      await Promise.race([
+        Promise.all([...this.running.values()].map((r) => r.done)),
+        new Promise((resolve) => setTimeout(resolve, 2000)),
+      ]);
+      await this.flushSettlements();
+      // Handlers that ignore their signal: hand their jobs back anyway (the lease would return them later).
+      for (const r of this.running.values()) await this.giveBack(r.job);
+    }
+    clearInterval(this.heartbeatTimer);
+    clearInterval(this.stallTimer);
+    clearInterval(this.cleanupTimer);
+    await this.sandbox?.close(1000);
+    await this.opts.taskRuns?.close();
+    try {
+      await this.opts.queue.removeWorker(this.id);
+    } catch (err) {
+      this.opts.logger.warn({ err: String(err) }, 'could not remove the worker record');
+    }
+    this.opts.logger.info(
+      { worker: this.id, processed: this.processed, failed: this.failed },
+      'worker stopped',
+    );
+  }
+}

@@ -1,0 +1,19 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import type { Db, Dialect } from '../db/types.js';
+import type { JobQueue } from '../jobs/types.js';
+
+/**
+ * What task handlers receive as `ctx.deps`. The worker process builds it from
+ * its System; a sandbox child builds its own (src/main/task-child.ts), lazily,
+ * so a child that never touches the database never opens it.
+ */
+export interface TaskDeps {
+  config: Config;
+  logger: Logger;
+  /** The main database. */
+  db(): Db;
+  dialect: Dialect;
+  /** The job queue (maintenance, follow-up jobs). */
+  queue(): JobQueue;
+}

@@ -1,0 +1,346 @@
+/**
+ * The queue contract, run against every backend of this run: the embedded SQLite
+ * engine and BullMQ on Redis. Real backends, real worker runtime, real sandbox children.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { backoffDelayMs, DEFAULT_BACKOFF } from '../../src/jobs/backoff.js';
+import type { Job } from '../../src/jobs/types.js';
+import { type Harness, makeHarness, queueBackends, sleep, until } from './helpers.js';
+
+describe('backoff', () => {
+  it('doubles from the base, stays within the jitter bounds, and caps at 600 s', () => {
+    const opts = { baseMs: 1000, capMs: 600_000, jitter: true };
+    for (let n = 1; n <= 30; n++) {
+      const raw = Math.min(600_000, 1000 * 2 ** (n - 1));
+      expect(backoffDelayMs(n, opts, () => 0)).toBe(Math.round(raw / 2));
+      expect(backoffDelayMs(n, opts, () => 1)).toBe(raw);
+      const d = backoffDelayMs(n, opts);
+      expect(d).toBeGreaterThanOrEqual(raw / 2 - 1);
+      expect(d).toBeLessThanOrEqual(raw);
+    }
+    expect(backoffDelayMs(50, { ...opts, jitter: false })).toBe(600_000);
+    expect(backoffDelayMs(3, { ...opts, jitter: false })).toBe(4000);
+    // A cap above the ceiling is clamped to it.
+    expect(backoffDelayMs(40, { baseMs: 1000, capMs: 10_000_000, jitter: false })).toBe(600_000);
+    expect(DEFAULT_BACKOFF.capMs).toBe(600_000);
+  });
+});
+
+describe.each(queueBackends())('queue contract: %s', (backend) => {
+  let h: Harness;
+  beforeEach(() => {
+    h = makeHarness(backend, { leaseMs: 1500, maxStalls: 1 });
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('runs high before default before low, FIFO within a queue', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await h.jobs.enqueue('test.record_low', { tag: `low${i}` })).id);
+    for (let i = 0; i < 3; i++) ids.push((await h.jobs.enqueue('test.record', { tag: `def${i}` })).id);
+    for (let i = 0; i < 3; i++) ids.push((await h.jobs.enqueue('test.record_high', { tag: `high${i}` })).id);
+    h.worker({ concurrency: 1 });
+    await until(() => h.log.length === 9, 10_000, 'nine jobs');
+    expect(h.log).toEqual(['high0', 'high1', 'high2', 'def0', 'def1', 'def2', 'low0', 'low1', 'low2']);
+    for (const id of ids) expect(await h.state(id)).toBe('completed');
+  });
+
+  it('orders by job priority within a queue (higher first)', async () => {
+    await h.jobs.enqueue('test.record', { tag: 'p10' }, { priority: 10 });
+    await h.jobs.enqueue('test.record', { tag: 'p90' }, { priority: 90 });
+    await h.jobs.enqueue('test.record', { tag: 'p50' });
+    h.worker({ concurrency: 1 });
+    await until(() => h.log.length === 3);
+    expect(h.log).toEqual(['p90', 'p50', 'p10']);
+  });
+
+  it('honours delays', async () => {
+    const t0 = Date.now();
+    const { id } = await h.jobs.enqueue('test.record', { tag: 'late' }, { delayMs: 600 });
+    expect(await h.state(id)).toBe('delayed');
+    h.worker();
+    await h.waitState(id, 'completed');
+    const job = (await h.queue.get(id)) as Job;
+    expect((job.startedAt ?? 0) - t0).toBeGreaterThanOrEqual(550);
+  });
+
+  it('retries transient errors with growing, jittered delays, then succeeds', async () => {
+    const { id } = await h.jobs.enqueue(
+      'diagnostics.fail',
+      { mode: 'transient', times: 3 },
+      { attempts: 5, backoff: { baseMs: 100, jitter: true } },
+    );
+    const starts: number[] = [];
+    h.queue.on('active', (j) => {
+      if (j.id === id) starts.push(Date.now());
+    });
+    h.worker();
+    await h.waitState(id, 'completed', 15_000);
+    const job = (await h.queue.get(id)) as Job;
+    expect(job.result).toEqual({ attempt: 4 });
+    expect(starts).toHaveLength(4);
+    const gaps = starts.slice(1).map((t, i) => t - (starts[i] as number));
+    // delay n is in [base·2^(n-1)/2, base·2^(n-1)] plus scheduling slack.
+    gaps.forEach((g, i) => {
+      expect(g).toBeGreaterThanOrEqual((100 * 2 ** i) / 2 - 5);
+      expect(g).toBeLessThan(100 * 2 ** i + 1000);
+    });
+  });
+
+  it('gives up at once on a permanent error', async () => {
+    const { id } = await h.jobs.enqueue('diagnostics.fail', { mode: 'permanent' }, { attempts: 5 });
+    h.worker();
+    await h.waitState(id, 'failed');
+    const job = (await h.queue.get(id)) as Job;
+    expect(job.attemptsMade).toBe(1);
+    expect(job.error).toMatch(/PermanentError/);
+  });
+
+  it('retries after the delay a RetryAfterError asks for', async () => {
+    const { id } = await h.jobs.enqueue(
+      'diagnostics.fail',
+      { mode: 'retry_after', times: 1, retryAfterMs: 400 },
+      { attempts: 3 },
+    );
+    const starts: number[] = [];
+    h.queue.on('active', (j) => j.id === id && starts.push(Date.now()));
+    h.worker();
+    await h.waitState(id, 'completed');
+    expect(starts).toHaveLength(2);
+    expect((starts[1] as number) - (starts[0] as number)).toBeGreaterThanOrEqual(380);
+  });
+
+  it('fails an invalid payload once, without retrying', async () => {
+    const req = h.jobs.registry.request('diagnostics.sleep', { ms: 'soon' }, { attempts: 5 });
+    const { id } = await h.queue.enqueue(req);
+    h.worker();
+    await h.waitState(id, 'failed');
+    const job = (await h.queue.get(id)) as Job;
+    expect(job.attemptsMade).toBe(1);
+    expect(job.error).toMatch(/InvalidPayloadError/);
+    // The producer-side check refuses it outright.
+    await expect(h.jobs.enqueue('diagnostics.sleep', { ms: 'soon' })).rejects.toThrow(/invalid payload/);
+  });
+
+  it('enqueues idempotently by key', async () => {
+    const a = await h.jobs.enqueue('test.record', { tag: 'once' }, { idempotencyKey: 'audio:42' });
+    const b = await h.jobs.enqueue('test.record', { tag: 'once' }, { idempotencyKey: 'audio:42' });
+    const [c, d] = await h.jobs.enqueueBulk([
+      { name: 'test.record', payload: { tag: 'once' }, opts: { idempotencyKey: 'audio:42' } },
+      { name: 'test.record', payload: { tag: 'other' }, opts: { idempotencyKey: 'audio:43' } },
+    ]);
+    expect(a.created).toBe(true);
+    expect(b).toEqual({ id: a.id, created: false });
+    expect(c).toEqual({ id: a.id, created: false });
+    expect(d?.created).toBe(true);
+    h.worker();
+    await h.waitState(a.id, 'completed');
+    await h.waitState(d?.id as string, 'completed');
+    expect(h.log.sort()).toEqual(['once', 'other']);
+  });
+
+  it('cancels a waiting job and an active one', async () => {
+    const waiting = await h.jobs.enqueue('test.record', { tag: 'never' }, { delayMs: 60_000 });
+    const cancelled = await h.queue.cancel(waiting.id);
+    expect(cancelled.state).toBe('cancelled');
+    expect(await h.state(waiting.id)).toBe('cancelled');
+    const active = await h.jobs.enqueue('diagnostics.sleep', { ms: 20_000, steps: 100 });
+    h.worker();
+    await h.waitState(active.id, 'active');
+    const t0 = Date.now();
+    await h.queue.cancel(active.id);
+    await h.waitState(active.id, 'cancelled', 5000);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await expect(h.queue.cancel(active.id)).rejects.toMatchObject({ code: 'TASK_STATE_CONFLICT' });
+    expect(h.log).not.toContain('never');
+  });
+
+  it('redrives a failed job', async () => {
+    const { id } = await h.jobs.enqueue('test.fail_once', {});
+    h.worker();
+    await h.waitState(id, 'failed');
+    await expect(h.queue.retry('d-999999')).rejects.toMatchObject({ code: 'TASK_NOT_FOUND' });
+    const again = await h.queue.retry(id);
+    expect(['waiting', 'active', 'completed']).toContain(again.state);
+    await h.waitState(id, 'completed');
+    expect((await h.queue.get(id))?.result).toEqual({ runs: 2 });
+  });
+
+  it('pauses and resumes a queue', async () => {
+    await h.queue.pause('default');
+    const { id } = await h.jobs.enqueue('test.record', { tag: 'paused' });
+    const high = await h.jobs.enqueue('test.record_high', { tag: 'high' });
+    h.worker();
+    await h.waitState(high.id, 'completed');
+    await sleep(400);
+    expect(await h.state(id)).toBe('waiting');
+    expect((await h.queue.counts()).find((c) => c.queue === 'default')?.paused).toBe(true);
+    await h.queue.resume('default');
+    await h.waitState(id, 'completed');
+  });
+
+  it('reports progress and emits active, progress, completed and failed events', async () => {
+    const seen: string[] = [];
+    h.queue.on('active', () => seen.push('active'));
+    h.queue.on('progress', (_id, p) => seen.push(`progress:${p}`));
+    h.queue.on('completed', () => seen.push('completed'));
+    h.queue.on('failed', (_id, _e, final) => seen.push(`failed:${final}`));
+    const { id } = await h.jobs.enqueue('diagnostics.sleep', { ms: 100, steps: 4 });
+    const bad = await h.jobs.enqueue('diagnostics.fail', { mode: 'permanent' });
+    h.worker();
+    await h.waitState(id, 'completed');
+    await h.waitState(bad.id, 'failed');
+    expect(seen).toEqual(
+      expect.arrayContaining(['active', 'progress:25', 'progress:100', 'completed', 'failed:true']),
+    );
+    expect((await h.queue.get(id))?.progress).toBe(100);
+  });
+
+  it('soft timeout aborts the handler; the hard timeout ends one that ignores it', async () => {
+    const soft = await h.jobs.enqueue('diagnostics.sleep_timeout', { ms: 5000 });
+    const hard = await h.jobs.enqueue('diagnostics.sleep_timeout', { ms: 3000, ignoreAbort: true });
+    h.worker({ concurrency: 2, queues: ['default'] });
+    await h.waitState(soft.id, 'failed');
+    expect((await h.queue.get(soft.id))?.error).toMatch(/soft timeout/);
+    await h.waitState(hard.id, 'failed');
+    expect((await h.queue.get(hard.id))?.error).toMatch(/hard timeout/);
+  });
+
+  it('sandboxed: soft timeout in the child, hard timeout kills the child', async () => {
+    const w = h.worker({ concurrency: 1, queues: ['default'] });
+    const soft = await h.jobs.enqueue('diagnostics.sleep_timeout_sandboxed', { ms: 5000 });
+    await h.waitState(soft.id, 'failed', 20_000);
+    expect((await h.queue.get(soft.id))?.error).toMatch(/soft timeout/);
+    const pidBefore = w.childPids();
+    expect(pidBefore).toHaveLength(1);
+    const hard = await h.jobs.enqueue('diagnostics.sleep_timeout_sandboxed', { ms: 5000, ignoreAbort: true });
+    await h.waitState(hard.id, 'failed', 20_000);
+    expect((await h.queue.get(hard.id))?.error).toMatch(/hard timeout/);
+    // The killed child is gone; a fresh one replaced it.
+    expect(w.childPids()).not.toContain(pidBefore[0]);
+  });
+
+  it('recycles a sandbox child after max tasks per child', async () => {
+    h.worker({
+      concurrency: 1,
+      queues: ['default'],
+      sandbox: {
+        childModule: (await import('./helpers.js')).CHILD_MODULE,
+        maxTasksPerChild: 3,
+        maxMemoryMb: 512,
+      },
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++)
+      ids.push((await h.jobs.enqueue('diagnostics.noop_sandboxed', { tag: String(i) })).id);
+    for (const id of ids) await h.waitState(id, 'completed', 30_000);
+    const pids = await Promise.all(
+      ids.map(async (id) => ((await h.queue.get(id))?.result as { pid: number }).pid),
+    );
+    expect(new Set(pids.slice(0, 3)).size).toBe(1);
+    expect(new Set(pids.slice(3, 6)).size).toBe(1);
+    expect(pids[3]).not.toBe(pids[0]);
+    expect(pids[6]).not.toBe(pids[3]);
+    expect(pids[0]).not.toBe(process.pid);
+  });
+
+  it('keeps a slot for high_priority while long default jobs run', async () => {
+    for (let i = 0; i < 4; i++) await h.jobs.enqueue('diagnostics.sleep', { ms: 3000 });
+    const w = h.worker({ concurrency: 2 });
+    await until(() => w.active === 1, 5000, 'one default job active');
+    await sleep(200);
+    expect(w.active).toBe(1);
+    const t0 = Date.now();
+    const high = await h.jobs.enqueue('diagnostics.sleep_high', { ms: 10 });
+    await h.waitState(high.id, 'completed', 3000);
+    expect(Date.now() - t0).toBeLessThan(1500);
+  });
+
+  it('prefetch never lets a lower-priority job start before a higher one', async () => {
+    for (let i = 0; i < 6; i++) await h.jobs.enqueue('test.record_low', { tag: `low${i}`, ms: 150 });
+    const w = h.worker({ concurrency: 1, prefetch: 4, queues: ['high_priority', 'low_priority'] });
+    await until(() => w.active === 1);
+    await h.jobs.enqueue('test.record_high', { tag: 'high0' });
+    await h.jobs.enqueue('test.record_high', { tag: 'high1' });
+    await until(() => h.log.length === 8, 10_000, 'all jobs');
+    // The running low job finishes; then both high jobs run before any of the prefetched low ones.
+    expect(h.log.slice(0, 3)).toEqual(['low0', 'high0', 'high1']);
+  });
+
+  it('graceful stop lets active tasks finish; past the timeout they go back to the queue', async () => {
+    const quick = await h.jobs.enqueue('diagnostics.sleep', { ms: 300 });
+    const w = h.worker({ concurrency: 2, queues: ['default'] });
+    await h.waitState(quick.id, 'active');
+    await w.stop({ timeoutMs: 5000 });
+    expect(await h.state(quick.id)).toBe('completed');
+
+    const slow = await h.jobs.enqueue('diagnostics.sleep', { ms: 10_000 });
+    const w2 = h.worker({ concurrency: 2, queues: ['default'] });
+    await h.waitState(slow.id, 'active');
+    const t0 = Date.now();
+    await w2.stop({ timeoutMs: 200 });
+    expect(Date.now() - t0).toBeLessThan(3000);
+    const job = (await h.queue.get(slow.id)) as Job;
+    expect(job.state).toBe('waiting');
+    expect(job.attemptsMade).toBe(0);
+  });
+
+  it('returns a stalled job to the queue, and marks it dead after too many stalls; dead jobs can be redriven', async () => {
+    const { id } = await h.jobs.enqueue('test.record', { tag: 'stall' });
+    // A "worker" that claims and then dies (never renews, never settles).
+    const [claimed] = await h.queue.claim({ queues: ['default'], max: 1, workerId: 'ghost-1' });
+    expect(claimed?.id).toBe(id);
+    const stalled: Array<[string, boolean]> = [];
+    h.queue.on('stalled', (jid, dead) => stalled.push([jid, dead]));
+    await until(
+      async () => (await h.queue.recoverStalled()) >= 0 && (await h.state(id)) === 'waiting',
+      10_000,
+      'first stall',
+    );
+    await h.queue.claim({ queues: ['default'], max: 1, workerId: 'ghost-2' });
+    await until(
+      async () => (await h.queue.recoverStalled()) >= 0 && (await h.state(id)) === 'dead',
+      10_000,
+      'dead',
+    );
+    if (backend === 'sqlite')
+      expect(stalled).toEqual([
+        [id, false],
+        [id, true],
+      ]);
+    await h.queue.retry(id);
+    h.worker();
+    await h.waitState(id, 'completed');
+    expect(h.log).toEqual(['stall']);
+  });
+
+  it('lists, pages, counts and gets jobs', async () => {
+    for (let i = 0; i < 5; i++) await h.jobs.enqueue('test.record', { tag: `t${i}` });
+    await h.jobs.enqueue('test.record_low', { tag: 'low' });
+    const p1 = await h.queue.list({ queue: 'default', limit: 2 });
+    expect(p1.items).toHaveLength(2);
+    expect(p1.next_cursor).not.toBeNull();
+    const p2 = await h.queue.list({ queue: 'default', limit: 2, cursor: p1.next_cursor as string });
+    const p3 = await h.queue.list({ queue: 'default', limit: 2, cursor: p2.next_cursor as string });
+    const all = [...p1.items, ...p2.items, ...p3.items];
+    expect(new Set(all.map((j) => j.id)).size).toBe(5);
+    expect(p3.next_cursor).toBeNull();
+    expect((await h.queue.list({ name: 'test.record_low' })).items.map((j) => j.payload)).toEqual([
+      { tag: 'low' },
+    ]);
+    expect((await h.queue.list({ state: 'completed' })).items).toHaveLength(0);
+    const counts = await h.queue.counts();
+    expect(counts.find((c) => c.queue === 'default')?.counts.waiting).toBe(5);
+    expect(counts.find((c) => c.queue === 'low_priority')?.counts.waiting).toBe(1);
+    expect(counts.find((c) => c.queue === 'default')?.oldestWaitingMs).toBeGreaterThanOrEqual(0);
+    h.worker();
+    await until(() => h.log.length === 6);
+    await until(async () => (await h.queue.list({ state: 'completed' })).items.length === 6);
+    const after = await h.queue.counts();
+    expect(after.find((c) => c.queue === 'default')?.completedLastMinute).toBe(5);
+    expect(await h.queue.get('d-nope')).toBeNull();
+    const workers = await h.queue.listWorkers();
+    expect(workers[0]).toMatchObject({ pid: process.pid, concurrency: 1 });
+  });
+});
