@@ -123,3 +123,23 @@ export function createMediaServices(config: MediaConfig, db: Db, logger: Logger)
     },
   };
 }
+
+const perDeps = new WeakMap<object, MediaServices>();
+
+/**
+ * The media services of a task process, built once per deps object (the
+ * worker's or a sandbox child's), so the eSpeak worker thread stays warm
+ * between tasks.
+ */
+export function mediaServicesFor(deps: {
+  config: { media: MediaConfig };
+  db(): Db;
+  logger: Logger;
+}): MediaServices {
+  let m = perDeps.get(deps);
+  if (!m) {
+    m = createMediaServices(deps.config.media, deps.db(), deps.logger);
+    perDeps.set(deps, m);
+  }
+  return m;
+}

@@ -1,0 +1,121 @@
+/**
+ * `audio.batch` (low_priority): narration for many contents, one after the
+ * other, with a summary. Each content gets its own audio_generations row.
+ */
+import { Type } from '@sinclair/typebox';
+import { defineTask, type TaskContext } from '../jobs/registry.js';
+import { mediaServicesFor } from '../media/media-services.js';
+import type { TaskDeps } from './deps.js';
+
+export const AudioBatchPayload = Type.Object(
+  {
+    content_ids: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 500, uniqueItems: true }),
+    provider: Type.Optional(Type.String({ minLength: 1, maxLength: 40 })),
+    voice: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    threshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    max_attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
+  },
+  { additionalProperties: false },
+);
+
+export interface AudioBatchItem {
+  content_id: number;
+  generation_id: number | null;
+  status: 'succeeded' | 'partial' | 'failed' | 'skipped';
+  similarity: number | null;
+  error: string | null;
+}
+
+export interface AudioBatchSummary {
+  total: number;
+  succeeded: number;
+  partial: number;
+  failed: number;
+  skipped: number;
+  cost_usd: number;
+  items: AudioBatchItem[];
+}
+
+export const audioBatchTask = defineTask({
+  name: 'audio.batch',
+  queue: 'low_priority',
+  payload: AudioBatchPayload,
+  retry: { attempts: 1 },
+  softTimeoutMs: 60 * 60_000,
+  hardTimeoutMs: 61 * 60_000,
+  description: 'narrates many contents in turn and returns a summary',
+  async handler(p, ctx: TaskContext<TaskDeps>): Promise<AudioBatchSummary> {
+    const media = mediaServicesFor(ctx.deps);
+    const provider = p.provider ?? media.config.defaultTtsProvider;
+    const items: AudioBatchItem[] = [];
+    let cost = 0;
+    for (const [i, contentId] of p.content_ids.entries()) {
+      ctx.signal.throwIfAborted();
+      const content = await media.repo.contentContext(contentId);
+      if (!content || content.blocks.length === 0) {
+        items.push({
+          content_id: contentId,
+          generation_id: null,
+          status: 'skipped',
+          similarity: null,
+          error: content ? 'no script blocks' : 'content not found',
+        });
+        continue;
+      }
+      const gen = await media.repo.createAudioGeneration({
+        content_id: contentId,
+        provider,
+        voice: p.voice ?? content.voice,
+        language: content.language,
+        text_hash: null,
+      });
+      try {
+        const out = await media.narration.narrate({
+          generationId: gen.id,
+          threshold: p.threshold,
+          maxAttempts: p.max_attempts,
+          taskId: ctx.jobId,
+          signal: ctx.signal,
+        });
+        cost += out.costUsd;
+        items.push({
+          content_id: contentId,
+          generation_id: gen.id,
+          status: out.status,
+          similarity: out.similarity,
+          error: out.error,
+        });
+      } catch (err) {
+        // One content's outage must not sink the batch: record it and go on.
+        const message = (err as Error).message;
+        ctx.logger.warn(
+          { content: contentId, generation: gen.id, err: message },
+          'batch narration failed for one content',
+        );
+        await media.repo.updateAudioGeneration(gen.id, {
+          status: 'failed',
+          error: message,
+          finished_at: new Date().toISOString(),
+        });
+        items.push({
+          content_id: contentId,
+          generation_id: gen.id,
+          status: 'failed',
+          similarity: null,
+          error: message,
+        });
+      }
+      await ctx.progress(Math.round(((i + 1) / p.content_ids.length) * 100));
+    }
+    const count = (s: AudioBatchItem['status']) => items.filter((x) => x.status === s).length;
+    return {
+      total: items.length,
+      succeeded: count('succeeded'),
+      partial: count('partial'),
+      failed: count('failed'),
+      skipped: count('skipped'),
+      cost_usd: Math.round(cost * 1e6) / 1e6,
+      items,
+    };
+  },
+});
