@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { PREFIX_RE } from './cache.config.js';
 
 /** Every cache key starts with this; flush and pattern delete never reach outside it. */
@@ -47,7 +47,7 @@ export function stableSerialize(value: unknown): string {
 
 /** 128-bit hex digest of the stable serialisation. */
 export function hashArgs(args: unknown): string {
-  return createHash('sha256').update(stableSerialize(args), 'utf8').digest('hex').slice(0, 32);
+  return hash('sha256', stableSerialize(args), 'hex').slice(0, 32);
 }
 
 export function assertPrefix(prefix: string): void {

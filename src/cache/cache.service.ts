@@ -496,8 +496,11 @@ export class CacheService {
     const t0 = performance.now();
     let res: { entry: CacheEntry | null; gens: (string | null)[] };
     try {
-      res = await this.guard(() => this.store.read(key, genKeys));
+      // The hot path: breaker bookkeeping inline rather than through guard().
+      res = await this.store.read(key, genKeys);
+      this.breaker.success();
     } catch (err) {
+      this.breaker.failure();
       this.onError(err, c);
       return { kind: 'down' };
     }
@@ -506,7 +509,8 @@ export class CacheService {
     const e = res.entry;
     const valid = e !== null && res.gens.every((g, i) => g !== null && g === e.g[i]);
     if (valid) {
-      const entry = deepFreeze(e);
+      // A parsed entry is this caller's own; it is frozen only when the L1 will share it.
+      const entry = this.l1 ? deepFreeze(e) : e;
       if (entry.f > this.now()) {
         c.hits++;
         this.l1?.put(key, entry, entry.f - this.now(), seq);
