@@ -30,6 +30,10 @@ export const ErrorCodes = {
   QUEUE_UNAVAILABLE: 503,
   CACHE_KEY_NOT_FOUND: 404,
   CACHE_UNAVAILABLE: 503,
+  AUDIO_GENERATION_NOT_FOUND: 404,
+  RENDER_NOT_FOUND: 404,
+  MEDIA_FILE_NOT_FOUND: 404,
+  RANGE_NOT_SATISFIABLE: 416,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
