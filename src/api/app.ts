@@ -9,6 +9,7 @@ import type { CacheService } from '../cache/cache.service.js';
 import type { Config } from '../config/config.js';
 import type { DatabaseHandle } from '../db/database.js';
 import type { DomainServices } from '../domain/services.js';
+import type { Jobs } from '../jobs/jobs.js';
 import { AppError } from '../errors.js';
 import { registerAuth } from './plugins/auth.js';
 import { registerErrorHandling } from './plugins/errors.js';
@@ -20,6 +21,7 @@ import { healthRoutes } from './routes/health.routes.js';
 import { keysRoutes } from './routes/keys.routes.js';
 import { metricsRoutes } from './routes/metrics.routes.js';
 import { scriptsRoutes } from './routes/scripts.routes.js';
+import { registerBullBoard, tasksRoutes } from './routes/tasks.routes.js';
 import { ErrorBody } from './schemas.js';
 
 export interface AppDeps {
@@ -33,6 +35,8 @@ export interface AppDeps {
   rateLimitRedis?: Redis;
   /** The cache, for its management routes (/cache/...); absent when caching is off. */
   cache?: CacheService;
+  /** The job queue, for the task API (/tasks, /queues, /workers, /campaigns/{id}/stats) and Bull Board. */
+  jobs?: Jobs;
 }
 
 const API_PREFIX = '/api/v1';
@@ -99,8 +103,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await api.register(metricsRoutes, { metrics: s.metrics });
       await api.register(keysRoutes, { apiKeys: deps.apiKeys });
       if (deps.cache) await api.register(cacheRoutes, { cache: deps.cache });
+      if (deps.jobs) await api.register(tasksRoutes, { jobs: deps.jobs, db: deps.database.db });
     },
     { prefix: API_PREFIX },
   );
+  if (deps.jobs) await registerBullBoard(app, deps.jobs);
   return app;
 }

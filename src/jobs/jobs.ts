@@ -18,6 +18,8 @@ export class Jobs {
   constructor(
     readonly queue: JobQueue,
     readonly registry: TaskRegistry,
+    /** Task names admins may enqueue by name through POST /api/v1/tasks. */
+    readonly adminEnqueueable: ReadonlySet<string> = new Set(),
   ) {}
 
   async enqueue(name: string, payload: unknown, opts?: EnqueueOptions): Promise<EnqueueResult> {

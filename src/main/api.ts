@@ -12,6 +12,7 @@ export function appDepsFrom(system: System, overrides: Partial<AppDeps> = {}): A
     logger: system.logger,
     rateLimitRedis: system.rateLimitRedis,
     cache: system.cache,
+    jobs: system.jobs,
     ...overrides,
   };
 }

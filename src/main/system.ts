@@ -10,7 +10,7 @@ import { createRepos, type Repos } from '../db/repos.js';
 import { createDomainServices, type DomainServices } from '../domain/services.js';
 import { createJobQueue } from '../jobs/create-queue.js';
 import { Jobs } from '../jobs/jobs.js';
-import { createTaskRegistry } from '../tasks/index.js';
+import { ADMIN_ENQUEUEABLE, createTaskRegistry } from '../tasks/index.js';
 
 /** Everything a process builds from its Config: the composition root's output. */
 export interface System {
@@ -74,7 +74,7 @@ export async function createSystem(
     logger.warn({ err: err.message }, 'rate-limit Redis connection error'),
   );
   const cache = createCacheService(config.cache, logger);
-  const jobs = new Jobs(createJobQueue(config, logger), createTaskRegistry());
+  const jobs = new Jobs(createJobQueue(config, logger), createTaskRegistry(), ADMIN_ENQUEUEABLE);
   return {
     config,
     logger,

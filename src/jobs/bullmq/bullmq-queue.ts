@@ -145,6 +145,11 @@ export class BullmqQueue implements JobQueue {
     }
   }
 
+  /** The BullMQ queues, for Bull Board. */
+  bullQueues(): Queue<JobData, unknown, string>[] {
+    return [...this.queues.values()];
+  }
+
   private q(name: QueueName): Queue<JobData, unknown, string> {
     return this.queues.get(name) as Queue<JobData, unknown, string>;
   }

@@ -1,0 +1,488 @@
+/**
+ * The task API: tasks (list, get, enqueue diagnostics, retry, cancel, SSE
+ * progress), queues (counts, pause, resume), workers, campaign statistics
+ * (rolled up by stats.aggregate), and Bull Board at /admin/queues in
+ * distributed mode. Viewers read; editors and admins act; queue control and
+ * enqueueing diagnostics need admin.
+ */
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import type { Db } from '../../db/types.js';
+import { AppError, notFound } from '../../errors.js';
+import { InvalidPayloadError } from '../../jobs/errors.js';
+import type { Jobs } from '../../jobs/jobs.js';
+import { FINISHED_STATES, type Job, JOB_STATES, QUEUE_NAMES, type QueueName } from '../../jobs/types.js';
+import { IdParams, Nullable, StringEnum, errorResponses } from '../schemas.js';
+
+export interface TasksRoutesOptions {
+  jobs: Jobs;
+  db: Db;
+  /** How often the SSE stream looks at the task, ms (default 200). */
+  ssePollMs?: number;
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+const TaskRun = Type.Object({
+  attempt: Type.Integer(),
+  status: Type.String(),
+  enqueued_at: Nullable(Type.String()),
+  started_at: Nullable(Type.String()),
+  finished_at: Nullable(Type.String()),
+  wait_ms: Nullable(Type.Number()),
+  run_ms: Nullable(Type.Number()),
+  worker: Nullable(Type.String()),
+  error: Nullable(Type.String()),
+});
+
+const TaskSchema = Type.Object({
+  id: Type.String(),
+  queue: StringEnum(QUEUE_NAMES),
+  name: Type.String(),
+  state: StringEnum(JOB_STATES),
+  priority: Type.Integer(),
+  progress: Type.Number(),
+  attempts_made: Type.Integer(),
+  max_attempts: Type.Integer(),
+  stalls: Type.Integer(),
+  idempotency_key: Nullable(Type.String()),
+  payload: Type.Unknown(),
+  result: Type.Unknown(),
+  error: Nullable(Type.String()),
+  enqueued_at: Type.String(),
+  run_at: Type.String(),
+  started_at: Nullable(Type.String()),
+  finished_at: Nullable(Type.String()),
+  runs: Type.Optional(Type.Array(TaskRun)),
+});
+type TaskView = Static<typeof TaskSchema>;
+
+const view = (j: Job): TaskView => ({
+  id: j.id,
+  queue: j.queue,
+  name: j.name,
+  state: j.state,
+  priority: j.priority,
+  progress: j.progress,
+  attempts_made: j.attemptsMade,
+  max_attempts: j.maxAttempts,
+  stalls: j.stalls,
+  idempotency_key: j.idempotencyKey,
+  payload: j.payload,
+  result: j.result,
+  error: j.error,
+  enqueued_at: iso(j.enqueuedAt) as string,
+  run_at: iso(j.runAt) as string,
+  started_at: iso(j.startedAt),
+  finished_at: iso(j.finishedAt),
+});
+
+const TaskIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
+const QueueParams = Type.Object({ name: StringEnum(QUEUE_NAMES) }, { additionalProperties: false });
+
+const QueueSchema = Type.Object({
+  name: StringEnum(QUEUE_NAMES),
+  paused: Type.Boolean(),
+  counts: Type.Record(Type.String(), Type.Integer()),
+  completed_last_minute: Type.Integer(),
+  failed_last_minute: Type.Integer(),
+  oldest_waiting_age_ms: Type.Number(),
+});
+
+const WorkerSchema = Type.Object({
+  id: Type.String(),
+  host: Type.String(),
+  pid: Type.Integer(),
+  queues: Type.Array(Type.String()),
+  concurrency: Type.Integer(),
+  active: Type.Integer(),
+  processed: Type.Integer(),
+  failed: Type.Integer(),
+  started_at: Type.String(),
+  last_seen_at: Type.String(),
+});
+
+const Day = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'YYYY-MM-DD (UTC)' });
+
+export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async (app, opts) => {
+  const { jobs, db } = opts;
+  const queue = jobs.queue;
+  const tags = ['tasks'];
+
+  const getTask = async (id: string): Promise<Job> => {
+    const job = await queue.get(id);
+    if (!job) throw notFound('TASK_NOT_FOUND', 'task', id);
+    return job;
+  };
+
+  app.get(
+    '/tasks',
+    {
+      schema: {
+        tags,
+        description: 'Tasks, newest first; filter by state, queue and name.',
+        querystring: Type.Object(
+          {
+            state: Type.Optional(StringEnum(JOB_STATES)),
+            queue: Type.Optional(StringEnum(QUEUE_NAMES)),
+            name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+            cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ items: Type.Array(TaskSchema), next_cursor: Nullable(Type.String()) }),
+          ...errorResponses(400),
+        },
+      },
+    },
+    async (req) => {
+      const page = await queue.list(req.query);
+      return { items: page.items.map(view), next_cursor: page.next_cursor };
+    },
+  );
+
+  app.get(
+    '/tasks/:id',
+    {
+      schema: {
+        tags,
+        description: 'State, progress, attempts, result, error, and the timing of every attempt (task_runs).',
+        params: TaskIdParams,
+        response: { 200: TaskSchema, ...errorResponses(404) },
+      },
+    },
+    async (req) => {
+      const job = await getTask(req.params.id);
+      const runs = await db
+        .selectFrom('task_runs')
+        .select(['attempt', 'status', 'enqueued_at', 'started_at', 'finished_at', 'wait_ms', 'run_ms', 'worker', 'error'])
+        .where('task_id', '=', job.id)
+        .orderBy('id')
+        .limit(100)
+        .execute();
+      return { ...view(job), runs };
+    },
+  );
+
+  app.post(
+    '/tasks',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags,
+        description: `Enqueues a task by name (admins; accepted: ${[...jobs.adminEnqueueable].sort().join(', ')}). 202 with the task id.`,
+        body: Type.Object(
+          {
+            name: Type.String({ minLength: 1, maxLength: 100 }),
+            payload: Type.Optional(Type.Unknown()),
+            queue: Type.Optional(StringEnum(QUEUE_NAMES)),
+            delay_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 86_400_000 })),
+            priority: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+            attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+            idempotency_key: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          202: Type.Object({ task_id: Type.String(), created: Type.Boolean(), queue: StringEnum(QUEUE_NAMES), state_url: Type.String() }),
+          ...errorResponses(400, 403),
+        },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      if (!jobs.adminEnqueueable.has(b.name) || !jobs.registry.get(b.name)) {
+        throw new AppError('TASK_UNKNOWN', `name: ${b.name} cannot be enqueued here`, {
+          field: 'name',
+          accepted: [...jobs.adminEnqueueable].sort(),
+        });
+      }
+      const payload = b.payload ?? {};
+      try {
+        const r = await jobs.enqueue(b.name, payload, {
+          ...(b.queue ? { queue: b.queue } : {}),
+          ...(b.delay_ms !== undefined ? { delayMs: b.delay_ms } : {}),
+          ...(b.priority !== undefined ? { priority: b.priority } : {}),
+          ...(b.attempts !== undefined ? { attempts: b.attempts } : {}),
+          ...(b.idempotency_key ? { idempotencyKey: b.idempotency_key } : {}),
+        });
+        const queueName = b.queue ?? (jobs.registry.get(b.name)?.def.queue as QueueName);
+        return reply
+          .status(202)
+          .send({ task_id: r.id, created: r.created, queue: queueName, state_url: `/api/v1/tasks/${r.id}` });
+      } catch (err) {
+        if (err instanceof InvalidPayloadError)
+          throw new AppError('VALIDATION_FAILED', `payload${err.issues[0] ?? ''}`, { field: 'payload', issues: err.issues });
+        throw err;
+      }
+    },
+  );
+
+  app.post(
+    '/tasks/:id/retry',
+    {
+      schema: {
+        tags,
+        description: 'Redrives a failed, dead or cancelled task with a fresh attempt budget.',
+        params: TaskIdParams,
+        response: { 200: TaskSchema, ...errorResponses(404, 409) },
+      },
+    },
+    async (req) => view(await queue.retry((await getTask(req.params.id)).id)),
+  );
+
+  app.post(
+    '/tasks/:id/cancel',
+    {
+      schema: {
+        tags,
+        description: 'Cancels a waiting or delayed task; an active one is asked to stop (its signal aborts).',
+        params: TaskIdParams,
+        response: { 200: TaskSchema, ...errorResponses(404, 409) },
+      },
+    },
+    async (req) => view(await queue.cancel((await getTask(req.params.id)).id)),
+  );
+
+  app.get(
+    '/tasks/:id/events',
+    {
+      schema: {
+        tags,
+        description:
+          'Server-sent events: `progress` (state and progress) whenever they change, then `end` with the final task. Closes when the task ends.',
+        params: TaskIdParams,
+        produces: ['text/event-stream'],
+      },
+    },
+    async (req, reply) => {
+      let job = await getTask(req.params.id);
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      let closed = false;
+      req.raw.on('close', () => {
+        closed = true;
+      });
+      let last = '';
+      let lastBeat = Date.now();
+      const pollMs = opts.ssePollMs ?? 200;
+      // In-process progress events (worker in this process) are pushed at once; polling covers other processes.
+      let wake: (() => void) | undefined;
+      const onProgress = (id: string) => id === job.id && wake?.();
+      queue.on('progress', onProgress);
+      queue.on('completed', onProgress);
+      queue.on('failed', onProgress);
+      try {
+        while (!closed) {
+          const state = { id: job.id, state: job.state, progress: job.progress, attempts_made: job.attemptsMade };
+          const key = JSON.stringify(state);
+          if (key !== last) {
+            send('progress', state);
+            last = key;
+          }
+          if (FINISHED_STATES.includes(job.state)) {
+            send('end', view(job));
+            break;
+          }
+          if (Date.now() - lastBeat > 15_000) {
+            res.write(': keep-alive\n\n');
+            lastBeat = Date.now();
+          }
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, pollMs);
+            wake = () => {
+              clearTimeout(t);
+              resolve();
+            };
+          });
+          job = (await queue.get(job.id)) ?? { ...job, state: 'cancelled' };
+        }
+      } catch (err) {
+        req.log.warn({ err: String(err), taskId: job.id }, 'task event stream failed');
+        send('error', { code: 'INTERNAL', message: 'the task could not be read' });
+      } finally {
+        queue.off('progress', onProgress);
+        queue.off('completed', onProgress);
+        queue.off('failed', onProgress);
+        res.end();
+      }
+    },
+  );
+
+  app.get(
+    '/queues',
+    {
+      schema: {
+        tags: ['queues'],
+        description: 'Per queue: counts by state, paused, completed and failed in the last minute, age of the oldest waiting task.',
+        response: { 200: Type.Object({ backend: Type.String(), items: Type.Array(QueueSchema) }) },
+      },
+    },
+    async () => ({
+      backend: queue.backend,
+      items: (await queue.counts()).map((c) => ({
+        name: c.queue,
+        paused: c.paused,
+        counts: c.counts,
+        completed_last_minute: c.completedLastMinute,
+        failed_last_minute: c.failedLastMinute,
+        oldest_waiting_age_ms: c.oldestWaitingMs,
+      })),
+    }),
+  );
+
+  for (const action of ['pause', 'resume'] as const) {
+    app.post(
+      `/queues/:name/${action}`,
+      {
+        config: { auth: 'admin' },
+        schema: {
+          tags: ['queues'],
+          description: action === 'pause' ? 'Workers stop claiming from the queue (active tasks finish).' : 'Workers claim from the queue again.',
+          params: QueueParams,
+          response: { 200: Type.Object({ name: Type.String(), paused: Type.Boolean() }), ...errorResponses(400, 403) },
+        },
+      },
+      async (req) => {
+        await queue[action](req.params.name);
+        return { name: req.params.name, paused: action === 'pause' };
+      },
+    );
+  }
+
+  app.get(
+    '/workers',
+    {
+      schema: {
+        tags: ['workers'],
+        description: 'Workers that published a heartbeat in the last hour; `last_seen_at` tells live from dead.',
+        response: { 200: Type.Object({ items: Type.Array(WorkerSchema) }) },
+      },
+    },
+    async () => ({
+      items: (await queue.listWorkers()).map((w) => ({
+        id: w.id,
+        host: w.host,
+        pid: w.pid,
+        queues: w.queues,
+        concurrency: w.concurrency,
+        active: w.active,
+        processed: w.processed,
+        failed: w.failed,
+        started_at: new Date(w.startedAt).toISOString(),
+        last_seen_at: new Date(w.lastSeenAt).toISOString(),
+      })),
+    }),
+  );
+
+  const StatsDay = Type.Object({
+    day: Type.String(),
+    contents: Type.Integer(),
+    views: Type.Number(),
+    likes: Type.Number(),
+    comments: Type.Number(),
+    shares: Type.Number(),
+    watch_time_s: Type.Number(),
+    avg_ctr: Type.Number(),
+    avg_engagement_rate: Type.Number(),
+    avg_performance_score: Type.Number(),
+  });
+  const ContentDay = Type.Object({
+    content_id: Type.Integer(),
+    day: Type.String(),
+    samples: Type.Integer(),
+    views: Type.Number(),
+    likes: Type.Number(),
+    comments: Type.Number(),
+    shares: Type.Number(),
+    watch_time_s: Type.Number(),
+    ctr: Type.Number(),
+    engagement_rate: Type.Number(),
+    performance_score: Type.Number(),
+  });
+  app.get(
+    '/campaigns/:id/stats',
+    {
+      schema: {
+        tags: ['metrics'],
+        description:
+          'Daily performance of a campaign and of each of its contents, as rolled up by the stats.aggregate task (low_priority). Days without a roll-up are absent.',
+        params: IdParams,
+        querystring: Type.Object(
+          { from: Type.Optional(Day), to: Type.Optional(Day) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ campaign_id: Type.Integer(), days: Type.Array(StatsDay), contents: Type.Array(ContentDay) }),
+          ...errorResponses(400, 404),
+        },
+      },
+    },
+    async (req) => {
+      const id = req.params.id;
+      const exists = await db.selectFrom('campaigns').select('id').where('id', '=', id).executeTakeFirst();
+      if (!exists) throw notFound('CAMPAIGN_NOT_FOUND', 'campaign', id);
+      const from = req.query.from ?? '0000-01-01';
+      const to = req.query.to ?? '9999-12-31';
+      const days = await sql<Static<typeof StatsDay>>`
+        select day, contents, views, likes, comments, shares, watch_time_s, avg_ctr, avg_engagement_rate, avg_performance_score
+        from campaign_stats_daily where campaign_id = ${id} and day between ${from} and ${to} order by day limit 1000`.execute(db);
+      const contents = await sql<Static<typeof ContentDay>>`
+        select content_id, day, samples, views, likes, comments, shares, watch_time_s, ctr, engagement_rate, performance_score
+        from content_stats_daily where campaign_id = ${id} and day between ${from} and ${to}
+        order by day, content_id limit 5000`.execute(db);
+      const num = <T extends Record<string, unknown>>(r: T) =>
+        Object.fromEntries(Object.entries(r).map(([k, v]) => [k, k === 'day' ? v : Number(v)])) as T;
+      return { campaign_id: id, days: days.rows.map(num), contents: contents.rows.map(num) };
+    },
+  );
+};
+
+/**
+ * Bull Board at /admin/queues (distributed mode only), admin role required:
+ * every route of the board is registered in this context, whose onRoute hook
+ * sets `auth: 'admin'`.
+ */
+export async function registerBullBoard(app: FastifyInstance, jobs: Jobs): Promise<void> {
+  const queue = jobs.queue;
+  if (queue.backend !== 'bullmq' || !('bullQueues' in queue)) return;
+  const serverAdapter = new FastifyAdapter();
+  serverAdapter.setBasePath('/admin/queues');
+  const bull = (queue as { bullQueues(): ConstructorParameters<typeof BullMQAdapter>[0][] }).bullQueues();
+  createBullBoard({ queues: bull.map((q) => new BullMQAdapter(q)), serverAdapter });
+  // The board's own error handler would turn our 401/403 into 500s: keep the API's error format.
+  // (Its typings allow neither 401 nor our error body, hence the casts; fastify sends whatever status it is given.)
+  type BoardResponse = ReturnType<Parameters<FastifyAdapter['setErrorHandler']>[0]>;
+  serverAdapter.setErrorHandler((err: Error) => {
+    if (err instanceof AppError)
+      return {
+        status: err.status,
+        body: { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } },
+      } as unknown as BoardResponse;
+    app.log.error({ err: String(err) }, 'Bull Board failed');
+    return { status: 500, body: { error: { code: 'INTERNAL', message: 'Bull Board failed' } } } as unknown as BoardResponse;
+  });
+  await app.register(
+    async (board) => {
+      board.addHook('onRoute', (route) => {
+        route.config = { ...(route.config ?? {}), auth: 'admin' };
+      });
+      await board.register(serverAdapter.registerPlugin());
+    },
+    { prefix: '/admin/queues' },
+  );
+}
