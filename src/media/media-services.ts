@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Db } from '../db/types.js';
+import type { Db, Dialect } from '../db/types.js';
 import { FfmpegError, locateFfmpeg } from './ffmpeg.js';
 import type { MediaConfig, TtsProviderName } from './media.config.js';
 import { MediaRepo } from './media.repo.js';
@@ -74,8 +74,13 @@ export function createVerifier(config: MediaConfig): Verifier {
 }
 
 /** Builds the media pipeline's services for one process (composition roots and task deps call this). */
-export function createMediaServices(config: MediaConfig, db: Db, logger: Logger): MediaServices {
-  const repo = new MediaRepo(db);
+export function createMediaServices(
+  config: MediaConfig,
+  db: Db,
+  dialect: Dialect,
+  logger: Logger,
+): MediaServices {
+  const repo = new MediaRepo(db, dialect);
   const storage = new MediaStorage(config.storageDir);
   const tts = createTtsProviders(config);
   const verifier = createVerifier(config);
@@ -134,11 +139,12 @@ const perDeps = new WeakMap<object, MediaServices>();
 export function mediaServicesFor(deps: {
   config: { media: MediaConfig };
   db(): Db;
+  dialect: Dialect;
   logger: Logger;
 }): MediaServices {
   let m = perDeps.get(deps);
   if (!m) {
-    m = createMediaServices(deps.config.media, deps.db(), deps.logger);
+    m = createMediaServices(deps.config.media, deps.db(), deps.dialect, deps.logger);
     perDeps.set(deps, m);
   }
   return m;

@@ -1,9 +1,10 @@
-import type { Insertable, Selectable, Updateable } from 'kysely';
+import { type Insertable, type Selectable, sql, type Updateable } from 'kysely';
 import type {
   AiApiUsageTable,
   AudioGenerationsTable,
   ContentStatus,
   Db,
+  Dialect,
   Platform,
   RendersTable,
   ScriptBlock,
@@ -39,8 +40,98 @@ const ADVANCE_FROM: Record<'audio_ready' | 'rendered', ContentStatus[]> = {
 };
 
 /** Rows of the media pipeline: audio_generations, renders, ai_api_usage. */
+export interface CostFilter {
+  /** Inclusive UTC days, YYYY-MM-DD. */
+  from?: string;
+  to?: string;
+  provider?: string;
+  operation?: string;
+  campaignId?: number;
+  contentId?: number;
+}
+
+export interface CostGroup {
+  key: string;
+  cost_usd: number;
+  calls: number;
+  units: number;
+}
+
+export interface CostTotals {
+  total_usd: number;
+  calls: number;
+  by_day: CostGroup[];
+  by_provider: CostGroup[];
+  by_campaign: CostGroup[];
+}
+
 export class MediaRepo {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly dialect: Dialect,
+  ) {}
+
+  /** Vendor spend from ai_api_usage, in total and grouped by UTC day, provider and campaign. */
+  async costs(f: CostFilter): Promise<CostTotals> {
+    const day =
+      this.dialect === 'sqlite'
+        ? sql<string>`substr(created_at, 1, 10)`
+        : sql<string>`to_char(created_at at time zone 'UTC', 'YYYY-MM-DD')`;
+    const base = () => {
+      let q = this.db.selectFrom('ai_api_usage');
+      if (f.from) q = q.where(day, '>=', f.from);
+      if (f.to) q = q.where(day, '<=', f.to);
+      if (f.provider) q = q.where('provider', '=', f.provider);
+      if (f.operation) q = q.where('operation', '=', f.operation);
+      if (f.campaignId !== undefined) q = q.where('campaign_id', '=', f.campaignId);
+      if (f.contentId !== undefined) q = q.where('content_id', '=', f.contentId);
+      return q;
+    };
+    const agg = [
+      sql<number>`coalesce(sum(cost_usd), 0)`.as('cost_usd'),
+      sql<number>`count(*)`.as('calls'),
+      sql<number>`coalesce(sum(units), 0)`.as('units'),
+    ] as const;
+    const toGroups = (
+      rows: {
+        key: string | number | null;
+        cost_usd: number | string;
+        calls: number | string;
+        units: number | string;
+      }[],
+    ) =>
+      rows.map((r) => ({
+        key: r.key === null ? 'none' : String(r.key),
+        cost_usd: Math.round(Number(r.cost_usd) * 1e8) / 1e8,
+        calls: Number(r.calls),
+        units: Math.round(Number(r.units) * 1000) / 1000,
+      }));
+    const [total, byDay, byProvider, byCampaign] = await Promise.all([
+      base().select(agg).executeTakeFirstOrThrow(),
+      base()
+        .select([day.as('key'), ...agg])
+        .groupBy(day)
+        .orderBy(day)
+        .execute(),
+      base()
+        .select(['provider as key', ...agg])
+        .groupBy('provider')
+        .orderBy('provider')
+        .execute(),
+      base()
+        .select(['campaign_id as key', ...agg])
+        .groupBy('campaign_id')
+        .orderBy('campaign_id')
+        .execute(),
+    ]);
+    return {
+      total_usd: Math.round(Number(total.cost_usd) * 1e8) / 1e8,
+      calls: Number(total.calls),
+      by_day: toGroups(byDay),
+      by_provider: toGroups(byProvider),
+      by_campaign: toGroups(byCampaign),
+    };
+  }
 
   async contentContext(contentId: number): Promise<ContentContext | undefined> {
     const row = await this.db

@@ -36,6 +36,7 @@ describe.each(dbBackends())('Zero-Fault narration (%s)', (backend) => {
         VENDOR_RETRY_BASE_MS: '10',
       }),
       handle.db,
+      handle.dialect,
       silentLogger,
     );
   });
@@ -206,7 +207,7 @@ describe.each(dbBackends())('Zero-Fault narration (%s)', (backend) => {
   });
 
   it('real eSpeak in Korean with the acoustic verifier: succeeded, non-silent, plausible duration', async () => {
-    const local = createMediaServices(mediaConfig(), handle.db, silentLogger);
+    const local = createMediaServices(mediaConfig(), handle.db, handle.dialect, silentLogger);
     try {
       expect(local.verifier.name).toBe('acoustic');
       const seeded = await seedContent(handle.db, SCRIPT);

@@ -82,7 +82,7 @@ describe.each(dbBackends())('video rendering (%s)', (backend) => {
 
   beforeAll(async () => {
     handle = await openMigrated(await freshDatabaseConfig(backend));
-    media = createMediaServices(mediaConfig(), handle.db, silentLogger);
+    media = createMediaServices(mediaConfig(), handle.db, handle.dialect, silentLogger);
     ({ contentId } = await seedContent(handle.db, SCRIPT, { brandColor: '#7C2D12' }));
     const gen = await media.repo.createAudioGeneration({
       content_id: contentId,
