@@ -22,6 +22,8 @@ import { keysRoutes } from './routes/keys.routes.js';
 import { metricsRoutes } from './routes/metrics.routes.js';
 import { scriptsRoutes } from './routes/scripts.routes.js';
 import { registerBullBoard, tasksRoutes } from './routes/tasks.routes.js';
+import { mediaRoutes } from './routes/media.routes.js';
+import type { MediaServices } from '../media/media-services.js';
 import { ErrorBody } from './schemas.js';
 
 export interface AppDeps {
@@ -37,6 +39,8 @@ export interface AppDeps {
   cache?: CacheService;
   /** The job queue, for the task API (/tasks, /queues, /workers, /campaigns/{id}/stats) and Bull Board. */
   jobs?: Jobs;
+  /** Narration, renders and costs (/contents/{id}/audio, /renders/..., /costs); needs `jobs`. */
+  media?: MediaServices;
 }
 
 const API_PREFIX = '/api/v1';
@@ -104,6 +108,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await api.register(keysRoutes, { apiKeys: deps.apiKeys });
       if (deps.cache) await api.register(cacheRoutes, { cache: deps.cache });
       if (deps.jobs) await api.register(tasksRoutes, { jobs: deps.jobs, db: deps.database.db });
+      if (deps.jobs && deps.media) await api.register(mediaRoutes, { jobs: deps.jobs, media: deps.media });
     },
     { prefix: API_PREFIX },
   );

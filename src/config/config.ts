@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { type CacheConfig, loadCacheConfig } from '../cache/cache.config.js';
 import { type JobsConfig, loadJobsConfig } from '../jobs/jobs.config.js';
+import { loadMediaConfig, type MediaConfig } from '../media/media.config.js';
 
 /**
  * Process configuration, parsed once from the environment and frozen.
@@ -27,6 +28,8 @@ export interface Config {
   readonly cache: CacheConfig;
   /** Job queues and workers (see src/jobs/jobs.config.ts). */
   readonly jobs: JobsConfig;
+  /** Narration, verification, rendering, media storage and vendor prices (see src/media/media.config.ts). */
+  readonly media: MediaConfig;
 }
 
 export type DatabaseConfig =
@@ -139,6 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // Capability sections below: each parses its own variables with parseEnv in its *.config.ts.
     cache: loadCacheConfig(env),
     jobs: loadJobsConfig(env, dataDir),
+    media: loadMediaConfig(env),
   });
 }
 

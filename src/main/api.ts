@@ -13,6 +13,7 @@ export function appDepsFrom(system: System, overrides: Partial<AppDeps> = {}): A
     rateLimitRedis: system.rateLimitRedis,
     cache: system.cache,
     jobs: system.jobs,
+    media: system.media,
     ...overrides,
   };
 }

@@ -10,6 +10,7 @@ import { createRepos, type Repos } from '../db/repos.js';
 import { createDomainServices, type DomainServices } from '../domain/services.js';
 import { createJobQueue } from '../jobs/create-queue.js';
 import { Jobs } from '../jobs/jobs.js';
+import { createMediaServices, type MediaServices } from '../media/media-services.js';
 import { ADMIN_ENQUEUEABLE, createTaskRegistry } from '../tasks/index.js';
 
 /** Everything a process builds from its Config: the composition root's output. */
@@ -26,6 +27,8 @@ export interface System {
   cache?: CacheService;
   /** The job queue (embedded SQLite engine, or BullMQ when REDIS_URL is set) and the task registry. */
   jobs: Jobs;
+  /** The media pipeline: narration, renders, storage, vendor costs. */
+  media: MediaServices;
   close(): Promise<void>;
 }
 
@@ -75,6 +78,7 @@ export async function createSystem(
   );
   const cache = createCacheService(config.cache, logger);
   const jobs = new Jobs(createJobQueue(config, logger), createTaskRegistry(), ADMIN_ENQUEUEABLE);
+  const media = createMediaServices(config.media, database.db, database.dialect, logger);
   return {
     config,
     logger,
@@ -85,8 +89,10 @@ export async function createSystem(
     apiKeys,
     rateLimitRedis,
     jobs,
+    media,
     async close() {
       await jobs.queue.close(5000);
+      await media.close();
       rateLimitRedis?.disconnect();
       await cache?.close();
       await database.close();
