@@ -11,6 +11,7 @@ import { ROLES, type Role } from '../db/types.js';
 import { serve } from './api.js';
 import { registerWorkerCommands, startWorker, workerDefaults } from './worker.js';
 import { seedDemo } from './seed-demo.js';
+import { runMediaDemo } from '../media/demo.js';
 import { bootstrapAdminKey, createLogger, createSystem, type System } from './system.js';
 
 function config(): Config {
@@ -182,6 +183,28 @@ export function buildCli(): Command {
         process.stdout.write(
           `${JSON.stringify({ client_id: r.client.id, campaign_id: r.campaign.id, content_id: r.content.id, blocks: r.script.block_count })}\n`,
         );
+      }),
+    );
+  program
+    .command('demo')
+    .description('Create a sample Korean campaign, narrate it with the local TTS and render a TikTok video')
+    .action(() =>
+      withSystem(async (s) => {
+        const log = (line: string) => process.stdout.write(`${line}\n`);
+        let t0 = performance.now();
+        const seeded = await seedDemo(s.services);
+        const seedMs = Math.round(performance.now() - t0);
+        log(
+          `seeded campaign ${seeded.campaign.id} "${seeded.campaign.name}", content ${seeded.content.id} (${seeded.script.block_count} blocks) in ${seedMs} ms`,
+        );
+        t0 = performance.now();
+        const r = await runMediaDemo(s.media, seeded.content.id, { onStep: log });
+        log(
+          `narration: ${r.narration.status}, ${r.narration.duration_s} s of audio in ${r.timings_ms.narrate} ms → ${r.narration.audio}`,
+        );
+        log(`video:     ${r.video} (${(r.size_bytes / 1e6).toFixed(2)} MB) in ${r.timings_ms.render} ms`);
+        log(`thumbnail: ${r.thumbnail}`);
+        log(`total:     ${Math.round(performance.now() - t0) + seedMs} ms`);
       }),
     );
   return program;
