@@ -39,7 +39,7 @@ export const gens = {
 } as const;
 
 /** Generations a write to one content moves: its own entries, its campaign's lists, similar scripts. */
-const contentWrite = (id: number, campaignId: number | undefined) => [
+export const contentWrite = (id: number, campaignId: number | undefined) => [
   gens.content(id),
   ...(campaignId !== undefined ? [gens.campaign(campaignId)] : []),
   gens.similar,

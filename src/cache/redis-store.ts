@@ -41,6 +41,8 @@ if ARGV[n + 2] ~= '' then
 end
 return out`;
 
+const parseEntry = (raw: string | null) => (raw === null ? null : (JSON.parse(raw) as CacheEntry));
+
 const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
 /**
@@ -56,11 +58,18 @@ export class RedisStore implements CacheStore {
     private readonly bus?: { channel: string; instanceId: string },
   ) {}
 
-  async read(key: string, genKeys: readonly string[]) {
-    const values =
-      genKeys.length === 0 ? [await this.redis.get(key)] : await this.redis.mget(key, ...genKeys);
-    const raw = values[0] ?? null;
-    return { entry: raw === null ? null : (JSON.parse(raw) as CacheEntry), gens: values.slice(1) };
+  // Not async, and a plain GET without dependencies: this is the hot path of a Redis hit.
+  read(
+    key: string,
+    genKeys: readonly string[],
+  ): Promise<{ entry: CacheEntry | null; gens: (string | null)[] }> {
+    if (genKeys.length === 0) {
+      return this.redis.get(key).then((raw) => ({ entry: parseEntry(raw), gens: [] }));
+    }
+    return this.redis.mget(key, ...genKeys).then((values) => ({
+      entry: parseEntry(values[0] ?? null),
+      gens: values.slice(1),
+    }));
   }
 
   async write(key: string, _entry: CacheEntry, json: string, ttlMs: number): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { CacheService } from '../cache/cache.service.js';
 import type { Config } from '../config/config.js';
 import type { Db, Dialect } from '../db/types.js';
 import type { JobQueue } from '../jobs/types.js';
@@ -16,4 +17,6 @@ export interface TaskDeps {
   dialect: Dialect;
   /** The job queue (maintenance, follow-up jobs). */
   queue(): JobQueue;
+  /** The cache, for tasks that change contents outside the domain services (undefined when there is none). */
+  cache?(): CacheService | undefined;
 }

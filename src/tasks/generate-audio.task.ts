@@ -4,6 +4,7 @@
  * POST /api/v1/contents/{id}/audio with the idempotency key `audio:<generation id>`.
  */
 import { Type } from '@sinclair/typebox';
+import { invalidateContent } from '../cache/content-invalidation.js';
 import { PermanentError, RetryAfterError } from '../jobs/errors.js';
 import { defineTask, type TaskContext } from '../jobs/registry.js';
 import { mediaServicesFor } from '../media/media-services.js';
@@ -54,7 +55,7 @@ export const generateAudioTask = defineTask({
   async handler(p, ctx: TaskContext<TaskDeps>): Promise<NarrationOutcome> {
     const media = mediaServicesFor(ctx.deps);
     try {
-      return await media.narration.narrate({
+      const outcome = await media.narration.narrate({
         generationId: p.generation_id,
         threshold: p.threshold,
         maxAttempts: p.max_attempts,
@@ -62,6 +63,14 @@ export const generateAudioTask = defineTask({
         signal: ctx.signal,
         onProgress: (e) => ctx.progress(Math.round(e.percent)),
       });
+      // The content's status may have advanced: cached reads of it must not outlive that.
+      await invalidateContent(
+        ctx.deps.cache?.(),
+        ctx.deps.db(),
+        { audioGenerationId: p.generation_id },
+        (err) => ctx.deps.logger.warn({ err }, 'cache invalidation after narration failed'),
+      );
+      return outcome;
     } catch (err) {
       return narrationError(err, p.generation_id, ctx);
     }
