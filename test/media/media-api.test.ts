@@ -6,19 +6,27 @@ import { loadConfig } from '../../src/config/config.js';
 import { Worker } from '../../src/jobs/worker-runtime.js';
 import { appDepsFrom } from '../../src/main/api.js';
 import { createSystem, type System } from '../../src/main/system.js';
-import { embeddedEnabled } from '../support/backends.js';
+import { dbBackends, embeddedEnabled, freshDatabaseConfig, redisUrl } from '../support/backends.js';
 import { CHILD_MODULE, until } from '../jobs/helpers.js';
 import { seedContent, silentLogger, tempDir } from './media-fixtures.js';
 
-// The embedded system (SQLite file + SQLite queue); the distributed pair is covered in tasks.test.ts.
-describe.runIf(embeddedEnabled())('media API', () => {
+type Mode = 'embedded' | 'distributed';
+function modes(): Mode[] {
+  const out: Mode[] = [];
+  if (embeddedEnabled()) out.push('embedded');
+  if (redisUrl() && dbBackends().includes('postgres')) out.push('distributed');
+  return out;
+}
+
+// Embedded: SQLite file + SQLite queue. Distributed: PostgreSQL + BullMQ on Redis.
+describe.each(modes())('media API (%s)', (mode) => {
   let system: System;
   let app: FastifyInstance;
   let worker: Worker;
   let auth: { authorization: string };
   let viewer: { authorization: string };
   const dataDir = tempDir('ov-media-api-');
-  const env = {
+  const env: Record<string, string> = {
     DATA_DIR: dataDir,
     DATABASE_URL: `sqlite:${path.join(dataDir, 'omnivibe.db')}`,
     LOG_LEVEL: 'silent',
@@ -29,6 +37,12 @@ describe.runIf(embeddedEnabled())('media API', () => {
   };
 
   beforeAll(async () => {
+    if (mode === 'distributed') {
+      const pg = await freshDatabaseConfig('postgres');
+      env.DATABASE_URL = (pg as { url: string }).url;
+      env.REDIS_URL = redisUrl() ?? '';
+      env.JOBS_REDIS_PREFIX = `ov:q:media${Math.random().toString(36).slice(2, 8)}`;
+    }
     const config = loadConfig(env);
     system = await createSystem(config, silentLogger);
     app = await buildApp(appDepsFrom(system, { logger: false }));
