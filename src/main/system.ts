@@ -78,7 +78,12 @@ export async function createSystem(
   );
   const cache = createCacheService(config.cache, logger);
   const jobs = new Jobs(createJobQueue(config, logger), createTaskRegistry(), ADMIN_ENQUEUEABLE);
-  const media = createMediaServices(config.media, database.db, database.dialect, logger);
+  const media = createMediaServices(config.media, database.db, database.dialect, logger, { cache });
+  jobs.queue.on('completed', (_id, result) => {
+    media
+      .onJobCompleted(result)
+      .catch((err: unknown) => logger.warn({ err }, 'cache invalidation after a media job failed'));
+  });
   return {
     config,
     logger,

@@ -1,11 +1,13 @@
 import type { Logger } from 'pino';
+import type { CacheService } from '../cache/cache.service.js';
+import { contentWrite } from '../cache/cached-services.js';
 import type { Db, Dialect } from '../db/types.js';
 import { FfmpegError, locateFfmpeg } from './ffmpeg.js';
 import type { MediaConfig, TtsProviderName } from './media.config.js';
 import { MediaRepo } from './media.repo.js';
 import { MediaStorage } from './media-storage.js';
 import { NarrationService } from './narration.service.js';
-import { RenderService } from './render/render.service.js';
+import { type RenderOutcome, RenderService } from './render/render.service.js';
 import { defaultFontFile } from './render/renderer.js';
 import { AcousticVerifier } from './stt/acoustic.verifier.js';
 import { OpenAiSttVerifier } from './stt/openai-stt.verifier.js';
@@ -27,6 +29,12 @@ export interface MediaServices {
   /** The ffmpeg binary, or undefined with the reason in `ffmpegError`. */
   ffmpegPath: string | undefined;
   ffmpegError: string | undefined;
+  /**
+   * Hook for the queue's `completed` event in the API process: a render that ran in a
+   * sandbox child advanced its content's status where this process's memory cache
+   * could not see it; this drops the content's cached entries.
+   */
+  onJobCompleted(result: unknown): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,13 +82,24 @@ export function createVerifier(config: MediaConfig): Verifier {
 }
 
 /** Builds the media pipeline's services for one process (composition roots and task deps call this). */
+export interface MediaServicesOptions {
+  /** The cache to invalidate when narration or a render changes a content's status. */
+  cache?: CacheService;
+}
+
 export function createMediaServices(
   config: MediaConfig,
   db: Db,
   dialect: Dialect,
   logger: Logger,
+  opts: MediaServicesOptions = {},
 ): MediaServices {
-  const repo = new MediaRepo(db, dialect);
+  const cache = opts.cache;
+  const repo = new MediaRepo(
+    db,
+    dialect,
+    cache ? (contentId, campaignId) => cache.invalidate(...contentWrite(contentId, campaignId)) : undefined,
+  );
   const storage = new MediaStorage(config.storageDir);
   const tts = createTtsProviders(config);
   const verifier = createVerifier(config);
@@ -123,6 +142,16 @@ export function createMediaServices(
     renders,
     ffmpegPath,
     ffmpegError,
+    async onJobCompleted(result) {
+      if (!cache || typeof result !== 'object' || result === null) return;
+      const r = result as Partial<RenderOutcome>;
+      if (
+        typeof r.renderId === 'number' &&
+        typeof r.contentId === 'number' &&
+        typeof r.campaignId === 'number'
+      )
+        await cache.invalidate(...contentWrite(r.contentId, r.campaignId));
+    },
     async close() {
       await Promise.all([...tts.values()].map((t) => t.close()));
     },
@@ -141,10 +170,13 @@ export function mediaServicesFor(deps: {
   db(): Db;
   dialect: Dialect;
   logger: Logger;
+  cache?(): CacheService | undefined;
 }): MediaServices {
   let m = perDeps.get(deps);
   if (!m) {
-    m = createMediaServices(deps.config.media, deps.db(), deps.dialect, deps.logger);
+    m = createMediaServices(deps.config.media, deps.db(), deps.dialect, deps.logger, {
+      cache: deps.cache?.(),
+    });
     perDeps.set(deps, m);
   }
   return m;

@@ -69,6 +69,8 @@ export class MediaRepo {
   constructor(
     private readonly db: Db,
     private readonly dialect: Dialect,
+    /** Called after a content's status changed here (outside the domain services), so caches can drop it. */
+    private readonly onContentChanged?: (contentId: number, campaignId: number) => Promise<void>,
   ) {}
 
   /** Vendor spend from ai_api_usage, in total and grouped by UTC day, provider and campaign. */
@@ -246,12 +248,15 @@ export class MediaRepo {
   }
 
   /** Advances a content's status after narration (audio_ready) or a render (rendered); never moves it back. */
-  async advanceContentStatus(contentId: number, to: 'audio_ready' | 'rendered'): Promise<void> {
-    await this.db
+  async advanceContentStatus(contentId: number, to: 'audio_ready' | 'rendered'): Promise<boolean> {
+    const changed = await this.db
       .updateTable('contents')
       .set({ status: to, updated_at: new Date().toISOString() })
       .where('id', '=', contentId)
       .where('status', 'in', ADVANCE_FROM[to])
-      .execute();
+      .returning('campaign_id')
+      .executeTakeFirst();
+    if (changed) await this.onContentChanged?.(contentId, changed.campaign_id);
+    return changed !== undefined;
   }
 }

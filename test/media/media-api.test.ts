@@ -33,7 +33,6 @@ describe.each(modes())('media API (%s)', (mode) => {
     NARRATION_MAX_CHARS: '400',
     OPENAI_API_KEY: 'sk-estimate-only',
     NARRATION_VERIFIER: 'acoustic',
-    CACHE_MODE: 'off',
   };
 
   beforeAll(async () => {
@@ -57,6 +56,7 @@ describe.each(modes())('media API (%s)', (mode) => {
         db: () => system.database.db,
         dialect: system.database.dialect,
         queue: () => system.jobs.queue,
+        cache: () => system.cache,
       },
       logger: silentLogger,
       concurrency: 2,
@@ -93,6 +93,9 @@ describe.each(modes())('media API (%s)', (mode) => {
       '봄 신메뉴를 소개합니다.',
       '벚꽃 라떼 2잔에 5,000원!',
     ]);
+    // Read (and cache) the content first: narration and rendering must invalidate it.
+    const status = async () => (await get(`/contents/${contentId}`)).json<{ status: string }>().status;
+    expect(await status()).toBe('scripted');
     const a = await post(`/contents/${contentId}/audio`, {
       provider: 'espeak',
       max_attempts: 2,
@@ -102,6 +105,7 @@ describe.each(modes())('media API (%s)', (mode) => {
     const { task_id, generation_id } = a.json<{ task_id: string; generation_id: number }>();
     expect((await finished(task_id))?.state).toBe('completed');
 
+    expect(await status()).toBe('audio_ready');
     const g = await get(`/audio-generations/${generation_id}`);
     expect(g.json()).toMatchObject({
       status: 'succeeded',
@@ -146,6 +150,7 @@ describe.each(modes())('media API (%s)', (mode) => {
     expect(r.statusCode).toBe(202);
     const render = r.json<{ task_id: string; render_id: number }>();
     expect((await finished(render.task_id))?.state).toBe('completed');
+    expect(await status()).toBe('rendered');
     const rv = await get(`/renders/${render.render_id}`);
     expect(rv.json()).toMatchObject({
       status: 'succeeded',

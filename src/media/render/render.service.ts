@@ -30,6 +30,9 @@ export interface RenderOutcome {
   sizeBytes: number;
   wallMs: number;
   audioGenerationId: number | null;
+  /** The content rendered and its campaign (a process that did not render can invalidate its caches). */
+  contentId: number;
+  campaignId: number;
 }
 
 /** The render cannot succeed as asked (no narration, no blocks, no ffmpeg): retrying will not help. */
@@ -178,6 +181,8 @@ export class RenderService {
         sizeBytes: result.sizeBytes,
         wallMs: result.wallMs,
         audioGenerationId,
+        contentId: ctx.content_id,
+        campaignId: ctx.campaign_id,
       };
     } catch (err) {
       if (err instanceof FfmpegError)
