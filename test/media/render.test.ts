@@ -175,6 +175,67 @@ describe.each(dbBackends())('video rendering (%s)', (backend) => {
     expect(p.streams.some((s) => s.codec_type === 'audio')).toBe(true);
   });
 
+  it('per-block backgrounds: the brand colour, a block colour, and an image from storage', async () => {
+    const img = media.storage.resolve('uploads/red.png');
+    fs.mkdirSync(path.dirname(img), { recursive: true });
+    execFileSync(FFMPEG, [
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      'color=c=0xFF0000:s=64x64',
+      '-frames:v',
+      '1',
+      img,
+    ]);
+    const seeded = await seedContent(
+      handle.db,
+      [
+        { text: '', duration_s: 1 },
+        { text: '', duration_s: 1, background: '#00FF00' },
+        { text: '', duration_s: 1, background: 'uploads/red.png' },
+        { text: '', duration_s: 1, background: '../../etc/passwd' },
+      ],
+      { brandColor: '#0000FF' },
+    );
+    const row = await media.repo.createRender({
+      content_id: seeded.contentId,
+      preset: 'facebook',
+      width: 1280,
+      height: 720,
+      fps: 30,
+    });
+    const out = await media.renders.render({ renderId: row.id, quality: 'high', silent: true });
+    const file = media.storage.resolve(out.outputPath);
+    const rgbAt = (t: number) => {
+      const px = execFileSync(FFMPEG, [
+        '-v',
+        'error',
+        '-ss',
+        String(t),
+        '-i',
+        file,
+        '-frames:v',
+        '1',
+        '-vf',
+        'crop=2:2:100:100',
+        '-f',
+        'rawvideo',
+        '-pix_fmt',
+        'rgb24',
+        '-',
+      ]);
+      return [px[0] ?? 0, px[1] ?? 0, px[2] ?? 0];
+    };
+    const dominant = (rgb: number[]) => ['red', 'green', 'blue'][rgb.indexOf(Math.max(...rgb))];
+    expect(dominant(rgbAt(0.5))).toBe('blue'); // brand colour
+    expect(dominant(rgbAt(1.5))).toBe('green'); // block colour
+    expect(dominant(rgbAt(2.5))).toBe('red'); // stored image
+    expect(dominant(rgbAt(3.5))).toBe('blue'); // a path outside storage falls back to the brand colour
+  });
+
   it('refuses a render without narration unless silent, and without ffmpeg with a clear error', async () => {
     const seeded = await seedContent(handle.db, ['내레이션 없음']);
     const row = await media.repo.createRender({
