@@ -110,6 +110,14 @@ export interface CacheStats {
   };
 }
 
+/** What a lookup found; see lookup(). */
+type Lookup =
+  | { kind: 'hit' | 'stale'; entry: CacheEntry; gens: readonly (string | null)[]; seq: number }
+  | { kind: 'miss'; gens: readonly (string | null)[]; seq: number }
+  | { kind: 'down' };
+const DOWN: Lookup = { kind: 'down' };
+const NO_DEPS: readonly string[] = [];
+
 interface Flight {
   promise: Promise<unknown>;
   epoch: number;
@@ -190,12 +198,16 @@ export class CacheService {
   }
 
   /** A cached value, or undefined on a miss (or when the cache is unavailable). */
-  async get<T>(prefix: string, args: unknown, deps: readonly string[] = []): Promise<T | undefined> {
-    const key = this.key(prefix, args);
+  get<T>(prefix: string, args: unknown, deps: readonly string[] = []): Promise<T | undefined> {
+    let key: string;
+    try {
+      key = this.key(prefix, args);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     const c = this.counter(prefix);
-    const genKeys = deps.map(genKey);
-    const r = await this.lookup(key, genKeys, c, true);
-    return r.kind === 'hit' ? (r.entry.v as T) : undefined;
+    const genKeys = deps.length === 0 ? NO_DEPS : deps.map(genKey);
+    return this.lookup(key, genKeys, c, true).then((r) => (r.kind === 'hit' ? (r.entry.v as T) : undefined));
   }
 
   /** Stores a value computed now (its dependencies' current generations are read first). */
@@ -476,39 +488,54 @@ export class CacheService {
    * generations match but freshness ran out (servable under stale-while-revalidate).
    * `miss` carries the current generations (null where unseeded). `down`: store unavailable.
    */
-  private async lookup(
+  private lookup(
     key: string,
     genKeys: readonly string[],
     c: PrefixCounters,
     countMiss: boolean,
-  ): Promise<
-    | { kind: 'hit' | 'stale'; entry: CacheEntry; gens: readonly (string | null)[]; seq: number }
-    | { kind: 'miss'; gens: readonly (string | null)[]; seq: number }
-    | { kind: 'down' }
-  > {
+  ): Promise<Lookup> {
     const fast = this.fastRead(key, genKeys, c);
-    if (fast !== undefined) return { kind: 'hit', entry: fast, gens: fast.g, seq: this.l1?.seq ?? 0 };
+    if (fast !== undefined) {
+      return Promise.resolve({ kind: 'hit', entry: fast, gens: fast.g, seq: this.l1?.seq ?? 0 });
+    }
     if (!this.admit() || this.pending.size > 0) {
       c.bypassed++;
-      return { kind: 'down' };
+      return Promise.resolve(DOWN);
     }
     const seq = this.l1?.seq ?? 0;
     const t0 = performance.now();
-    let res: { entry: CacheEntry | null; gens: (string | null)[] };
-    try {
-      // The hot path: breaker bookkeeping inline rather than through guard().
-      res = await this.store.read(key, genKeys);
-      this.breaker.success();
-    } catch (err) {
-      this.breaker.failure();
-      this.onError(err, c);
-      return { kind: 'down' };
-    }
-    c.latency.add((performance.now() - t0) * 1000);
+    // The hot path of a store hit: no async frames, breaker bookkeeping inline rather than through guard().
+    return this.store.read(key, genKeys).then(
+      (res) => {
+        this.breaker.success();
+        c.latency.add((performance.now() - t0) * 1000);
+        return this.judge(key, genKeys, res, c, countMiss, seq);
+      },
+      (err: unknown) => {
+        this.breaker.failure();
+        this.onError(err, c);
+        return DOWN;
+      },
+    );
+  }
+
+  /** Classifies what the store returned: a hit, a stale entry, or a miss with the current generations. */
+  private judge(
+    key: string,
+    genKeys: readonly string[],
+    res: { entry: CacheEntry | null; gens: (string | null)[] },
+    c: PrefixCounters,
+    countMiss: boolean,
+    seq: number,
+  ): Lookup {
     this.l1?.putGens(genKeys, res.gens, seq);
     const e = res.entry;
-    const valid = e !== null && res.gens.every((g, i) => g !== null && g === e.g[i]);
-    if (valid) {
+    let valid = e !== null;
+    for (let i = 0; valid && i < res.gens.length; i++) {
+      const g = res.gens[i];
+      valid = g !== null && g === e?.g[i];
+    }
+    if (valid && e !== null) {
       // A parsed entry is this caller's own; it is frozen only when the L1 will share it.
       const entry = this.l1 ? deepFreeze(e) : e;
       if (entry.f > this.now()) {
