@@ -94,6 +94,8 @@ export class Worker {
   /** Finished jobs whose outcome is committed with the next claim (one round trip for both). */
   private pendingSettle: Settlement[] = [];
   private readonly settled = new Map<string, () => void>();
+  /** Counts freed slots, so the loop notices one that freed while it was busy claiming. */
+  private slotEpoch = 0;
   private readonly sandbox: SandboxPool | undefined;
   private readonly events = new EventEmitter();
   private loopDone: Promise<void> | undefined;
@@ -126,6 +128,7 @@ export class Worker {
         })
       : undefined;
     this.events.setMaxListeners(0);
+    this.events.on('slot', () => this.slotEpoch++);
   }
 
   /** Slots non-high jobs may use: all but one when this worker serves high_priority and has 2+ slots. */
@@ -238,12 +241,13 @@ export class Worker {
       const activeNonHigh = [...this.running.values()].filter((r) => r.job.queue !== 'high_priority').length;
       const nonHighFree = Math.max(0, this.nonHighCap - activeNonHigh);
       if (free <= 0) {
-        await this.slotFreed();
+        if (this.pendingSettle.length === 0) await this.slotFreed();
         // Let the other slots that free in this tick join the same claim.
         await new Promise((r) => setImmediate(r));
         continue;
       }
       let claimed: ClaimedJob[];
+      const epoch = this.slotEpoch;
       const settle = this.pendingSettle.splice(0);
       try {
         const room = Math.max(0, this.prefetch - this.buffer.length);
@@ -280,7 +284,13 @@ export class Worker {
       }
       this.buffer = keep.slice(0, this.prefetch);
       for (const job of keep.slice(this.prefetch)) await this.giveBack(job);
-      if (claimed.length === 0 && started === 0) {
+      // A slot freed (or a settlement arrived) while we were claiming: look again instead of waiting.
+      if (
+        claimed.length === 0 &&
+        started === 0 &&
+        this.pendingSettle.length === 0 &&
+        this.slotEpoch === epoch
+      ) {
         // Nothing ready (or only work our free slots may not take): wait for an enqueue, a freed slot or a poll.
         const ac = new AbortController();
         const wake = () => ac.abort();

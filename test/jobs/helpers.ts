@@ -49,6 +49,7 @@ export interface QueueOptions {
   maxStalls?: number;
   url?: string;
   file?: string;
+  prefix?: string;
 }
 
 /** A fresh queue of `backend`: its own SQLite file, or its own Redis key prefix. */
@@ -61,11 +62,12 @@ export function makeQueue(backend: QueueBackend, o: QueueOptions = {}): JobQueue
   if (!url) throw new Error('no Redis in this run');
   return new BullmqQueue({
     url,
-    prefix: `ov:q:t${Math.random().toString(36).slice(2, 10)}`,
+    prefix: o.prefix ?? `ov:q:t${Math.random().toString(36).slice(2, 10)}`,
     leaseMs,
     maxStalls,
     logger: silent,
     blockMs: 200,
+    keepLast: 100_000,
   });
 }
 

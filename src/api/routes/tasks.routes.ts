@@ -82,7 +82,10 @@ const view = (j: Job): TaskView => ({
   finished_at: iso(j.finishedAt),
 });
 
-const TaskIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
+const TaskIdParams = Type.Object(
+  { id: Type.String({ minLength: 1, maxLength: 200 }) },
+  { additionalProperties: false },
+);
 const QueueParams = Type.Object({ name: StringEnum(QUEUE_NAMES) }, { additionalProperties: false });
 
 const QueueSchema = Type.Object({
@@ -162,7 +165,17 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
       const job = await getTask(req.params.id);
       const runs = await db
         .selectFrom('task_runs')
-        .select(['attempt', 'status', 'enqueued_at', 'started_at', 'finished_at', 'wait_ms', 'run_ms', 'worker', 'error'])
+        .select([
+          'attempt',
+          'status',
+          'enqueued_at',
+          'started_at',
+          'finished_at',
+          'wait_ms',
+          'run_ms',
+          'worker',
+          'error',
+        ])
         .where('task_id', '=', job.id)
         .orderBy('id')
         .limit(100)
@@ -191,7 +204,12 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
           { additionalProperties: false },
         ),
         response: {
-          202: Type.Object({ task_id: Type.String(), created: Type.Boolean(), queue: StringEnum(QUEUE_NAMES), state_url: Type.String() }),
+          202: Type.Object({
+            task_id: Type.String(),
+            created: Type.Boolean(),
+            queue: StringEnum(QUEUE_NAMES),
+            state_url: Type.String(),
+          }),
           ...errorResponses(400, 403),
         },
       },
@@ -219,7 +237,10 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
           .send({ task_id: r.id, created: r.created, queue: queueName, state_url: `/api/v1/tasks/${r.id}` });
       } catch (err) {
         if (err instanceof InvalidPayloadError)
-          throw new AppError('VALIDATION_FAILED', `payload${err.issues[0] ?? ''}`, { field: 'payload', issues: err.issues });
+          throw new AppError('VALIDATION_FAILED', `payload${err.issues[0] ?? ''}`, {
+            field: 'payload',
+            issues: err.issues,
+          });
         throw err;
       }
     },
@@ -272,7 +293,8 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
         connection: 'keep-alive',
         'x-accel-buffering': 'no',
       });
-      const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      const send = (event: string, data: unknown) =>
+        res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
       let closed = false;
       req.raw.on('close', () => {
         closed = true;
@@ -288,7 +310,12 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
       queue.on('failed', onProgress);
       try {
         while (!closed) {
-          const state = { id: job.id, state: job.state, progress: job.progress, attempts_made: job.attemptsMade };
+          const state = {
+            id: job.id,
+            state: job.state,
+            progress: job.progress,
+            attempts_made: job.attemptsMade,
+          };
           const key = JSON.stringify(state);
           if (key !== last) {
             send('progress', state);
@@ -328,7 +355,8 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
     {
       schema: {
         tags: ['queues'],
-        description: 'Per queue: counts by state, paused, completed and failed in the last minute, age of the oldest waiting task.',
+        description:
+          'Per queue: counts by state, paused, completed and failed in the last minute, age of the oldest waiting task.',
         response: { 200: Type.Object({ backend: Type.String(), items: Type.Array(QueueSchema) }) },
       },
     },
@@ -352,9 +380,15 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
         config: { auth: 'admin' },
         schema: {
           tags: ['queues'],
-          description: action === 'pause' ? 'Workers stop claiming from the queue (active tasks finish).' : 'Workers claim from the queue again.',
+          description:
+            action === 'pause'
+              ? 'Workers stop claiming from the queue (active tasks finish).'
+              : 'Workers claim from the queue again.',
           params: QueueParams,
-          response: { 200: Type.Object({ name: Type.String(), paused: Type.Boolean() }), ...errorResponses(400, 403) },
+          response: {
+            200: Type.Object({ name: Type.String(), paused: Type.Boolean() }),
+            ...errorResponses(400, 403),
+          },
         },
       },
       async (req) => {
@@ -369,7 +403,8 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
     {
       schema: {
         tags: ['workers'],
-        description: 'Workers that published a heartbeat in the last hour; `last_seen_at` tells live from dead.',
+        description:
+          'Workers that published a heartbeat in the last hour; `last_seen_at` tells live from dead.',
         response: { 200: Type.Object({ items: Type.Array(WorkerSchema) }) },
       },
     },
@@ -427,7 +462,11 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Object({ campaign_id: Type.Integer(), days: Type.Array(StatsDay), contents: Type.Array(ContentDay) }),
+          200: Type.Object({
+            campaign_id: Type.Integer(),
+            days: Type.Array(StatsDay),
+            contents: Type.Array(ContentDay),
+          }),
           ...errorResponses(400, 404),
         },
       },
@@ -440,7 +479,9 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
       const to = req.query.to ?? '9999-12-31';
       const days = await sql<Static<typeof StatsDay>>`
         select day, contents, views, likes, comments, shares, watch_time_s, avg_ctr, avg_engagement_rate, avg_performance_score
-        from campaign_stats_daily where campaign_id = ${id} and day between ${from} and ${to} order by day limit 1000`.execute(db);
+        from campaign_stats_daily where campaign_id = ${id} and day between ${from} and ${to} order by day limit 1000`.execute(
+        db,
+      );
       const contents = await sql<Static<typeof ContentDay>>`
         select content_id, day, samples, views, likes, comments, shares, watch_time_s, ctr, engagement_rate, performance_score
         from content_stats_daily where campaign_id = ${id} and day between ${from} and ${to}
@@ -471,10 +512,15 @@ export async function registerBullBoard(app: FastifyInstance, jobs: Jobs): Promi
     if (err instanceof AppError)
       return {
         status: err.status,
-        body: { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } },
+        body: {
+          error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) },
+        },
       } as unknown as BoardResponse;
     app.log.error({ err: String(err) }, 'Bull Board failed');
-    return { status: 500, body: { error: { code: 'INTERNAL', message: 'Bull Board failed' } } } as unknown as BoardResponse;
+    return {
+      status: 500,
+      body: { error: { code: 'INTERNAL', message: 'Bull Board failed' } },
+    } as unknown as BoardResponse;
   });
   await app.register(
     async (board) => {

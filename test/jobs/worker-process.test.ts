@@ -1,0 +1,207 @@
+/**
+ * Worker processes, started with the real CLI (`omnivibe worker`), killed and
+ * stopped by signal: SIGKILL mid-task (the task runs again and completes), no
+ * job lost across five SIGKILLs, graceful SIGTERM and the immediate second
+ * signal, and for BullMQ a Redis restart (a server of this file's own).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Jobs } from '../../src/jobs/jobs.js';
+import type { JobQueue } from '../../src/jobs/types.js';
+import { createTaskRegistry } from '../../src/tasks/index.js';
+import { redisUrl } from '../support/backends.js';
+import { type RunningService, startRedis } from '../support/services.js';
+import { makeQueue, type QueueBackend, queueBackends, sleep, tmpFile, until } from './helpers.js';
+
+const CLI = path.resolve('src/main/cli.ts');
+const LEASE_MS = 1500;
+
+interface Setup {
+  queue: JobQueue;
+  jobs: Jobs;
+  env: Record<string, string>;
+}
+
+function setup(backend: QueueBackend, redis?: string): Setup {
+  const file = tmpFile('jobs.db');
+  const prefix = `ov:q:p${Math.random().toString(36).slice(2, 8)}`;
+  // The test's queue and the worker process share the file or the Redis prefix.
+  const queue = makeQueue(backend, {
+    file,
+    prefix,
+    leaseMs: LEASE_MS,
+    maxStalls: 20,
+    ...(redis ? { url: redis } : {}),
+  });
+  const env: Record<string, string> = {
+    DATA_DIR: path.dirname(file),
+    DATABASE_URL: `sqlite:${path.join(path.dirname(file), 'main.db')}`,
+    JOBS_DB_FILE: file,
+    JOBS_LEASE_MS: String(LEASE_MS),
+    JOBS_MAX_STALLS: '20',
+    JOBS_POLL_MS: '20',
+    JOBS_CLEANUP_INTERVAL_S: '0',
+    JOBS_KEEP_LAST: '100000',
+    LOG_LEVEL: 'warn',
+    CACHE_MODE: 'off',
+  };
+  if (backend === 'bullmq') {
+    env.REDIS_URL = redis ?? (redisUrl() as string);
+    env.JOBS_REDIS_PREFIX = prefix;
+  }
+  return { queue, jobs: new Jobs(queue, createTaskRegistry()), env };
+}
+
+const children = new Set<ChildProcess>();
+
+function startWorker(env: Record<string, string>, args: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'worker', '--concurrency', '4', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (d: Buffer) => {
+    if (process.env.OV_TEST_WORKER_LOG) process.stderr.write(d);
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    if (process.env.OV_TEST_WORKER_LOG) process.stderr.write(d);
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+const exited = (c: ChildProcess) =>
+  new Promise<number | null>((resolve) => {
+    if (c.exitCode !== null || c.signalCode !== null) return resolve(c.exitCode);
+    c.once('exit', (code) => resolve(code));
+  });
+
+afterEach(async () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+describe.each(queueBackends())('worker process: %s', (backend) => {
+  let s: Setup;
+  afterEach(async () => {
+    await s?.queue.close(2000);
+  });
+
+  const fresh = (redis?: string) => {
+    s = setup(backend, redis);
+    return s;
+  };
+
+  it('a task whose worker is SIGKILLed runs again and completes', async () => {
+    fresh();
+    const { id } = await s.jobs.enqueue('diagnostics.sleep', { ms: 1500 });
+    const w1 = startWorker(s.env);
+    await until(async () => (await s.queue.get(id))?.state === 'active', 30_000, 'job active');
+    w1.kill('SIGKILL');
+    await exited(w1);
+    startWorker(s.env);
+    await until(async () => (await s.queue.get(id))?.state === 'completed', 30_000, 'job completed');
+    const job = await s.queue.get(id);
+    expect(job?.stalls).toBe(1);
+  }, 90_000);
+
+  it('loses no job: 2,000 jobs while the worker is SIGKILLed five times', async () => {
+    fresh();
+    const N = 2000;
+    const reqs = Array.from({ length: N }, (_, i) => ({
+      name: 'diagnostics.sleep',
+      payload: { ms: 2 + (i % 5) },
+    }));
+    const ids = (await s.jobs.enqueueBulk(reqs)).map((r) => r.id);
+    let worker = startWorker(s.env);
+    const done = async () => {
+      const counts = await s.queue.counts();
+      return counts.reduce((n, c) => n + c.counts.completed, 0);
+    };
+    for (let kill = 0; kill < 5; kill++) {
+      const before = await done();
+      // Let it make progress, then kill it mid-run.
+      await until(async () => (await done()) > before + 50, 60_000, `progress before kill ${kill + 1}`);
+      worker.kill('SIGKILL');
+      await exited(worker);
+      worker = startWorker(s.env);
+    }
+    await until(async () => (await done()) === N, 120_000, 'all jobs completed');
+    let stalls = 0;
+    for (const id of ids) {
+      const job = await s.queue.get(id);
+      expect(job?.state).toBe('completed');
+      stalls += job?.stalls ?? 0;
+    }
+    // A run can repeat only if it was in flight at a kill: at most 4 slots per kill.
+    expect(stalls).toBeLessThanOrEqual(5 * 4);
+    worker.kill('SIGTERM');
+    expect(await exited(worker)).toBe(0);
+  }, 240_000);
+
+  it('SIGTERM lets active tasks finish; past --shutdown-timeout they return to the queue; a second signal stops at once', async () => {
+    fresh();
+    const quick = await s.jobs.enqueue('diagnostics.sleep', { ms: 800 });
+    const w = startWorker(s.env, ['--shutdown-timeout', '5000']);
+    await until(async () => (await s.queue.get(quick.id))?.state === 'active', 30_000, 'quick active');
+    w.kill('SIGTERM');
+    expect(await exited(w)).toBe(0);
+    expect((await s.queue.get(quick.id))?.state).toBe('completed');
+
+    const slow = await s.jobs.enqueue('diagnostics.sleep', { ms: 60_000 });
+    const w2 = startWorker(s.env, ['--shutdown-timeout', '300']);
+    await until(async () => (await s.queue.get(slow.id))?.state === 'active', 30_000, 'slow active');
+    const t0 = Date.now();
+    w2.kill('SIGTERM');
+    expect(await exited(w2)).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect((await s.queue.get(slow.id))?.state).toBe('waiting');
+
+    const w3 = startWorker(s.env, ['--shutdown-timeout', '60000']);
+    await until(async () => (await s.queue.get(slow.id))?.state === 'active', 30_000, 'slow active again');
+    const t1 = Date.now();
+    w3.kill('SIGTERM');
+    await sleep(300);
+    w3.kill('SIGTERM');
+    await exited(w3);
+    expect(Date.now() - t1).toBeLessThan(10_000);
+    expect((await s.queue.get(slow.id))?.state).toBe('waiting');
+  }, 120_000);
+
+  describe.runIf(backend === 'bullmq')('Redis restart', () => {
+    let redis: RunningService;
+    afterAll(async () => {
+      await redis?.stop();
+    });
+
+    it('workers resume by themselves after Redis restarts, and nothing enqueued is lost', async () => {
+      redis = await startRedis();
+      fresh(redis.url);
+      const first = await s.jobs.enqueueBulk(
+        Array.from({ length: 200 }, () => ({ name: 'diagnostics.noop', payload: {} })),
+      );
+      startWorker(s.env);
+      await until(
+        async () => (await s.queue.get(first.at(-1)?.id as string))?.state === 'completed',
+        60_000,
+        'first batch',
+      );
+      const restarting = redis.restart?.(1500);
+      await sleep(300);
+      // Enqueued while Redis is down: the producer holds them until it reconnects.
+      const during = s.jobs.enqueueBulk(
+        Array.from({ length: 200 }, () => ({ name: 'diagnostics.noop', payload: {} })),
+      );
+      await restarting;
+      const ids = (await during).map((r) => r.id);
+      await until(
+        async () => {
+          for (const id of ids) if ((await s.queue.get(id))?.state !== 'completed') return false;
+          return true;
+        },
+        60_000,
+        'jobs enqueued during the outage',
+      );
+    }, 120_000);
+  });
+});
