@@ -233,6 +233,7 @@ export class NarrationService {
             text: norm.text,
             language: gen.language,
             voice,
+            attempt,
             signal: req.signal,
           });
           await record(r.usage);

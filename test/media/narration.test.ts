@@ -206,6 +206,15 @@ describe.each(dbBackends())('Zero-Fault narration (%s)', (backend) => {
     expect(fake.calls.length).toBe(before);
   });
 
+  it('a retry with eSpeak is delivered differently (slower), not a copy of the failed attempt', async () => {
+    const { gen } = await generation(SCRIPT, 'espeak');
+    stt(transcript(CLOSE), transcript(RIGHT));
+    const out = await media.narration.narrate({ generationId: gen.id });
+    expect(out).toMatchObject({ status: 'succeeded', attempts: 2 });
+    const attempts = (await media.narration.manifest(gen.id))?.attempts ?? [];
+    expect(attempts[1]?.duration_s).toBeGreaterThan((attempts[0]?.duration_s ?? 0) * 1.04);
+  });
+
   it('real eSpeak in Korean with the acoustic verifier: succeeded, non-silent, plausible duration', async () => {
     const local = createMediaServices(mediaConfig(), handle.db, handle.dialect, silentLogger);
     try {

@@ -132,11 +132,14 @@ export class EspeakProvider implements TtsProvider {
         reject(new Error(`espeak did not finish within ${this.opts.timeoutMs} ms`));
       }, this.opts.timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
+      // eSpeak is deterministic: a retry only differs if delivered differently, so each
+      // retry speaks 8 % slower (clearer), down to 60 % of the configured rate.
+      const speed = Math.round(this.opts.speedWpm * Math.max(0.6, 1 - 0.08 * ((req.attempt ?? 1) - 1)));
       worker.postMessage({
         id,
         text: req.text,
         voice: this.isKnownVoice(voice) ? (VOICES[voice] ?? voice) : voice,
-        speed: this.opts.speedWpm,
+        speed,
       });
     });
     return {

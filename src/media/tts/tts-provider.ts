@@ -16,6 +16,8 @@ export interface TtsRequest {
   language: string;
   /** Provider voice; the provider's default for the language when absent. */
   voice?: string;
+  /** 1 for the first narration attempt; providers may vary their delivery on retries. */
+  attempt?: number;
   signal?: AbortSignal;
 }
 
