@@ -5,7 +5,7 @@
  *     the memory store too.                                     metric get_p50_us (case l1, redis, raw_redis, memory)
  * (b) GET /api/v1/contents/{id}/script with the cache, without it, and a bare Fastify hello world,
  *     each server in its own child process, autocannon here at 50 connections. metric rps, p99_ms
- * (c) Zipf (s = 1.0) reads over N contents (100,000; 5,000 with --quick) with 5 % script writes through
+ * (c) Zipf (s = 1.0) reads over N contents (100,000; 3,000 with --quick) with 5 % script writes through
  *     the API, every response compared with the database.     metric hit_rate, stale_reads (case zipf)
  *
  * Targets: L1 p50 <= 5 µs; Redis hit <= 1.3x raw GET; cached >= 70 % of hello rps with p99 <= 5 ms;
@@ -143,7 +143,7 @@ async function waitReady(cache: CacheService): Promise<void> {
 
 async function benchGetLatency(redisUrl: string | undefined, value: unknown): Promise<void> {
   const logger = pino({ level: 'silent' });
-  const n = quick ? 20_000 : 100_000;
+  const n = quick ? 10_000 : 100_000;
   const extra = { valueBytes: JSON.stringify(value).length, samples: n };
 
   const memory = createCacheService(loadCacheConfig({ CACHE_MODE: 'memory' }), logger) as CacheService;
@@ -276,7 +276,7 @@ async function benchEndpoint(
   seeded: { contentId: number; key: string; script: unknown },
   redisUrl?: string,
 ): Promise<void> {
-  const seconds = quick ? 4 : 15;
+  const seconds = quick ? 3 : 15;
   const warm = quick ? 1 : 3;
   const path_ = `/api/v1/contents/${seeded.contentId}/script`;
   const cases: { name: string; backend: string; kind: string; extra: string[]; url: string }[] = [
@@ -429,8 +429,8 @@ async function benchZipf(
   redisUrl: string | undefined,
   dir: string,
 ): Promise<void> {
-  const n = quick ? 5_000 : 100_000;
-  const ops = quick ? 8_000 : 200_000;
+  const n = quick ? 3_000 : 100_000;
+  const ops = quick ? 6_000 : 200_000;
   const dbFile = path.join(dir, `zipf-${backend.replace('+', '-')}.db`);
   const system = await openSystem(appEnv(dbFile, backend === 'memory' ? 'memory' : (redisUrl as string)));
   try {
