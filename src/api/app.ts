@@ -107,7 +107,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await api.register(metricsRoutes, { metrics: s.metrics });
       await api.register(keysRoutes, { apiKeys: deps.apiKeys });
       if (deps.cache) await api.register(cacheRoutes, { cache: deps.cache });
-      if (deps.jobs) await api.register(tasksRoutes, { jobs: deps.jobs, db: deps.database.db });
+      if (deps.jobs)
+        await api.register(tasksRoutes, { jobs: deps.jobs, db: deps.database.db, cache: deps.cache });
       if (deps.jobs && deps.media) await api.register(mediaRoutes, { jobs: deps.jobs, media: deps.media });
     },
     { prefix: API_PREFIX },

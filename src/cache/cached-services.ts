@@ -36,7 +36,17 @@ export const gens = {
   campaigns: 'campaigns',
   similar: 'similar',
   cascade: 'cascade',
+  /** Roll-ups of every campaign (a stats.aggregate run over all of them). */
+  stats: 'stats',
+  campaignStats: (id: number) => `stats:campaign:${id}`,
 } as const;
+
+/** What a cached campaign stats read depends on: roll-up runs (all, or this campaign's) and cascading deletes. */
+export const campaignStatsDeps = (id: number) => [gens.stats, gens.campaignStats(id), gens.cascade];
+
+/** What a stats.aggregate run invalidates: one campaign's roll-ups, or everyone's. */
+export const statsWrite = (campaignId: number | null) =>
+  campaignId === null ? [gens.stats] : [gens.campaignStats(campaignId)];
 
 /** Generations a write to one content moves: its own entries, its campaign's lists, similar scripts. */
 export const contentWrite = (id: number, campaignId: number | undefined) => [

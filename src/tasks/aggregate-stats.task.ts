@@ -8,6 +8,7 @@
 import { Type } from '@sinclair/typebox';
 import { sql } from 'kysely';
 import { defineTask } from '../jobs/registry.js';
+import { statsWrite } from '../cache/cached-services.js';
 import type { TaskDeps } from './deps.js';
 
 const Day = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'YYYY-MM-DD (UTC)' });
@@ -38,7 +39,7 @@ export const aggregateStatsTask = defineTask({
     const from = p.from ?? '0000-01-01';
     const to = p.to ?? '9999-12-31';
     const campaign = p.campaign_id ?? null;
-    return db.transaction().execute(async (tx) => {
+    const result = await db.transaction().execute(async (tx) => {
       const only = (col: string) => (campaign === null ? sql`1 = 1` : sql`${sql.ref(col)} = ${campaign}`);
       await sql`delete from content_stats_daily where day between ${from} and ${to} and ${only('campaign_id')}`.execute(
         tx,
@@ -76,5 +77,8 @@ export const aggregateStatsTask = defineTask({
         campaign_days: Number(campaignRows.numAffectedRows ?? 0),
       };
     });
+    // Cached campaign stats are stale now (they live until the next run, not a TTL).
+    await ctx.deps.cache?.()?.invalidate(...statsWrite(campaign));
+    return result;
   },
 });

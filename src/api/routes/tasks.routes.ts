@@ -12,6 +12,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
+import type { CacheService } from '../../cache/cache.service.js';
+import { campaignStatsDeps } from '../../cache/cached-services.js';
 import type { Db } from '../../db/types.js';
 import { AppError, notFound } from '../../errors.js';
 import { InvalidPayloadError } from '../../jobs/errors.js';
@@ -24,6 +26,8 @@ export interface TasksRoutesOptions {
   db: Db;
   /** How often the SSE stream looks at the task, ms (default 200). */
   ssePollMs?: number;
+  /** Caches campaign stats until the next stats.aggregate run (absent: no cache). */
+  cache?: CacheService;
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -473,24 +477,32 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
     },
     async (req) => {
       const id = req.params.id;
-      const exists = await db.selectFrom('campaigns').select('id').where('id', '=', id).executeTakeFirst();
-      if (!exists) throw notFound('CAMPAIGN_NOT_FOUND', 'campaign', id);
       const from = req.query.from ?? '0000-01-01';
       const to = req.query.to ?? '9999-12-31';
-      const days = await sql<Static<typeof StatsDay>>`
-        select day, contents, views, likes, comments, shares, watch_time_s, avg_ctr, avg_engagement_rate, avg_performance_score
-        from campaign_stats_daily where campaign_id = ${id} and day between ${from} and ${to} order by day limit 1000`.execute(
-        db,
-      );
-      const contents = await sql<Static<typeof ContentDay>>`
-        select content_id, day, samples, views, likes, comments, shares, watch_time_s, ctr, engagement_rate, performance_score
-        from content_stats_daily where campaign_id = ${id} and day between ${from} and ${to}
-        order by day, content_id limit 5000`.execute(db);
-      const num = <T extends Record<string, unknown>>(r: T) =>
-        Object.fromEntries(Object.entries(r).map(([k, v]) => [k, k === 'day' ? v : Number(v)])) as T;
-      return { campaign_id: id, days: days.rows.map(num), contents: contents.rows.map(num) };
+      return opts.cache
+        ? opts.cache.getOrSet('campaign_stats', [id, from, to], () => campaignStats(id, from, to), {
+            deps: campaignStatsDeps(id),
+          })
+        : campaignStats(id, from, to);
     },
   );
+
+  async function campaignStats(id: number, from: string, to: string) {
+    const exists = await db.selectFrom('campaigns').select('id').where('id', '=', id).executeTakeFirst();
+    if (!exists) throw notFound('CAMPAIGN_NOT_FOUND', 'campaign', id);
+    const days = await sql<Static<typeof StatsDay>>`
+      select day, contents, views, likes, comments, shares, watch_time_s, avg_ctr, avg_engagement_rate, avg_performance_score
+      from campaign_stats_daily where campaign_id = ${id} and day between ${from} and ${to} order by day limit 1000`.execute(
+      db,
+    );
+    const contents = await sql<Static<typeof ContentDay>>`
+      select content_id, day, samples, views, likes, comments, shares, watch_time_s, ctr, engagement_rate, performance_score
+      from content_stats_daily where campaign_id = ${id} and day between ${from} and ${to}
+      order by day, content_id limit 5000`.execute(db);
+    const num = <T extends Record<string, unknown>>(r: T) =>
+      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, k === 'day' ? v : Number(v)])) as T;
+    return { campaign_id: id, days: days.rows.map(num), contents: contents.rows.map(num) };
+  }
 };
 
 /**
