@@ -109,7 +109,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       if (deps.cache) await api.register(cacheRoutes, { cache: deps.cache });
       if (deps.jobs)
         await api.register(tasksRoutes, { jobs: deps.jobs, db: deps.database.db, cache: deps.cache });
-      if (deps.jobs && deps.media) await api.register(mediaRoutes, { jobs: deps.jobs, media: deps.media });
+      if (deps.jobs && deps.media)
+        await api.register(mediaRoutes, { jobs: deps.jobs, media: deps.media, cache: deps.cache });
     },
     { prefix: API_PREFIX },
   );

@@ -30,9 +30,19 @@ export function stableSerialize(value: unknown): string {
       if (value === null) return 'n';
       if (Array.isArray(value)) return `[${value.map(stableSerialize).join(',')}]`;
       if (value instanceof Date) return `D${value.toISOString()}`;
-      const proto = Object.getPrototypeOf(value) as unknown;
-      if (proto !== Object.prototype && proto !== null) {
-        throw new TypeError(`cache arguments must be plain data; got ${value.constructor.name}`);
+      // Data with no stable JSON form; any other object (null-prototype query objects included)
+      // is serialised by its own enumerable properties.
+      if (
+        value instanceof Map ||
+        value instanceof Set ||
+        value instanceof RegExp ||
+        value instanceof Promise ||
+        ArrayBuffer.isView(value) ||
+        value instanceof ArrayBuffer
+      ) {
+        throw new TypeError(
+          `cache arguments must be plain data; got ${Object.prototype.toString.call(value)}`,
+        );
       }
       const obj = value as Record<string, unknown>;
       const keys = Object.keys(obj)

@@ -44,6 +44,7 @@ export const DEFAULT_PREFIX_TTLS_S: Readonly<Record<string, number>> = {
   campaign_list: 120,
   content_list: 120,
   campaign_stats: 300,
+  cost_summary: 300,
 };
 
 /** Cache prefixes: a lowercase letter, then lowercase letters, digits and underscores. */

@@ -253,8 +253,16 @@ export class CacheService {
     fn: () => Promise<T>,
     opts: CacheOptions<T> = {},
   ): Promise<T> {
-    const key = this.key(prefix, args);
     const c = this.counter(prefix);
+    let key: string;
+    try {
+      key = this.key(prefix, args);
+    } catch (err) {
+      // Arguments without a stable key (or a bad prefix) are a bug to log, not a failed request.
+      this.onError(err, c);
+      c.bypassed++;
+      return fn();
+    }
     const genKeys = (opts.deps ?? []).map(genKey);
     const fast = this.fastRead(key, genKeys, c);
     if (fast !== undefined) return fast.v as T;

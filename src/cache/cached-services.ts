@@ -39,6 +39,8 @@ export const gens = {
   /** Roll-ups of every campaign (a stats.aggregate run over all of them). */
   stats: 'stats',
   campaignStats: (id: number) => `stats:campaign:${id}`,
+  /** Vendor spend (ai_api_usage): moved by narration, and by deletes that null its references. */
+  costs: 'costs',
 } as const;
 
 /** What a cached campaign stats read depends on: roll-up runs (all, or this campaign's) and cascading deletes. */
@@ -179,9 +181,10 @@ export class CachedContentsService extends ContentsService {
   override async delete(id: number): Promise<void> {
     // The campaign is known only before the row goes.
     const campaignId = (await this.repos.contents.get(id))?.campaign_id;
+    // Its ai_api_usage rows lose their content_id (ON DELETE SET NULL): cost summaries by content move.
     return writeThrough(
       this.cache,
-      () => contentWrite(id, campaignId),
+      () => [...contentWrite(id, campaignId), gens.costs],
       () => super.delete(id),
     );
   }

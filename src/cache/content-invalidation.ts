@@ -1,6 +1,6 @@
 import type { Db } from '../db/types.js';
 import type { CacheService } from './cache.service.js';
-import { contentWrite } from './cached-services.js';
+import { contentWrite, gens } from './cached-services.js';
 
 /** What changed a content outside the domain services: the content itself, or a media row of it. */
 export type ContentRef = { contentId: number } | { audioGenerationId: number } | { renderId: number };
@@ -16,6 +16,8 @@ export async function invalidateContent(
   db: Db,
   ref: ContentRef,
   onError: (err: unknown) => void,
+  /** Also cost summaries: the change came with vendor calls recorded in ai_api_usage (narration). */
+  opts: { costs?: boolean } = {},
 ): Promise<void> {
   if (!cache) return;
   try {
@@ -34,13 +36,16 @@ export async function invalidateContent(
         await db.selectFrom('renders').select('content_id').where('id', '=', ref.renderId).executeTakeFirst()
       )?.content_id;
     }
-    if (contentId === undefined) return;
+    if (contentId === undefined) {
+      if (opts.costs) await cache.invalidate(gens.costs);
+      return;
+    }
     const row = await db
       .selectFrom('contents')
       .select('campaign_id')
       .where('id', '=', contentId)
       .executeTakeFirst();
-    await cache.invalidate(...contentWrite(contentId, row?.campaign_id));
+    await cache.invalidate(...contentWrite(contentId, row?.campaign_id), ...(opts.costs ? [gens.costs] : []));
   } catch (err) {
     onError(err);
   }

@@ -55,7 +55,7 @@ export const generateAudioTask = defineTask({
   async handler(p, ctx: TaskContext<TaskDeps>): Promise<NarrationOutcome> {
     const media = mediaServicesFor(ctx.deps);
     try {
-      const outcome = await media.narration.narrate({
+      return await media.narration.narrate({
         generationId: p.generation_id,
         threshold: p.threshold,
         maxAttempts: p.max_attempts,
@@ -63,16 +63,18 @@ export const generateAudioTask = defineTask({
         signal: ctx.signal,
         onProgress: (e) => ctx.progress(Math.round(e.percent)),
       });
-      // The content's status may have advanced: cached reads of it must not outlive that.
+    } catch (err) {
+      return narrationError(err, p.generation_id, ctx);
+    } finally {
+      // The content's status may have advanced and vendor calls were recorded (even on failure):
+      // cached reads of either must not outlive that.
       await invalidateContent(
         ctx.deps.cache?.(),
         ctx.deps.db(),
         { audioGenerationId: p.generation_id },
         (err) => ctx.deps.logger.warn({ err }, 'cache invalidation after narration failed'),
+        { costs: true },
       );
-      return outcome;
-    } catch (err) {
-      return narrationError(err, p.generation_id, ctx);
     }
   },
 });

@@ -94,6 +94,16 @@ describe.each(cacheKinds())('cache contract: %s', (kind: CacheKind) => {
     expect(calls).toBe(2);
   });
 
+  it('answers from the source when arguments have no stable key, and counts it', async () => {
+    expect(await cache.getOrSet('unkeyable', [new Map([[1, 2]])], async () => 'from source')).toBe(
+      'from source',
+    );
+    expect(await cache.getOrSet('Bad Prefix', [1], async () => 'still')).toBe('still');
+    const s = await cache.stats();
+    expect(s.prefixes.unkeyable!.errors).toBe(1);
+    expect(s.prefixes.unkeyable!.bypassed).toBe(1);
+  });
+
   it('invalidates by generation in O(1): dependents miss, others still hit', async () => {
     let version = 1;
     const read = (id: number) =>

@@ -66,6 +66,13 @@ describe('cache keys', () => {
     expect(stableSerialize({ a: 1, b: undefined })).toBe(stableSerialize({ a: 1 }));
     expect(() => stableSerialize([new Map()])).toThrow(TypeError);
     expect(() => stableSerialize([() => 1])).toThrow(TypeError);
+    // Query objects come with a null or foreign prototype: same data, same key.
+    const bare = Object.assign(Object.create(null) as object, { b: 2, a: 1 });
+    function Empty() {}
+    Empty.prototype = Object.create(null);
+    const exotic = Object.assign(Object.create(Empty.prototype as object) as object, { a: 1, b: 2 });
+    expect(hashArgs([bare])).toBe(hashArgs([{ a: 1, b: 2 }]));
+    expect(hashArgs([exotic])).toBe(hashArgs([{ a: 1, b: 2 }]));
     expect(cacheKey('script', [1])).toMatch(/^ov:cache:v1:script:[0-9a-f]{32}$/);
   });
 

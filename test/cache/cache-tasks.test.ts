@@ -17,6 +17,7 @@ describe.each(cacheKinds())('invalidation after a task changes a content: %s', (
   beforeAll(async () => {
     const backend = kind === 'memory' || !dbBackends().includes('postgres') ? 'sqlite' : 'postgres';
     t = await makeCacheApp(kind, await databaseUrl(backend), redisDb(redisUrl(), 5));
+    await t.system.cache!.flush(); // each describe has its own database; the Redis db is shared
     const seeded = await seedCampaign(t);
     campaignId = seeded.campaignId;
     contentId = await seeded.addContent('task');
@@ -73,5 +74,51 @@ describe.each(cacheKinds())('invalidation after a task changes a content: %s', (
     );
     await invalidateContent(undefined, t.system.database.db, { contentId }, (e) => errors.push(e));
     expect(errors).toEqual([]);
+  });
+});
+
+describe.each(cacheKinds())('cost summaries: %s', (kind) => {
+  let t: CacheApp;
+  beforeAll(async () => {
+    const backend = kind === 'memory' || !dbBackends().includes('postgres') ? 'sqlite' : 'postgres';
+    t = await makeCacheApp(kind, await databaseUrl(backend), redisDb(redisUrl(), 5));
+    await t.system.cache!.flush(); // each describe has its own database; the Redis db is shared
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('are cached until narration records usage, then follow', async () => {
+    const costs = async () =>
+      (
+        await t.app.inject({ method: 'GET', url: '/api/v1/costs?from=2020-01-01', headers: t.as('viewer') })
+      ).json();
+    expect((await costs()).calls).toBe(0);
+    const { contentId } = await (async () => {
+      const s = await seedCampaign(t);
+      return { contentId: await s.addContent('costly') };
+    })();
+    const now = new Date().toISOString();
+    await t.system.database.db
+      .insertInto('ai_api_usage')
+      .values({
+        provider: 'openai',
+        model: 'tts-1',
+        operation: 'tts',
+        units: 100,
+        unit: 'char',
+        cost_usd: 0.5,
+        campaign_id: null,
+        content_id: contentId,
+        task_id: 'job-2',
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+    expect((await costs()).calls).toBe(0); // cached: the insert went around the cache
+    await invalidateContent(t.system.cache, t.system.database.db, { contentId }, () => undefined, {
+      costs: true,
+    });
+    expect((await costs()).calls).toBe(1);
   });
 });

@@ -11,6 +11,8 @@ import path from 'node:path';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
+import type { CacheService } from '../../cache/cache.service.js';
+import { gens } from '../../cache/cached-services.js';
 import { AppError, notFound } from '../../errors.js';
 import type { Jobs } from '../../jobs/jobs.js';
 import type { ContentContext } from '../../media/media.repo.js';
@@ -26,6 +28,8 @@ import { DateOnly, Id, IdParams, Nullable, Platform, StringEnum, errorResponses 
 export interface MediaRoutesOptions {
   jobs: Jobs;
   media: MediaServices;
+  /** Caches cost summaries until narration records more usage (absent: no cache). */
+  cache?: CacheService;
 }
 
 /** File routes take the id as an opaque string: anything but a known row's id (a path, say) is simply not found. */
@@ -149,7 +153,10 @@ async function sendFile(
   return reply.send(createReadStream(abs));
 }
 
-export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async (app, { jobs, media }) => {
+export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async (
+  app,
+  { jobs, media, cache },
+) => {
   const { repo, storage } = media;
 
   async function content(id: number): Promise<ContentContext> {
@@ -517,14 +524,16 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
       const q = req.query;
       if (q.from && q.to && q.from > q.to)
         throw new AppError('VALIDATION_FAILED', 'to: must not be before from', { field: 'to' });
-      return repo.costs({
-        from: q.from,
-        to: q.to,
-        provider: q.provider,
-        operation: q.operation,
-        campaignId: q.campaign_id,
-        contentId: q.content_id,
-      });
+      const load = () =>
+        repo.costs({
+          from: q.from,
+          to: q.to,
+          provider: q.provider,
+          operation: q.operation,
+          campaignId: q.campaign_id,
+          contentId: q.content_id,
+        });
+      return cache ? cache.getOrSet('cost_summary', [q], load, { deps: [gens.costs, gens.cascade] }) : load();
     },
   );
 
