@@ -127,7 +127,12 @@ export const cacheRoutes: FastifyPluginAsyncTypebox<{ cache: CacheService }> = a
       }
       const { campaign_id, content_id, prefix, pattern } = req.body;
       if (campaign_id !== undefined) {
-        const names = [gens.campaign(campaign_id), gens.campaigns, gens.similar];
+        const names = [
+          gens.campaign(campaign_id),
+          gens.campaigns,
+          gens.similar,
+          gens.campaignStats(campaign_id),
+        ];
         await cache.invalidate(...names);
         return { target: 'campaign_id', removed: null, generations: names };
       }
