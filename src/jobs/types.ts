@@ -241,6 +241,12 @@ export interface JobQueue {
   cancelActive(job: ClaimedJob, workerId: string): Promise<void>;
   /** Returns a leased job to its queue without counting the attempt (graceful shutdown). */
   release(job: ClaimedJob, workerId: string): Promise<void>;
+  /**
+   * Optional: a token that changes whenever work may have become ready. With it,
+   * a worker holding prefetched jobs can start them without a claim while
+   * nothing new arrived (see the worker runtime); without it, it always claims.
+   */
+  version?(): string;
   /** Returns jobs whose lease expired to their queue (or marks them dead after too many stalls). */
   recoverStalled(): Promise<number>;
   removeWorker(workerId: string): Promise<void>;

@@ -81,6 +81,10 @@ interface Running {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** Claim order: queue rank, then job priority, then FIFO (negative: `a` runs first). */
+const byRank = (a: ClaimedJob, b: ClaimedJob) =>
+  QUEUE_PRIORITY[b.queue] - QUEUE_PRIORITY[a.queue] || b.priority - a.priority || a.enqueuedAt - b.enqueuedAt;
+
 export class Worker {
   readonly id: string;
   readonly queues: QueueName[];
@@ -94,6 +98,11 @@ export class Worker {
   /** Finished jobs whose outcome is committed with the next claim (one round trip for both). */
   private pendingSettle: Settlement[] = [];
   private readonly settled = new Map<string, () => void>();
+  private claimVersion: string | undefined;
+  private claimedAt = 0;
+  /** The worst-ranked job of the last claim (none: nothing else was ready). */
+  private claimFloor: ClaimedJob | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
   /** Counts freed slots, so the loop notices one that freed while it was busy claiming. */
   private slotEpoch = 0;
   private readonly sandbox: SandboxPool | undefined;
@@ -246,11 +255,32 @@ export class Worker {
         await new Promise((r) => setImmediate(r));
         continue;
       }
+      // Prefetched jobs may start without a claim only while nothing could outrank them: no work became
+      // ready anywhere since the last claim (the backend's version token) and that claim is recent
+      // (bounds the wait of a delayed job that came due meanwhile). Settlements wait a few ms at most.
+      if (
+        this.buffer.length > 0 &&
+        this.claimVersion !== undefined &&
+        this.opts.queue.version?.() === this.claimVersion &&
+        performance.now() - this.claimedAt < 20 &&
+        this.pendingSettle.length < 256
+      ) {
+        // Only jobs ranking at least with the worst job of the last claim: anything still waiting ranks below that.
+        const floor = this.claimFloor;
+        const safe = floor ? this.buffer.filter((j) => byRank(j, floor) <= 0) : this.buffer;
+        const { started, keep } = this.startBest(safe, free, nonHighFree);
+        if (started > 0) {
+          this.buffer = [...keep, ...this.buffer.filter((j) => !safe.includes(j))];
+          this.flushSoon();
+          continue;
+        }
+      }
       let claimed: ClaimedJob[];
       const epoch = this.slotEpoch;
       const settle = this.pendingSettle.splice(0);
       try {
         const room = Math.max(0, this.prefetch - this.buffer.length);
+        const version = this.opts.queue.version?.();
         claimed = await this.opts.queue.claim({
           settle,
           queues: this.queues,
@@ -258,6 +288,9 @@ export class Worker {
           maxNonHigh: nonHighFree + room,
           workerId: this.id,
         });
+        this.claimVersion = version;
+        this.claimedAt = performance.now();
+        this.claimFloor = claimed.length ? [...claimed].sort(byRank)[claimed.length - 1] : undefined;
         this.afterSettle(settle);
       } catch (err) {
         this.pendingSettle.unshift(...settle);
@@ -265,23 +298,7 @@ export class Worker {
         await this.sleep(500);
         continue;
       }
-      const candidates = [...this.buffer, ...claimed].sort(
-        (a, b) =>
-          QUEUE_PRIORITY[b.queue] - QUEUE_PRIORITY[a.queue] ||
-          b.priority - a.priority ||
-          a.enqueuedAt - b.enqueuedAt,
-      );
-      const keep: ClaimedJob[] = [];
-      let started = 0;
-      let startedNonHigh = 0;
-      for (const job of candidates) {
-        const isHigh = job.queue === 'high_priority';
-        if (started < free && (isHigh || startedNonHigh < nonHighFree)) {
-          started++;
-          if (!isHigh) startedNonHigh++;
-          this.run(job);
-        } else keep.push(job);
-      }
+      const { started, keep } = this.startBest([...this.buffer, ...claimed], free, nonHighFree);
       this.buffer = keep.slice(0, this.prefetch);
       for (const job of keep.slice(this.prefetch)) await this.giveBack(job);
       // A slot freed (or a settlement arrived) while we were claiming: look again instead of waiting.
@@ -302,6 +319,35 @@ export class Worker {
         this.stopAc.signal.removeEventListener('abort', wake);
       }
     }
+  }
+
+  /** Starts the best jobs in priority order within the free slots (the reserved slot only for high_priority). */
+  private startBest(
+    jobs: ClaimedJob[],
+    free: number,
+    nonHighFree: number,
+  ): { started: number; keep: ClaimedJob[] } {
+    const candidates = jobs.sort(byRank);
+    const keep: ClaimedJob[] = [];
+    let started = 0;
+    let startedNonHigh = 0;
+    for (const job of candidates) {
+      const isHigh = job.queue === 'high_priority';
+      if (started < free && (isHigh || startedNonHigh < nonHighFree)) {
+        started++;
+        if (!isHigh) startedNonHigh++;
+        this.run(job);
+      } else keep.push(job);
+    }
+    return { started, keep };
+  }
+
+  /** Commits pending settlements within a few ms when no claim will carry them. */
+  private flushSoon(): void {
+    this.flushTimer ??= setTimeout(() => {
+      this.flushTimer = undefined;
+      void this.flushSettlements();
+    }, 5);
   }
 
   private afterSettle(settle: readonly Settlement[]): void {
@@ -425,7 +471,10 @@ export class Worker {
           maxAttempts: job.maxAttempts,
           signal: ac.signal,
           progress: async (v: number) => onProgress(v),
-          logger: logger.child(base),
+          // A child logger per attempt costs more than a no-op task: built only when the handler uses it.
+          get logger() {
+            return logger.child(base);
+          },
           deps: this.opts.deps,
         });
         result = hardTimeoutMs
@@ -560,6 +609,8 @@ export class Worker {
     clearInterval(this.heartbeatTimer);
     clearInterval(this.stallTimer);
     clearInterval(this.cleanupTimer);
+    clearTimeout(this.flushTimer);
+    await this.flushSettlements();
     await this.sandbox?.close(1000);
     await this.opts.taskRuns?.close();
     try {

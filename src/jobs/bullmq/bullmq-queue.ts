@@ -532,56 +532,87 @@ export class BullmqQueue implements JobQueue {
 
   async claim(opts: ClaimOptions): Promise<ClaimedJob[]> {
     this.assertOpen();
-    for (const s of opts.settle ?? []) {
-      try {
-        if (s.kind === 'complete') await this.complete(s.job, opts.workerId, s.result);
-        else if (s.kind === 'fail') await this.fail(s.job, opts.workerId, s.error, s.outcome);
-        else if (s.kind === 'cancel') await this.cancelActive(s.job, opts.workerId);
-        else await this.release(s.job, opts.workerId);
-      } catch (err) {
-        // Typically "Missing lock": the lease was lost and the job already went back to the queue.
-        this.opts.logger.warn(
-          { err: String(err), jobId: s.job.id, kind: s.kind },
-          'could not settle a job; it will run again',
-        );
-      }
-    }
+    // Settlements are independent of each other and of the claims: all go out together, one round trip.
+    const settled = Promise.all(
+      (opts.settle ?? []).map(async (s) => {
+        try {
+          if (s.kind === 'complete') await this.complete(s.job, opts.workerId, s.result);
+          else if (s.kind === 'fail') await this.fail(s.job, opts.workerId, s.error, s.outcome);
+          else if (s.kind === 'cancel') await this.cancelActive(s.job, opts.workerId);
+          else await this.release(s.job, opts.workerId);
+        } catch (err) {
+          // Typically "Missing lock": the lease was lost and the job already went back to the queue.
+          this.opts.logger.warn(
+            { err: String(err), jobId: s.job.id, kind: s.kind },
+            'could not settle a job; it will run again',
+          );
+        }
+      }),
+    );
     const out: ClaimedJob[] = [];
     let nonHigh = 0;
-    for (const queue of rankQueues(opts.queues)) {
-      const w = this.w(queue);
-      while (
-        out.length < opts.max &&
-        (queue === 'high_priority' || nonHigh < (opts.maxNonHigh ?? opts.max))
-      ) {
-        const j = (await w.getNextJob(opts.workerId, { block: false })) as Bull | undefined;
-        if (!j) break;
-        const id = this.publicId(queue, String(j.id));
-        if (j.deferredFailure) {
-          // BullMQ 6 marks a job that stalled past maxStalledCount and fails it when next claimed: it is dead.
-          await j.moveToFailed(new UnrecoverableError(j.deferredFailure), opts.workerId, false);
-          this.events.emit('stalled', id, true);
-          continue;
-        }
-        if (queue !== 'high_priority') nonHigh++;
-        this.held.set(id, j);
-        const claimed: ClaimedJob = {
-          id,
-          queue,
-          name: j.name,
-          payload: j.data.p,
-          priority: j.data.pr,
-          attempt: j.attemptsMade + 1,
-          maxAttempts: j.opts.attempts ?? 1,
-          backoff: j.data.b,
-          enqueuedAt: j.timestamp,
-          startedAt: j.processedOn ?? Date.now(),
-        };
-        this.events.emit('active', claimed);
-        out.push(claimed);
-      }
+    try {
+      await this.claimInto(
+        out,
+        opts,
+        () => nonHigh++,
+        () => nonHigh,
+      );
+    } finally {
+      await settled;
     }
     return out;
+  }
+
+  private async claimInto(
+    out: ClaimedJob[],
+    opts: ClaimOptions,
+    countNonHigh: () => void,
+    nonHighCount: () => number,
+  ): Promise<void> {
+    for (const queue of rankQueues(opts.queues)) {
+      const w = this.w(queue);
+      for (;;) {
+        const room = Math.min(
+          opts.max - out.length,
+          queue === 'high_priority' ? Infinity : (opts.maxNonHigh ?? opts.max) - nonHighCount(),
+        );
+        if (room <= 0) break;
+        // Concurrent claims on one queue take its next jobs in order (each moveToActive is atomic);
+        // queues are still visited strictly in rank order.
+        const got = (await Promise.all(
+          Array.from({ length: room }, () => w.getNextJob(opts.workerId, { block: false })),
+        )) as Array<Bull | undefined>;
+        const jobs = got.filter((j): j is Bull => j !== undefined);
+        for (const j of jobs) {
+          const id = this.publicId(queue, String(j.id));
+          if (j.deferredFailure) {
+            // BullMQ 6 marks a job that stalled past maxStalledCount and fails it when next claimed: it is dead.
+            await j.moveToFailed(new UnrecoverableError(j.deferredFailure), opts.workerId, false);
+            this.events.emit('stalled', id, true);
+            continue;
+          }
+          if (queue !== 'high_priority') countNonHigh();
+          this.held.set(id, j);
+          const claimed: ClaimedJob = {
+            id,
+            queue,
+            name: j.name,
+            payload: j.data.p,
+            priority: j.data.pr,
+            attempt: j.attemptsMade + 1,
+            maxAttempts: j.opts.attempts ?? 1,
+            backoff: j.data.b,
+            enqueuedAt: j.timestamp,
+            startedAt: j.processedOn ?? Date.now(),
+          };
+          this.events.emit('active', claimed);
+          out.push(claimed);
+        }
+        // The queue ran dry (or every claim was a dead job): go to the next queue.
+        if (jobs.length < room) break;
+      }
+    }
   }
 
   waitForWork(queues: readonly QueueName[], timeoutMs: number, signal: AbortSignal): Promise<void> {

@@ -119,7 +119,6 @@ create table if not exists jobs (
 );
 create index if not exists jobs_ready on jobs (queue, priority desc, run_at, id) where state = 'waiting';
 create unique index if not exists jobs_idempotency on jobs (idempotency_key) where idempotency_key is not null;
-create index if not exists jobs_lease on jobs (lease_until) where state = 'active';
 create index if not exists jobs_state on jobs (state, queue, id);
 create table if not exists queues (name text primary key, paused integer not null default 0);
 create table if not exists workers (id text primary key, record text not null, last_seen integer not null);
@@ -139,6 +138,8 @@ export class SqliteQueue implements JobQueue {
   private flushScheduled = false;
   private closed = false;
   private readonly waiters = new Set<() => void>();
+  /** Bumped whenever this process makes work ready (see version()). */
+  private localVersion = 0;
 
   constructor(private readonly opts: SqliteQueueOptions) {
     this.now = opts.now ?? Date.now;
@@ -213,7 +214,7 @@ export class SqliteQueue implements JobQueue {
         `select record, last_seen from workers order by id`,
       ),
       expiredLeases: d.prepare<[number, number], { id: number; stalls: number; worker: string | null }>(
-        `select id, stalls, worker from jobs where state = 'active' and
+        `select id, stalls, worker from jobs indexed by jobs_state where state = 'active' and
            (lease_until < ? or worker in (select id from workers where last_seen < ?))`,
       ),
       requeueStalled: d.prepare<[number, number]>(
@@ -523,7 +524,16 @@ export class SqliteQueue implements JobQueue {
   }
 
   private wakeWaiters(): void {
+    this.localVersion++;
     for (const w of [...this.waiters]) w();
+  }
+
+  /**
+   * Changes whenever work may have become ready: an enqueue, retry, resume or
+   * release in this process, or any commit by another process (PRAGMA data_version).
+   */
+  version(): string {
+    return `${this.localVersion}:${this.stmts.dataVersion.get()?.data_version ?? 0}`;
   }
 
   async heartbeat(record: WorkerRecord, jobs: readonly ClaimedJob[]): Promise<string[]> {
@@ -582,6 +592,7 @@ export class SqliteQueue implements JobQueue {
         return this.stmts.failRetry.run(s.error, s.outcome.retryAt, id, workerId).changes === 1
           ? () => {
               this.emit('failed', s.job.id, s.error, false);
+              this.localVersion++;
               this.emit('enqueued', s.job.queue);
             }
           : undefined;
@@ -591,7 +602,10 @@ export class SqliteQueue implements JobQueue {
           : undefined;
       case 'release':
         return this.stmts.release.run(now, id, workerId).changes === 1
-          ? () => this.emit('enqueued', s.job.queue)
+          ? () => {
+              this.localVersion++;
+              this.emit('enqueued', s.job.queue);
+            }
           : undefined;
     }
   }

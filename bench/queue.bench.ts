@@ -1,0 +1,504 @@
+/**
+ * bench:queue: the job system on each backend, in one run:
+ *   sqlite      the embedded engine (a temporary file), through the worker runtime
+ *   bullmq      the BullMQ adapter on Redis (a server started for the run), same runtime
+ *   bullmq-raw  a plain BullMQ Worker on the same Redis: the adapter's baseline
+ *
+ * Metrics (names fixed by the issue):
+ *   enqueue_per_s            case single (one await per job) and bulk (batches of 1,000)
+ *   noop_jobs_per_s          case inprocess and sandboxed, concurrency 4, one queue
+ *   enqueue_to_start_p50_ms / enqueue_to_start_p99_ms at a steady 1,000 jobs/s
+ *   priority_start_p99_ms    a high_priority job's start latency behind a 100,000-job low_priority backlog
+ *   rss_growth_pct           process RSS after 200,000 jobs against RSS after a warm-up
+ * Every attempt writes its task_runs row and log line (pino at info, to /dev/null), as in production.
+ *
+ *   npm run bench:queue              full run (under five minutes)
+ *   npm run bench:queue -- --quick   smaller sizes, under a minute
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Queue, Worker as BullWorker } from 'bullmq';
+import pino from 'pino';
+import { openDatabase } from '../src/db/database.js';
+import { migrateToLatest } from '../src/db/migrator.js';
+import { BullmqQueue } from '../src/jobs/bullmq/bullmq-queue.js';
+import { Jobs } from '../src/jobs/jobs.js';
+import { SqliteQueue } from '../src/jobs/sqlite/sqlite-queue.js';
+import { TaskRunRecorder } from '../src/jobs/task-runs.js';
+import type { ClaimedJob, JobQueue, QueueName } from '../src/jobs/types.js';
+import { Worker } from '../src/jobs/worker-runtime.js';
+import { createTaskRegistry } from '../src/tasks/index.js';
+import { type RunningService, startRedis } from '../test/support/services.js';
+import { emit, isQuick, percentile, printTable } from './lib/report.js';
+
+const BENCH = 'queue';
+const quick = isQuick();
+const N = quick
+  ? {
+      single: 2_000,
+      bulk: 20_000,
+      noop: 10_000,
+      sandboxed: 2_000,
+      steady: 1_000,
+      backlog: 20_000,
+      probes: 30,
+      rss: 40_000,
+    }
+  : {
+      single: 5_000,
+      bulk: 100_000,
+      noop: 50_000,
+      sandboxed: 10_000,
+      steady: 5_000,
+      backlog: 100_000,
+      probes: 100,
+      rss: 200_000,
+    };
+const CONCURRENCY = 4;
+/** The worker default (WORKER_PREFETCH): the seed's prefetch multiplier 4 × concurrency 4. */
+const PREFETCH = 16;
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ov-bench-queue-'));
+const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false }));
+const registry = createTaskRegistry();
+const CHILD = fs.existsSync(path.resolve('dist/main/task-child.js'))
+  ? path.resolve('dist/main/task-child.js')
+  : path.resolve('src/main/task-child.ts');
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const round = (v: number) => Math.round(v * 100) / 100;
+
+async function mainDb() {
+  const file = path.join(dir, `main-${Math.random().toString(36).slice(2, 8)}.db`);
+  const cfg = { dialect: 'sqlite' as const, file, busyTimeoutMs: 10_000 };
+  const h = openDatabase(cfg);
+  await migrateToLatest(h.db, cfg);
+  return h;
+}
+
+type Backend = 'sqlite' | 'bullmq';
+
+function makeQueue(backend: Backend, redis: string | undefined): JobQueue {
+  if (backend === 'sqlite')
+    return new SqliteQueue({
+      file: path.join(dir, `jobs-${Math.random().toString(36).slice(2, 8)}.db`),
+      leaseMs: 30_000,
+      maxStalls: 3,
+      pollMs: 50,
+    });
+  return new BullmqQueue({
+    url: redis as string,
+    prefix: `ov:q:bench${Math.random().toString(36).slice(2, 8)}`,
+    leaseMs: 30_000,
+    maxStalls: 3,
+    logger,
+    keepLast: 1000,
+    keepHours: 1,
+  });
+}
+
+/** Resolves when `n` jobs completed (counted by the queue's in-process events). */
+function completions(q: JobQueue, n: number): Promise<void> {
+  return new Promise((resolve) => {
+    let done = 0;
+    const on = () => {
+      if (++done >= n) {
+        q.off('completed', on);
+        resolve();
+      }
+    };
+    q.on('completed', on);
+  });
+}
+
+async function withWorker<T>(
+  q: JobQueue,
+  opts: { queues: QueueName[]; maxTasksPerChild?: number },
+  fn: (w: Worker) => Promise<T>,
+): Promise<T> {
+  const db = await mainDb();
+  const taskRuns = new TaskRunRecorder(db.db, logger);
+  const w = new Worker({
+    queue: q,
+    registry,
+    deps: {},
+    logger,
+    taskRuns,
+    queues: opts.queues,
+    concurrency: CONCURRENCY,
+    prefetch: PREFETCH,
+    sandbox: { childModule: CHILD, maxTasksPerChild: opts.maxTasksPerChild ?? 100, maxMemoryMb: 512 },
+  }).start();
+  try {
+    return await fn(w);
+  } finally {
+    await w.stop({ timeoutMs: 5000 });
+    await db.close();
+  }
+}
+
+async function enqueueRates(backend: Backend, q: JobQueue): Promise<void> {
+  const jobs = new Jobs(q, registry);
+  let t = performance.now();
+  for (let i = 0; i < N.single; i++) await jobs.enqueue('diagnostics.noop', {});
+  emit({
+    bench: BENCH,
+    case: 'single',
+    backend,
+    metric: 'enqueue_per_s',
+    value: N.single / ((performance.now() - t) / 1000),
+    unit: 'jobs/s',
+    jobs: N.single,
+  });
+  t = performance.now();
+  for (let i = 0; i < N.bulk; i += 1000)
+    await jobs.enqueueBulk(Array.from({ length: 1000 }, () => ({ name: 'diagnostics.noop', payload: {} })));
+  emit({
+    bench: BENCH,
+    case: 'bulk',
+    backend,
+    metric: 'enqueue_per_s',
+    value: N.bulk / ((performance.now() - t) / 1000),
+    unit: 'jobs/s',
+    jobs: N.bulk,
+    batch: 1000,
+  });
+}
+
+async function noopThroughput(
+  backend: Backend,
+  q: JobQueue,
+  sandboxed: boolean,
+  baseline?: number,
+): Promise<number> {
+  const jobs = new Jobs(q, registry);
+  const name = sandboxed ? 'diagnostics.noop_sandboxed' : 'diagnostics.noop';
+  const n = sandboxed ? N.sandboxed : N.noop;
+  return withWorker(q, { queues: ['default'] }, async () => {
+    // Warm up (and, sandboxed, start the children) before timing.
+    const warm = completions(q, 200);
+    await jobs.enqueueBulk(Array.from({ length: 200 }, () => ({ name, payload: {} })));
+    await warm;
+    const done = completions(q, n);
+    for (let i = 0; i < n; i += 1000)
+      await jobs.enqueueBulk(Array.from({ length: Math.min(1000, n - i) }, () => ({ name, payload: {} })));
+    // Time from a full backlog: the enqueue above overlaps the start, as a real burst does.
+    const t = performance.now();
+    await done;
+    const rate = n / ((performance.now() - t) / 1000);
+    emit({
+      bench: BENCH,
+      case: sandboxed ? 'sandboxed' : 'inprocess',
+      backend,
+      metric: 'noop_jobs_per_s',
+      value: rate,
+      unit: 'jobs/s',
+      jobs: n,
+      concurrency: CONCURRENCY,
+      ...(sandboxed ? { max_tasks_per_child: 100 } : {}),
+      ...(baseline !== undefined ? { baseline, ratio: rate / baseline } : {}),
+    });
+    return rate;
+  });
+}
+
+/**
+ * Pairs enqueue times with 'active' events. A job can start before its enqueue
+ * call returns (in-process wake-up), so starts seen first wait for their send time.
+ */
+function startTracker(q: JobQueue, match: (j: ClaimedJob) => boolean, out: number[]) {
+  const sentAt = new Map<string, number>();
+  const early = new Map<string, number>();
+  const onActive = (j: ClaimedJob) => {
+    if (!match(j)) return;
+    const s = sentAt.get(j.id);
+    if (s === undefined) early.set(j.id, performance.now());
+    else out.push(performance.now() - s);
+  };
+  q.on('active', onActive);
+  return {
+    sent(id: string, t: number) {
+      const e = early.get(id);
+      if (e !== undefined) out.push(e - t);
+      else sentAt.set(id, t);
+    },
+    stop: () => q.off('active', onActive),
+  };
+}
+
+/** Enqueues at `perSecond` for `n` jobs and returns enqueue→start latencies (ms). */
+async function steadyLatencies(q: JobQueue, name: string, n: number, perSecond: number): Promise<number[]> {
+  const jobs = new Jobs(q, registry);
+  const lat: number[] = [];
+  const tracker = startTracker(q, () => true, lat);
+  const start = performance.now();
+  for (let i = 0; i < n; i++) {
+    const due = start + (i * 1000) / perSecond;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    const t = performance.now();
+    const { id } = await jobs.enqueue(name, {});
+    tracker.sent(id, t);
+  }
+  const deadline = Date.now() + 30_000;
+  while (lat.length < n && Date.now() < deadline) await sleep(20);
+  tracker.stop();
+  return lat.sort((a, b) => a - b);
+}
+
+async function steady(backend: Backend, q: JobQueue): Promise<void> {
+  await withWorker(q, { queues: ['high_priority', 'default', 'low_priority'] }, async () => {
+    await sleep(300);
+    const lat = await steadyLatencies(q, 'diagnostics.noop', N.steady, 1000);
+    const extra = { jobs: N.steady, rate_per_s: 1000 };
+    emit({
+      bench: BENCH,
+      case: 'steady_1000_per_s',
+      backend,
+      metric: 'enqueue_to_start_p50_ms',
+      value: percentile(lat, 50),
+      unit: 'ms',
+      ...extra,
+    });
+    emit({
+      bench: BENCH,
+      case: 'steady_1000_per_s',
+      backend,
+      metric: 'enqueue_to_start_p99_ms',
+      value: percentile(lat, 99),
+      unit: 'ms',
+      ...extra,
+    });
+  });
+}
+
+async function priorityBehindBacklog(backend: Backend, q: JobQueue): Promise<void> {
+  const jobs = new Jobs(q, registry);
+  for (let i = 0; i < N.backlog; i += 5000)
+    await jobs.enqueueBulk(
+      Array.from({ length: Math.min(5000, N.backlog - i) }, () => ({
+        name: 'diagnostics.noop',
+        payload: {},
+        opts: { queue: 'low_priority' as const },
+      })),
+    );
+  await withWorker(q, { queues: ['high_priority', 'default', 'low_priority'] }, async () => {
+    await sleep(200);
+    const out: number[] = [];
+    const probe = startTracker(q, (j) => j.queue === 'high_priority', out);
+    for (let i = 0; i < N.probes; i++) {
+      const t = performance.now();
+      const { id } = await jobs.enqueue('diagnostics.sleep_high', { ms: 0 });
+      probe.sent(id, t);
+      await sleep(10);
+    }
+    const deadline = Date.now() + 10_000;
+    while (out.length < N.probes && Date.now() < deadline) await sleep(10);
+    probe.stop();
+    const remaining = (await q.counts()).find((c) => c.queue === 'low_priority')?.counts.waiting ?? 0;
+    out.sort((a, b) => a - b);
+    emit({
+      bench: BENCH,
+      case: 'high_behind_low_backlog',
+      backend,
+      metric: 'priority_start_p99_ms',
+      value: percentile(out, 99),
+      unit: 'ms',
+      backlog: N.backlog,
+      probes: out.length,
+      low_still_waiting: remaining,
+    });
+  });
+}
+
+async function rssGrowth(backend: Backend, q: JobQueue): Promise<void> {
+  const jobs = new Jobs(q, registry);
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const rss = () => {
+    gc?.();
+    return process.memoryUsage.rss();
+  };
+  await withWorker(q, { queues: ['default'] }, async () => {
+    const batch = 5000;
+    const run = async (n: number) => {
+      for (let i = 0; i < n; i += batch) {
+        const done = completions(q, batch);
+        await jobs.enqueueBulk(
+          Array.from({ length: batch }, () => ({ name: 'diagnostics.noop', payload: {} })),
+        );
+        await done;
+        if (backend === 'sqlite' && i % 50_000 === 0) await q.prune({ keepLast: 1000, maxAgeMs: 0 });
+      }
+    };
+    await run(Math.max(batch, N.rss / 10));
+    await sleep(200);
+    const before = rss();
+    await run(N.rss);
+    await q.prune({ keepLast: 1000, maxAgeMs: 0 });
+    await sleep(200);
+    const after = rss();
+    emit({
+      bench: BENCH,
+      case: `${N.rss}_jobs`,
+      backend,
+      metric: 'rss_growth_pct',
+      value: ((after - before) / before) * 100,
+      unit: '%',
+      rss_before_mb: round(before / 1048576),
+      rss_after_mb: round(after / 1048576),
+      gc: gc !== undefined,
+    });
+  });
+}
+
+async function rawBullmq(redis: string): Promise<{ noop: number }> {
+  const connection = { url: redis, maxRetriesPerRequest: null };
+  const name = `raw${Math.random().toString(36).slice(2, 8)}`;
+  const q = new Queue(name, { connection, prefix: 'ov:q:raw' });
+  const opts = { removeOnComplete: 1000, removeOnFail: 1000 };
+  let t = performance.now();
+  for (let i = 0; i < N.single; i++) await q.add('noop', {}, opts);
+  emit({
+    bench: BENCH,
+    case: 'single',
+    backend: 'bullmq-raw',
+    metric: 'enqueue_per_s',
+    value: N.single / ((performance.now() - t) / 1000),
+    unit: 'jobs/s',
+    jobs: N.single,
+  });
+  t = performance.now();
+  for (let i = 0; i < N.bulk; i += 1000)
+    await q.addBulk(Array.from({ length: 1000 }, () => ({ name: 'noop', data: {}, opts })));
+  emit({
+    bench: BENCH,
+    case: 'bulk',
+    backend: 'bullmq-raw',
+    metric: 'enqueue_per_s',
+    value: N.bulk / ((performance.now() - t) / 1000),
+    unit: 'jobs/s',
+    jobs: N.bulk,
+  });
+  await q.obliterate({ force: true });
+
+  let done = 0;
+  let target = 0;
+  let resolveDone: () => void = () => undefined;
+  const started = new Map<string, number>();
+  const w = new BullWorker(
+    name,
+    async (job) => {
+      started.set(String(job.id), performance.now());
+      return null;
+    },
+    { connection, prefix: 'ov:q:raw', concurrency: CONCURRENCY, removeOnComplete: { count: 1000 } },
+  );
+  w.on('completed', () => {
+    if (++done === target) resolveDone();
+  });
+  await w.waitUntilReady();
+  const runBatch = async (n: number) => {
+    done = 0;
+    target = n;
+    const finished = new Promise<void>((r) => (resolveDone = r));
+    for (let i = 0; i < n; i += 1000)
+      await q.addBulk(
+        Array.from({ length: Math.min(1000, n - i) }, () => ({ name: 'noop', data: {}, opts })),
+      );
+    const t0 = performance.now();
+    await finished;
+    return n / ((performance.now() - t0) / 1000);
+  };
+  await runBatch(200);
+  const noop = await runBatch(N.noop);
+  emit({
+    bench: BENCH,
+    case: 'inprocess',
+    backend: 'bullmq-raw',
+    metric: 'noop_jobs_per_s',
+    value: noop,
+    unit: 'jobs/s',
+    jobs: N.noop,
+    concurrency: CONCURRENCY,
+  });
+
+  // Steady 1,000 jobs/s: enqueue → processor start.
+  const lat: number[] = [];
+  const sent = new Map<string, number>();
+  started.clear();
+  const s0 = performance.now();
+  for (let i = 0; i < N.steady; i++) {
+    const wait = s0 + i - performance.now();
+    if (wait > 1) await sleep(wait);
+    const t1 = performance.now();
+    const job = await q.add('noop', {}, opts);
+    sent.set(String(job.id), t1);
+  }
+  const deadline = Date.now() + 30_000;
+  while (started.size < N.steady && Date.now() < deadline) await sleep(20);
+  for (const [id, s] of sent) {
+    const st = started.get(id);
+    if (st !== undefined) lat.push(st - s);
+  }
+  lat.sort((a, b) => a - b);
+  emit({
+    bench: BENCH,
+    case: 'steady_1000_per_s',
+    backend: 'bullmq-raw',
+    metric: 'enqueue_to_start_p50_ms',
+    value: percentile(lat, 50),
+    unit: 'ms',
+    jobs: N.steady,
+  });
+  emit({
+    bench: BENCH,
+    case: 'steady_1000_per_s',
+    backend: 'bullmq-raw',
+    metric: 'enqueue_to_start_p99_ms',
+    value: percentile(lat, 99),
+    unit: 'ms',
+    jobs: N.steady,
+  });
+  await w.close();
+  await q.obliterate({ force: true });
+  await q.close();
+  return { noop };
+}
+
+async function runBackend(backend: Backend, redis: string | undefined, rawNoop?: number): Promise<void> {
+  const fresh = async <T>(fn: (q: JobQueue) => Promise<T>) => {
+    const q = makeQueue(backend, redis);
+    try {
+      return await fn(q);
+    } finally {
+      await q.close(5000);
+    }
+  };
+  await fresh((q) => enqueueRates(backend, q));
+  await fresh((q) => noopThroughput(backend, q, false, rawNoop));
+  await fresh((q) => noopThroughput(backend, q, true));
+  await fresh((q) => steady(backend, q));
+  await fresh((q) => priorityBehindBacklog(backend, q));
+  await fresh((q) => rssGrowth(backend, q));
+}
+
+async function main(): Promise<void> {
+  const only = process.argv.find((a) => a.startsWith('--backend='))?.slice('--backend='.length);
+  let redis: RunningService | undefined;
+  try {
+    if (!only || only === 'sqlite') await runBackend('sqlite', undefined);
+    if (!only || only.startsWith('bullmq')) {
+      redis = await startRedis();
+      const raw = await rawBullmq(redis.url);
+      await runBackend('bullmq', redis.url, raw.noop);
+    }
+  } finally {
+    await redis?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+    printTable();
+  }
+}
+
+await main();
+process.exit(0);
