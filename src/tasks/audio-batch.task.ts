@@ -3,7 +3,7 @@
  * other, with a summary. Each content gets its own audio_generations row.
  */
 import { Type } from '@sinclair/typebox';
-import { invalidateContent } from '../cache/content-invalidation.js';
+import { invalidateCosts } from '../cache/content-invalidation.js';
 import { defineTask, type TaskContext } from '../jobs/registry.js';
 import { mediaServicesFor } from '../media/media-services.js';
 import type { TaskDeps } from './deps.js';
@@ -106,13 +106,9 @@ export const audioBatchTask = defineTask({
           error: message,
         });
       }
-      // Narration advances the content's status and records vendor calls: cached reads must follow.
-      await invalidateContent(
-        ctx.deps.cache?.(),
-        ctx.deps.db(),
-        { contentId },
-        (err) => ctx.logger.warn({ err, content: contentId }, 'cache invalidation after narration failed'),
-        { costs: true },
+      // Narration recorded vendor calls: cached cost summaries must follow.
+      await invalidateCosts(ctx.deps.cache?.(), (err) =>
+        ctx.logger.warn({ err, content: contentId }, 'cache invalidation after narration failed'),
       );
       await ctx.progress(Math.round(((i + 1) / p.content_ids.length) * 100));
     }

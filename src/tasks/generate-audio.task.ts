@@ -4,7 +4,7 @@
  * POST /api/v1/contents/{id}/audio with the idempotency key `audio:<generation id>`.
  */
 import { Type } from '@sinclair/typebox';
-import { invalidateContent } from '../cache/content-invalidation.js';
+import { invalidateCosts } from '../cache/content-invalidation.js';
 import { PermanentError, RetryAfterError } from '../jobs/errors.js';
 import { defineTask, type TaskContext } from '../jobs/registry.js';
 import { mediaServicesFor } from '../media/media-services.js';
@@ -66,14 +66,9 @@ export const generateAudioTask = defineTask({
     } catch (err) {
       return narrationError(err, p.generation_id, ctx);
     } finally {
-      // The content's status may have advanced and vendor calls were recorded (even on failure):
-      // cached reads of either must not outlive that.
-      await invalidateContent(
-        ctx.deps.cache?.(),
-        ctx.deps.db(),
-        { audioGenerationId: p.generation_id },
-        (err) => ctx.deps.logger.warn({ err }, 'cache invalidation after narration failed'),
-        { costs: true },
+      // Vendor calls were recorded (even on failure): cached cost summaries must follow.
+      await invalidateCosts(ctx.deps.cache?.(), (err) =>
+        ctx.deps.logger.warn({ err }, 'cache invalidation after narration failed'),
       );
     }
   },

@@ -4,7 +4,6 @@
  * marks the row failed with the tail of ffmpeg's stderr.
  */
 import { Type } from '@sinclair/typebox';
-import { invalidateContent } from '../cache/content-invalidation.js';
 import { PermanentError } from '../jobs/errors.js';
 import { defineTask, type TaskContext } from '../jobs/registry.js';
 import { mediaServicesFor } from '../media/media-services.js';
@@ -34,7 +33,7 @@ export const renderVideoTask = defineTask({
   async handler(p, ctx: TaskContext<TaskDeps>): Promise<RenderOutcome> {
     const media = mediaServicesFor(ctx.deps);
     try {
-      const outcome = await media.renders.render({
+      return await media.renders.render({
         renderId: p.render_id,
         quality: p.quality,
         silent: p.silent,
@@ -42,11 +41,6 @@ export const renderVideoTask = defineTask({
         signal: ctx.signal,
         onProgress: (v) => void ctx.progress(Math.round(v)),
       });
-      // The content is `rendered` now: cached reads of it must not outlive that.
-      await invalidateContent(ctx.deps.cache?.(), ctx.deps.db(), { renderId: p.render_id }, (err) =>
-        ctx.deps.logger.warn({ err }, 'cache invalidation after a render failed'),
-      );
-      return outcome;
     } catch (err) {
       const final = ctx.attempt >= ctx.maxAttempts;
       if (err instanceof RenderInputError || final) {

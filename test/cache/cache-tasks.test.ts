@@ -1,9 +1,10 @@
 /**
- * Tasks change contents outside the domain services (narration and renders advance the
- * status). invalidateContent, which those tasks call, must make cached reads follow.
+ * Tasks change data outside the domain services: narration and renders advance a
+ * content's status (MediaRepo invalidates it), narration records vendor calls
+ * (the narration tasks call invalidateCosts). Cached reads must follow both.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { invalidateContent } from '../../src/cache/content-invalidation.js';
+import { invalidateCosts } from '../../src/cache/content-invalidation.js';
 import { dbBackends, redisUrl } from '../support/backends.js';
 import { type CacheApp, cacheKinds, databaseUrl, makeCacheApp, redisDb, seedCampaign } from './helpers.js';
 
@@ -26,54 +27,13 @@ describe.each(cacheKinds())('invalidation after a task changes a content: %s', (
     await t?.close();
   });
 
-  it('follows a status change made directly in the database once the task invalidates', async () => {
-    const db = t.system.database.db;
+  it('follows a status change that the media pipeline makes', async () => {
     expect((await get(`/contents/${contentId}`)).status).toBe('draft');
     expect((await get(`/campaigns/${campaignId}/contents`)).items[0].status).toBe('draft');
-    const now = new Date().toISOString();
-    const render = await db
-      .insertInto('renders')
-      .values({
-        content_id: contentId,
-        task_id: 'job-1',
-        status: 'succeeded',
-        preset: 'youtube',
-        width: 1920,
-        height: 1080,
-        fps: 30,
-        output_path: null,
-        thumbnail_path: null,
-        duration_s: null,
-        size_bytes: null,
-        error: null,
-        finished_at: now,
-        created_at: now,
-        updated_at: now,
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    // What a render does (MediaRepo.advanceContentStatus): the cache cannot see it by itself.
-    await db
-      .updateTable('contents')
-      .set({ status: 'rendered', updated_at: now })
-      .where('id', '=', contentId)
-      .execute();
-    expect((await get(`/contents/${contentId}`)).status).toBe('draft');
-
-    const errors: unknown[] = [];
-    await invalidateContent(t.system.cache, db, { renderId: render.id }, (err) => errors.push(err));
-    expect(errors).toEqual([]);
+    // What narration and renders do: MediaRepo moves the status and invalidates the content.
+    expect(await t.system.media.repo.advanceContentStatus(contentId, 'rendered')).toBe(true);
     expect((await get(`/contents/${contentId}`)).status).toBe('rendered');
     expect((await get(`/campaigns/${campaignId}/contents`)).items[0].status).toBe('rendered');
-  });
-
-  it('is a no-op for unknown rows and without a cache', async () => {
-    const errors: unknown[] = [];
-    await invalidateContent(t.system.cache, t.system.database.db, { audioGenerationId: 999_999 }, (e) =>
-      errors.push(e),
-    );
-    await invalidateContent(undefined, t.system.database.db, { contentId }, (e) => errors.push(e));
-    expect(errors).toEqual([]);
   });
 });
 
@@ -89,15 +49,15 @@ describe.each(cacheKinds())('cost summaries: %s', (kind) => {
   });
 
   it('are cached until narration records usage, then follow', async () => {
+    await invalidateCosts(undefined, () => {
+      throw new Error('no cache: nothing to do');
+    });
     const costs = async () =>
       (
         await t.app.inject({ method: 'GET', url: '/api/v1/costs?from=2020-01-01', headers: t.as('viewer') })
       ).json();
     expect((await costs()).calls).toBe(0);
-    const { contentId } = await (async () => {
-      const s = await seedCampaign(t);
-      return { contentId: await s.addContent('costly') };
-    })();
+    const contentId = await (await seedCampaign(t)).addContent('costly');
     const now = new Date().toISOString();
     await t.system.database.db
       .insertInto('ai_api_usage')
@@ -116,9 +76,9 @@ describe.each(cacheKinds())('cost summaries: %s', (kind) => {
       })
       .execute();
     expect((await costs()).calls).toBe(0); // cached: the insert went around the cache
-    await invalidateContent(t.system.cache, t.system.database.db, { contentId }, () => undefined, {
-      costs: true,
-    });
+    const errors: unknown[] = [];
+    await invalidateCosts(t.system.cache, (err) => errors.push(err));
+    expect(errors).toEqual([]);
     expect((await costs()).calls).toBe(1);
   });
 });
