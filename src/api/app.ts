@@ -76,12 +76,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // The docs page and its assets are open, like /openapi.json.
   registerAuth(app, deps.apiKeys, ['/docs']);
+  // Writes are limited per API key; reads are not, and carry no limiter hook at all (hot path).
+  const writeLimit = { max: deps.config.rateLimitWritesPerMin, timeWindow: 60_000 };
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (methods.some((m) => m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS')) {
+      route.config = { ...route.config, rateLimit: writeLimit };
+    }
+  });
   await app.register(rateLimit, {
-    global: true,
-    max: deps.config.rateLimitWritesPerMin,
-    timeWindow: 60_000,
-    // Reads are not limited; writes are counted per API key.
-    allowList: (req) => req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS',
+    global: false,
+    ...writeLimit,
     keyGenerator: (req) => (req.principal ? `key:${req.principal.keyId}` : `ip:${req.ip}`),
     // A Redis outage must not block writes: the limiter fails open.
     ...(deps.rateLimitRedis
