@@ -5,6 +5,7 @@
  */
 import type { CacheService } from '../cache/cache.service.js';
 import { createCacheService } from '../cache/create-cache.js';
+import pino from 'pino';
 import { loadConfig } from '../config/config.js';
 import { type DatabaseHandle, openDatabase } from '../db/database.js';
 import { createJobQueue } from '../jobs/create-queue.js';
@@ -12,10 +13,10 @@ import { runTaskChild } from '../jobs/sandbox/child.js';
 import type { JobQueue } from '../jobs/types.js';
 import type { TaskDeps } from '../tasks/deps.js';
 import { createTaskRegistry } from '../tasks/index.js';
-import { createLogger } from './system.js';
 
 const config = loadConfig();
-const logger = createLogger(config).child({ sandbox: true });
+// Not system.ts's createLogger: importing system.ts would load every capability into each child.
+const logger = pino({ level: config.logLevel, base: { pid: process.pid, sandbox: true } });
 let database: DatabaseHandle | undefined;
 let queue: JobQueue | undefined;
 let cache: CacheService | undefined;

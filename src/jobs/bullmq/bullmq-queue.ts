@@ -532,11 +532,21 @@ export class BullmqQueue implements JobQueue {
 
   async claim(opts: ClaimOptions): Promise<ClaimedJob[]> {
     this.assertOpen();
+    // Completing a job of the top-ranked queue this worker serves may lease that queue's next job in the
+    // same call: nothing can outrank it, and it halves the round trips (as BullMQ's own workers do).
+    const top = rankQueues(opts.queues)[0];
+    const topCap = Math.min(opts.max, top === 'high_priority' ? opts.max : (opts.maxNonHigh ?? opts.max));
+    let fetchBudget = topCap;
+    const fetched: Array<{ queue: QueueName; job: Bull }> = [];
     // Settlements are independent of each other and of the claims: all go out together, one round trip.
     const settled = Promise.all(
       (opts.settle ?? []).map(async (s) => {
         try {
-          if (s.kind === 'complete') await this.complete(s.job, opts.workerId, s.result);
+          if (s.kind === 'complete' && s.job.queue === top && fetchBudget > 0) {
+            fetchBudget--;
+            const next = await this.completeAndFetch(s.job, opts.workerId, s.result, true);
+            if (next) fetched.push({ queue: s.job.queue, job: next });
+          } else if (s.kind === 'complete') await this.complete(s.job, opts.workerId, s.result);
           else if (s.kind === 'fail') await this.fail(s.job, opts.workerId, s.error, s.outcome);
           else if (s.kind === 'cancel') await this.cancelActive(s.job, opts.workerId);
           else await this.release(s.job, opts.workerId);
@@ -551,17 +561,54 @@ export class BullmqQueue implements JobQueue {
     );
     const out: ClaimedJob[] = [];
     let nonHigh = 0;
+    // Slots promised to fetch-next completions are not claimed again.
+    const reserved = topCap - fetchBudget;
+    const rest = {
+      ...opts,
+      max: opts.max - reserved,
+      maxNonHigh: (opts.maxNonHigh ?? opts.max) - (top === 'high_priority' ? 0 : reserved),
+    };
     try {
       await this.claimInto(
         out,
-        opts,
+        rest,
         () => nonHigh++,
         () => nonHigh,
       );
     } finally {
       await settled;
     }
+    for (const f of fetched) {
+      const c = await this.adopt(f.queue, f.job, opts.workerId);
+      if (c) out.push(c);
+    }
     return out;
+  }
+
+  /** Turns a leased BullMQ job into a claimed one (or fails it as dead if it stalled past the limit). */
+  private async adopt(queue: QueueName, j: Bull, workerId: string): Promise<ClaimedJob | undefined> {
+    const id = this.publicId(queue, String(j.id));
+    if (j.deferredFailure) {
+      // BullMQ 6 marks a job that stalled past maxStalledCount and fails it when next claimed: it is dead.
+      await j.moveToFailed(new UnrecoverableError(j.deferredFailure), workerId, false);
+      this.events.emit('stalled', id, true);
+      return undefined;
+    }
+    this.held.set(id, j);
+    const claimed: ClaimedJob = {
+      id,
+      queue,
+      name: j.name,
+      payload: j.data.p,
+      priority: j.data.pr,
+      attempt: j.attemptsMade + 1,
+      maxAttempts: j.opts.attempts ?? 1,
+      backoff: j.data.b,
+      enqueuedAt: j.timestamp,
+      startedAt: j.processedOn ?? Date.now(),
+    };
+    this.events.emit('active', claimed);
+    return claimed;
   }
 
   private async claimInto(
@@ -585,29 +632,10 @@ export class BullmqQueue implements JobQueue {
         )) as Array<Bull | undefined>;
         const jobs = got.filter((j): j is Bull => j !== undefined);
         for (const j of jobs) {
-          const id = this.publicId(queue, String(j.id));
-          if (j.deferredFailure) {
-            // BullMQ 6 marks a job that stalled past maxStalledCount and fails it when next claimed: it is dead.
-            await j.moveToFailed(new UnrecoverableError(j.deferredFailure), opts.workerId, false);
-            this.events.emit('stalled', id, true);
-            continue;
-          }
+          const c = await this.adopt(queue, j, opts.workerId);
+          if (!c) continue;
           if (queue !== 'high_priority') countNonHigh();
-          this.held.set(id, j);
-          const claimed: ClaimedJob = {
-            id,
-            queue,
-            name: j.name,
-            payload: j.data.p,
-            priority: j.data.pr,
-            attempt: j.attemptsMade + 1,
-            maxAttempts: j.opts.attempts ?? 1,
-            backoff: j.data.b,
-            enqueuedAt: j.timestamp,
-            startedAt: j.processedOn ?? Date.now(),
-          };
-          this.events.emit('active', claimed);
-          out.push(claimed);
+          out.push(c);
         }
         // The queue ran dry (or every claim was a dead job): go to the next queue.
         if (jobs.length < room) break;
@@ -693,8 +721,21 @@ export class BullmqQueue implements JobQueue {
   }
 
   async complete(job: ClaimedJob, workerId: string, result: unknown): Promise<void> {
-    await this.take(job).moveToCompleted(result ?? null, workerId, false);
+    await this.completeAndFetch(job, workerId, result, false);
+  }
+
+  /** Completes a job; with `fetchNext`, BullMQ leases the queue's next job in the same call (as its own workers do). */
+  private async completeAndFetch(
+    job: ClaimedJob,
+    workerId: string,
+    result: unknown,
+    fetchNext: boolean,
+  ): Promise<Bull | undefined> {
+    const next = await this.take(job).moveToCompleted(result ?? null, workerId, fetchNext);
     this.events.emit('completed', job.id, result);
+    if (!fetchNext || !Array.isArray(next) || !next[0]) return undefined;
+    const [raw, id] = next as [Parameters<typeof BullJob.fromJSON>[1], string];
+    return BullJob.fromJSON<JobData, unknown, string>(this.w(job.queue), raw, id);
   }
 
   async fail(job: ClaimedJob, workerId: string, error: string, outcome: FailOutcome): Promise<void> {
