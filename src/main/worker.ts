@@ -292,13 +292,14 @@ export function registerWorkerCommands(program: Command, loadCfg: () => Config):
       .description('Run a worker in the foreground (SIGTERM: graceful; a second signal: at once)'),
     cfg,
   ).action((f: WorkerFlags) => foreground(f));
-  addWorkerOptions(
-    worker.command('start').description('Start a worker (with --detach: in the background)'),
-    cfg,
-  )
+  worker
+    .command('start')
+    .description('Start a worker (with --detach: in the background); takes the worker flags above')
     .option('--detach', 'run in the background: pidfile ./run/worker.pid, log ./logs/worker.log')
-    .action(async (f: WorkerFlags & { detach?: boolean }) => {
-      if (!f.detach) return foreground(f);
+    .action(async (o: { detach?: boolean }) => {
+      // The worker flags belong to `worker`, which parses them wherever they appear (`worker start --concurrency 2`).
+      const f = worker.opts<WorkerFlags>();
+      if (!o.detach) return foreground(f);
       const r = startDetached(toArgs(f));
       const p = detachPaths();
       process.stdout.write(
