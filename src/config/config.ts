@@ -1,8 +1,11 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { ConfigError, intVar, parseEnv } from './env.js';
 import { type CacheConfig, loadCacheConfig } from '../cache/cache.config.js';
 import { type JobsConfig, loadJobsConfig } from '../jobs/jobs.config.js';
 import { loadMediaConfig, type MediaConfig } from '../media/media.config.js';
+
+export { ConfigError } from './env.js';
 
 /**
  * Process configuration, parsed once from the environment and frozen.
@@ -41,50 +44,6 @@ export type DatabaseConfig =
       readonly statementTimeoutMs: number;
       readonly connectTimeoutMs: number;
     };
-
-export class ConfigError extends Error {
-  constructor(readonly issues: string[]) {
-    super(`Invalid configuration:\n  ${issues.join('\n  ')}`);
-    this.name = 'ConfigError';
-  }
-}
-
-/** An optional integer variable within [min, max] with a default; the message names the accepted range. */
-export const intVar = (min: number, max: number, def: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, `an integer from ${min} to ${max}`)
-    .transform(Number)
-    .pipe(
-      z
-        .number()
-        .int()
-        .min(min, `an integer from ${min} to ${max}`)
-        .max(max, `an integer from ${min} to ${max}`),
-    )
-    .optional()
-    .transform((v) => v ?? def);
-
-/**
- * Parses environment variables with a zod object schema; throws ConfigError naming
- * each bad variable and what it accepts. Capabilities (cache, jobs, media) parse
- * their own variables with it in their `*.config.ts` and `loadConfig` composes them.
- */
-export function parseEnv<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv): z.infer<S> {
-  // Empty strings mean "unset", as in most .env tooling.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = schema.safeParse(cleaned);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((i) => {
-        const name = String(i.path[0] ?? '?');
-        return `${name}=${JSON.stringify(cleaned[name] ?? '')} is invalid: expected ${i.message}`;
-      }),
-    );
-  }
-  return parsed.data;
-}
 
 const envSchema = z.object({
   PORT: intVar(0, 65535, 8000),
