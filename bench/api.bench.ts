@@ -3,14 +3,15 @@
  * SQLite file) and, in the same run, a bare Fastify hello-world as the baseline.
  *   npm run bench:api [-- --quick]
  * Cases: get_campaign (GET /api/v1/campaigns/{id}), list_campaigns (GET /api/v1/campaigns?client_id=&status=&limit=20),
- * hello (baseline). Metrics: rps (with baseline and ratio), p99_ms.
+ * hello (baseline), hello_payload (the list's own JSON from the bare server: what the payload alone costs).
+ * Metrics: rps (with baseline and ratio), p99_ms.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../test/support/services.js';
 import { emit, isQuick, printTable } from './lib/report.js';
-import { load, startNodeServer } from './lib/servers.js';
+import { type BenchServer, load, startNodeServer } from './lib/servers.js';
 
 const quick = isQuick();
 const DURATION_S = quick ? 4 : 15;
@@ -18,6 +19,7 @@ const CONNECTIONS = 50;
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ov-bench-api-'));
+const payloadFile = path.join(dataDir, 'list-payload.json');
 const apiPort = await freePort();
 const helloPort = await freePort();
 const api = await startNodeServer(
@@ -35,14 +37,8 @@ const api = await startNodeServer(
   `http://127.0.0.1:${apiPort}`,
   '/ready',
 );
-const hello = await startNodeServer(
-  'bench/lib/hello-server.ts',
-  [],
-  { PORT: String(helloPort) },
-  `http://127.0.0.1:${helloPort}`,
-  '/',
-);
 
+let hello: BenchServer | undefined;
 try {
   const headers = { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' };
   const post = async (url: string, body: unknown) => {
@@ -69,10 +65,21 @@ try {
   }
 
   const auth = { authorization: `Bearer ${ADMIN_KEY}` };
+  const listUrl = `${api.url}/api/v1/campaigns?client_id=${clientId}&status=active&limit=20`;
+  // The list's own JSON, served by the bare baseline too: the share of the gap that is the payload itself.
+  fs.writeFileSync(payloadFile, await (await fetch(listUrl, { headers: auth })).text());
+  hello = await startNodeServer(
+    'bench/lib/hello-server.ts',
+    [],
+    { PORT: String(helloPort), PAYLOAD_FILE: payloadFile },
+    `http://127.0.0.1:${helloPort}`,
+    '/',
+  );
   const cases: [string, string, Record<string, string> | undefined][] = [
     ['hello', `${hello.url}/`, undefined],
     ['get_campaign', `${api.url}/api/v1/campaigns/${campaignId}`, auth],
-    ['list_campaigns', `${api.url}/api/v1/campaigns?client_id=${clientId}&status=active&limit=20`, auth],
+    ['list_campaigns', listUrl, auth],
+    ['hello_payload', `${hello.url}/payload`, undefined],
   ];
   // Warm up every target (JIT, statement caches) before measuring.
   for (const [, url, h] of cases) await load(url, { connections: 10, durationS: 1, headers: h });
@@ -87,7 +94,7 @@ try {
   for (const [name] of cases) {
     const r = results[name];
     if (!r) continue;
-    const backend = name === 'hello' ? 'fastify' : 'sqlite';
+    const backend = name.startsWith('hello') ? 'fastify' : 'sqlite';
     const extra = { connections: CONNECTIONS, duration_s: DURATION_S };
     emit({
       bench: 'api',
@@ -103,7 +110,7 @@ try {
   }
 } finally {
   await api.stop();
-  await hello.stop();
+  await hello?.stop();
   fs.rmSync(dataDir, { recursive: true, force: true });
   printTable();
 }
