@@ -245,7 +245,14 @@ export class Worker {
   }
 
   private async loop(): Promise<void> {
+    let lastYield = performance.now();
     while (!this.stopping) {
+      // Claims and no-op tasks can settle in microtasks alone: yield to the event loop now and then, so
+      // timers (heartbeats, the API in `omnivibe start`) are never starved by a busy worker.
+      if (performance.now() - lastYield > 5) {
+        await new Promise((r) => setImmediate(r));
+        lastYield = performance.now();
+      }
       const free = this.concurrency - this.running.size;
       const activeNonHigh = [...this.running.values()].filter((r) => r.job.queue !== 'high_priority').length;
       const nonHighFree = Math.max(0, this.nonHighCap - activeNonHigh);
@@ -302,12 +309,8 @@ export class Worker {
       this.buffer = keep.slice(0, this.prefetch);
       for (const job of keep.slice(this.prefetch)) await this.giveBack(job);
       // A slot freed (or a settlement arrived) while we were claiming: look again instead of waiting.
-      if (
-        claimed.length === 0 &&
-        started === 0 &&
-        this.pendingSettle.length === 0 &&
-        this.slotEpoch === epoch
-      ) {
+      // (Jobs claimed but not startable, e.g. only the reserved slot is free, wait in the buffer.)
+      if (started === 0 && this.pendingSettle.length === 0 && this.slotEpoch === epoch) {
         // Nothing ready (or only work our free slots may not take): wait for an enqueue, a freed slot or a poll.
         const ac = new AbortController();
         const wake = () => ac.abort();

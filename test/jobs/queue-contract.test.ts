@@ -268,6 +268,25 @@ describe.each(queueBackends())('queue contract: %s', (backend) => {
     expect(h.log.slice(0, 3)).toEqual(['low0', 'high0', 'high1']);
   });
 
+  it('a busy worker never starves the event loop (timers, heartbeats, an API in the same process)', async () => {
+    for (let i = 0; i < 4; i++)
+      await h.jobs.enqueueBulk(
+        Array.from({ length: 2500 }, () => ({
+          name: 'diagnostics.noop',
+          payload: {},
+          opts: { queue: 'low_priority' as const },
+        })),
+      );
+    h.worker({ concurrency: 4, prefetch: 16 });
+    const lags: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now();
+      await sleep(10);
+      lags.push(performance.now() - t - 10);
+    }
+    expect(Math.max(...lags)).toBeLessThan(250);
+  });
+
   it('graceful stop lets active tasks finish; past the timeout they go back to the queue', async () => {
     const quick = await h.jobs.enqueue('diagnostics.sleep', { ms: 300 });
     const w = h.worker({ concurrency: 2, queues: ['default'] });
