@@ -29,7 +29,10 @@ export function registerAuth(
     if (route.schema) {
       const schema = route.schema as { description?: string; security?: unknown[] };
       const note = required === 'public' ? 'Open: no API key needed.' : `Required role: ${required}.`;
-      schema.description = schema.description ? `${schema.description}\n\n${note}` : note;
+      // HEAD routes share their GET route's schema object: add the note once.
+      if (!schema.description?.endsWith(note)) {
+        schema.description = schema.description ? `${schema.description}\n\n${note}` : note;
+      }
       if (required === 'public') schema.security = [];
     }
   });
