@@ -1,5 +1,5 @@
 import type { Updateable } from 'kysely';
-import { type TimeCursor } from './pagination.js';
+import { afterCursor, type TimeCursor } from './pagination.js';
 import type { Campaign, CampaignStatus, CampaignsTable, Db, NewCampaign, Platform } from './types.js';
 
 export interface CampaignFilter {
@@ -41,17 +41,7 @@ export class CampaignsRepo {
     if (filter.platform !== undefined) q = q.where('platform', '=', filter.platform);
     if (filter.createdFrom !== undefined) q = q.where('created_at', '>=', filter.createdFrom);
     if (filter.createdTo !== undefined) q = q.where('created_at', '<', filter.createdTo);
-    const c = page.cursor;
-    if (c) {
-      // The redundant `created_at <=` bound lets both engines seek the created_at index to the cursor.
-      q = q.where('created_at', '<=', c.createdAt);
-      q = q.where((eb) =>
-        eb.or([
-          eb('created_at', '<', c.createdAt),
-          eb.and([eb('created_at', '=', c.createdAt), eb('id', '<', c.id)]),
-        ]),
-      );
-    }
+    if (page.cursor) q = q.where(afterCursor(page.cursor));
     return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(page.limit).execute();
   }
 

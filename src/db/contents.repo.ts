@@ -1,6 +1,6 @@
 import type { Updateable } from 'kysely';
 import { contentMatches } from './full-text.js';
-import type { TimeCursor } from './pagination.js';
+import { afterCursor, type TimeCursor } from './pagination.js';
 import type { Insertable } from 'kysely';
 import type { Content, ContentStatus, ContentsTable, Db, Dialect } from './types.js';
 
@@ -44,17 +44,7 @@ export class ContentsRepo {
       .where('campaign_id', '=', filter.campaignId);
     if (filter.status !== undefined) q = q.where('status', '=', filter.status);
     if (filter.terms && filter.terms.length > 0) q = q.where(contentMatches(this.dialect, filter.terms));
-    const c = page.cursor;
-    if (c) {
-      // The redundant `created_at <=` bound lets both engines seek the created_at index to the cursor.
-      q = q.where('created_at', '<=', c.createdAt);
-      q = q.where((eb) =>
-        eb.or([
-          eb('created_at', '<', c.createdAt),
-          eb.and([eb('created_at', '=', c.createdAt), eb('id', '<', c.id)]),
-        ]),
-      );
-    }
+    if (page.cursor) q = q.where(afterCursor(page.cursor));
     return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(page.limit).execute();
   }
 

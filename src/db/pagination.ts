@@ -1,3 +1,4 @@
+import { type Expression, type SqlBool, sql } from 'kysely';
 import { AppError } from '../errors.js';
 
 /** Largest page any list endpoint returns. */
@@ -50,4 +51,12 @@ export function toPage<T extends { created_at: string; id: number }>(rows: T[], 
     next_cursor:
       rows.length > limit && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null,
   };
+}
+
+/**
+ * Rows strictly after `c` in `created_at DESC, id DESC` order. The redundant
+ * `created_at <=` bound lets both engines seek the created_at index to the cursor.
+ */
+export function afterCursor(c: TimeCursor): Expression<SqlBool> {
+  return sql<SqlBool>`created_at <= ${c.createdAt} and (created_at < ${c.createdAt} or (created_at = ${c.createdAt} and id < ${c.id}))`;
 }
