@@ -3,7 +3,7 @@ import type { DatabaseConfig } from '../config/config.js';
 import { openSqliteFile } from './database.js';
 import * as m0001 from './migrations/0001-initial-schema.js';
 import * as m0002 from './migrations/0002-stats-rollups.js';
-import * as m0004 from './migrations/0004-query-indexes.js';
+import * as m0003 from './migrations/0003-query-indexes.js';
 import { schemaHelpers, type SchemaHelpers } from './migrations/schema-helpers.js';
 import type { Database, Dialect } from './types.js';
 
@@ -13,7 +13,7 @@ type MigrationModule = { up(db: Kysely<unknown>, h: SchemaHelpers): Promise<void
 const MIGRATIONS: Record<string, MigrationModule> = {
   '0001-initial-schema': m0001,
   '0002-stats-rollups': m0002,
-  '0004-query-indexes': m0004,
+  '0003-query-indexes': m0003,
 };
 
 class DialectMigrationProvider implements MigrationProvider {
