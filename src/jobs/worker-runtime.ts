@@ -75,11 +75,49 @@ export interface StopOptions {
 
 interface Running {
   job: ClaimedJob;
-  ac: AbortController;
+  ac: LazyAbort;
   done: Promise<void>;
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
+/**
+ * An AbortController made on first use of its signal: most attempts finish without anyone
+ * looking at it, and one controller per job is measurable at thousands of jobs per second.
+ * An abort before the signal exists is remembered and applied when it is made.
+ */
+class LazyAbort {
+  private ac: AbortController | undefined;
+  aborted = false;
+  reason: unknown;
+
+  get signal(): AbortSignal {
+    if (!this.ac) {
+      this.ac = new AbortController();
+      if (this.aborted) this.ac.abort(this.reason);
+    }
+    return this.ac.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.ac?.abort(reason);
+  }
+}
+
+/** ISO strings for epoch ms, remembering the last one: consecutive attempts mostly share their millisecond. */
+class IsoClock {
+  private ms = Number.NaN;
+  private text = '';
+
+  iso(ms: number): string {
+    if (ms !== this.ms) {
+      this.ms = ms;
+      this.text = new Date(ms).toISOString();
+    }
+    return this.text;
+  }
+}
 
 /** Claim order: queue rank, then job priority, then FIFO (negative: `a` runs first). */
 const byRank = (a: ClaimedJob, b: ClaimedJob) =>
@@ -94,6 +132,11 @@ export class Worker {
   private readonly heartbeatMs: number;
   private readonly now: () => number;
   private readonly running = new Map<string, Running>();
+  /** Running jobs not from high_priority (the reserved slot's bookkeeping, without a scan per loop). */
+  private runningNonHigh = 0;
+  /** task_runs timestamps: enqueue times repeat within a bulk, start and finish within a millisecond. */
+  private readonly enqueuedIso = new IsoClock();
+  private readonly runIso = new IsoClock();
   private buffer: ClaimedJob[] = [];
   /** Finished jobs whose outcome is committed with the next claim (one round trip for both). */
   private pendingSettle: Settlement[] = [];
@@ -106,6 +149,8 @@ export class Worker {
   /** Counts freed slots, so the loop notices one that freed while it was busy claiming. */
   private slotEpoch = 0;
   private readonly sandbox: SandboxPool | undefined;
+  /** Task log lines: the worker id is bound once (pino serialises child bindings once, not per line). */
+  private readonly taskLog: Logger;
   private readonly events = new EventEmitter();
   private loopDone: Promise<void> | undefined;
   private stopping = false;
@@ -127,6 +172,7 @@ export class Worker {
     this.heartbeatMs = opts.heartbeatMs ?? Math.min(1000, Math.floor(this.leaseMs / 3));
     this.id = opts.id ?? `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
     this.startedAt = this.now();
+    this.taskLog = opts.logger.child({ worker: this.id });
     this.sandbox = opts.sandbox
       ? new SandboxPool({
           childModule: opts.sandbox.childModule,
@@ -254,8 +300,7 @@ export class Worker {
         lastYield = performance.now();
       }
       const free = this.concurrency - this.running.size;
-      const activeNonHigh = [...this.running.values()].filter((r) => r.job.queue !== 'high_priority').length;
-      const nonHighFree = Math.max(0, this.nonHighCap - activeNonHigh);
+      const nonHighFree = Math.max(0, this.nonHighCap - this.runningNonHigh);
       if (free <= 0) {
         if (this.pendingSettle.length === 0) await this.slotFreed();
         // Let the other slots that free in this tick join the same claim.
@@ -402,12 +447,18 @@ export class Worker {
   }
 
   private run(job: ClaimedJob): void {
-    const ac = new AbortController();
+    const ac = new LazyAbort();
     const entry: Running = { job, ac, done: Promise.resolve() };
+    const nonHigh = job.queue !== 'high_priority';
     this.running.set(job.id, entry);
+    if (nonHigh) this.runningNonHigh++;
+    const finished = () => {
+      this.running.delete(job.id);
+      if (nonHigh) this.runningNonHigh--;
+    };
     entry.done = this.execute(job, ac)
       .then((st) => {
-        this.running.delete(job.id);
+        finished();
         if (!st) return;
         // The settlement rides on the loop's next claim; while it waits the heartbeat still covers it.
         const committed = this.submit(st);
@@ -415,7 +466,7 @@ export class Worker {
         return committed;
       })
       .catch((err: unknown) => {
-        this.running.delete(job.id);
+        finished();
         this.events.emit('slot');
         this.opts.logger.error(
           { err: String(err), jobId: job.id },
@@ -424,11 +475,12 @@ export class Worker {
       });
   }
 
-  private async execute(job: ClaimedJob, ac: AbortController): Promise<Settlement | undefined> {
-    const { queue, registry, logger } = this.opts;
+  private async execute(job: ClaimedJob, ac: LazyAbort): Promise<Settlement | undefined> {
+    const { queue, registry } = this.opts;
+    const logger = this.taskLog;
     const startedAt = this.now();
     const waitMs = Math.max(0, startedAt - job.enqueuedAt);
-    const base = { jobId: job.id, task: job.name, queue: job.queue, attempt: job.attempt, worker: this.id };
+    const base = { jobId: job.id, task: job.name, queue: job.queue, attempt: job.attempt };
     logger.info({ ...base, waitMs }, 'task started');
     const task = registry.get(job.name);
     let result: unknown;
@@ -472,7 +524,10 @@ export class Worker {
           jobId: job.id,
           attempt: job.attempt,
           maxAttempts: job.maxAttempts,
-          signal: ac.signal,
+          // Made on first use (LazyAbort): a handler that never looks costs no controller.
+          get signal() {
+            return ac.signal;
+          },
           progress: async (v: number) => onProgress(v),
           // A child logger per attempt costs more than a no-op task: built only when the handler uses it.
           get logger() {
@@ -500,7 +555,7 @@ export class Worker {
       }
     } catch (err) {
       // An abort explains itself (cancel, soft timeout, shutdown) better than the handler's AbortError.
-      const reason: unknown = ac.signal.aborted ? ac.signal.reason : undefined;
+      const reason: unknown = ac.aborted ? ac.reason : undefined;
       if (err instanceof TaskTimeoutError && err.kind === 'hard') error = describeError(err);
       else if (reason instanceof Error) error = describeError(reason);
       else if (err instanceof SandboxTaskError) error = err.info;
@@ -547,9 +602,9 @@ export class Worker {
       name: job.name,
       attempt: job.attempt,
       status,
-      enqueued_at: iso(job.enqueuedAt),
-      started_at: iso(startedAt),
-      finished_at: iso(finishedAt),
+      enqueued_at: this.enqueuedIso.iso(job.enqueuedAt),
+      started_at: this.runIso.iso(startedAt),
+      finished_at: this.runIso.iso(finishedAt),
       wait_ms: waitMs,
       run_ms: runMs,
       worker: this.id,
