@@ -313,9 +313,10 @@ export class Worker {
       if (
         this.buffer.length > 0 &&
         this.claimVersion !== undefined &&
-        this.opts.queue.version?.() === this.claimVersion &&
         performance.now() - this.claimedAt < 20 &&
-        this.pendingSettle.length < 256
+        this.pendingSettle.length < 256 &&
+        // Last: the backend's check may cost a statement.
+        this.opts.queue.version?.() === this.claimVersion
       ) {
         // Only jobs ranking at least with the worst job of the last claim: anything still waiting ranks below that.
         const floor = this.claimFloor;
@@ -344,6 +345,12 @@ export class Worker {
         this.claimedAt = performance.now();
         this.claimFloor = claimed.length ? [...claimed].sort(byRank)[claimed.length - 1] : undefined;
         this.afterSettle(settle);
+        // This claim committed every settlement made so far: a pending flush would only commit a straggler
+        // alone (one more transaction). Later buffer starts arm it again.
+        if (settle.length > 0 && this.pendingSettle.length === 0) {
+          clearTimeout(this.flushTimer);
+          this.flushTimer = undefined;
+        }
       } catch (err) {
         this.pendingSettle.unshift(...settle);
         this.opts.logger.error({ err: String(err), worker: this.id }, 'claim failed; retrying shortly');
