@@ -140,6 +140,7 @@ export class Worker {
   private buffer: ClaimedJob[] = [];
   /** Finished jobs whose outcome is committed with the next claim (one round trip for both). */
   private pendingSettle: Settlement[] = [];
+  private flushChain: Promise<void> = Promise.resolve();
   private readonly settled = new Map<string, () => void>();
   private claimVersion: string | undefined;
   private claimedAt = 0;
@@ -421,7 +422,18 @@ export class Worker {
   }
 
   /** Commits pending settlements without claiming (shutdown). */
-  private async flushSettlements(): Promise<void> {
+  /**
+   * Commits pending settlements. Calls are chained: a flush returns only after every earlier
+   * one has committed, so stop() never exits while a timer-started flush is still writing.
+   */
+  private flushSettlements(): Promise<void> {
+    const next = this.flushChain.then(() => this.commitSettlements());
+    // The caller sees a failure through `next`; the chain itself must stay usable.
+    this.flushChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async commitSettlements(): Promise<void> {
     const settle = this.pendingSettle.splice(0);
     if (settle.length === 0) return;
     try {
