@@ -66,6 +66,19 @@ interface PrefixCounters {
   latency: LatencySampler;
 }
 
+type Counts = Omit<PrefixCounters, 'latency'>;
+
+const zeroCounts = (): Counts => ({
+  hits: 0,
+  l1_hits: 0,
+  misses: 0,
+  stale_served: 0,
+  sets: 0,
+  errors: 0,
+  bypassed: 0,
+  coalesced: 0,
+});
+
 export interface PrefixStats {
   hits: number;
   l1_hits: number;
@@ -357,16 +370,7 @@ export class CacheService {
 
   async stats(): Promise<CacheStats> {
     const prefixes: Record<string, PrefixStats> = {};
-    const total = {
-      hits: 0,
-      l1_hits: 0,
-      misses: 0,
-      stale_served: 0,
-      sets: 0,
-      errors: 0,
-      bypassed: 0,
-      coalesced: 0,
-    };
+    const total = zeroCounts();
     for (const [name, c] of this.counters) {
       prefixes[name] = {
         hits: c.hits,
@@ -446,17 +450,7 @@ export class CacheService {
   private counter(prefix: string): PrefixCounters {
     let c = this.counters.get(prefix);
     if (c === undefined) {
-      c = {
-        hits: 0,
-        l1_hits: 0,
-        misses: 0,
-        stale_served: 0,
-        sets: 0,
-        errors: 0,
-        bypassed: 0,
-        coalesced: 0,
-        latency: new LatencySampler(),
-      };
+      c = { ...zeroCounts(), latency: new LatencySampler() };
       this.counters.set(prefix, c);
     }
     return c;
