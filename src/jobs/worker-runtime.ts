@@ -25,7 +25,7 @@ import {
   UnknownTaskError,
 } from './errors.js';
 import type { TaskRegistry } from './registry.js';
-import { SandboxPool, SandboxTaskError } from './sandbox/sandbox-pool.js';
+import { type AbortSource, SandboxPool, SandboxTaskError } from './sandbox/sandbox-pool.js';
 import type { TaskRunSink } from './task-runs.js';
 import {
   type ClaimedJob,
@@ -84,10 +84,20 @@ interface Running {
  * looking at it, and one controller per job is measurable at thousands of jobs per second.
  * An abort before the signal exists is remembered and applied when it is made.
  */
-class LazyAbort {
+class LazyAbort implements AbortSource {
   private ac: AbortController | undefined;
+  private listeners: Array<(reason: unknown) => void> | undefined;
   aborted = false;
   reason: unknown;
+
+  /** For the sandbox pool: hears the abort without making a signal. */
+  subscribe(listener: (reason: unknown) => void): () => void {
+    (this.listeners ??= []).push(listener);
+    return () => {
+      const i = this.listeners?.indexOf(listener) ?? -1;
+      if (i >= 0) this.listeners?.splice(i, 1);
+    };
+  }
 
   get signal(): AbortSignal {
     if (!this.ac) {
@@ -102,6 +112,7 @@ class LazyAbort {
     this.aborted = true;
     this.reason = reason;
     this.ac?.abort(reason);
+    for (const l of this.listeners?.splice(0) ?? []) l(reason);
   }
 }
 
@@ -530,7 +541,7 @@ export class Worker {
             ...(hardTimeoutMs ? { hardTimeoutMs } : {}),
             onProgress,
           },
-          ac.signal,
+          ac,
         );
         result = out.result;
       } else {

@@ -1,38 +1,66 @@
 /**
  * Composition root of a sandbox child process (forked by the worker's sandbox
- * pool): loads the task catalogue and builds task dependencies lazily, so a child
- * that runs only CPU work never opens a database or a Redis connection.
+ * pool). It imports nothing heavy up front: the task's handler module is loaded
+ * when the task first runs (src/tasks/sandbox-catalogue.ts), the configuration,
+ * database, queue and cache only for a handler that uses them, and each of those
+ * only when first called. A child that runs only CPU work never opens a database
+ * or a Redis connection.
  */
+import { createRequire } from 'node:module';
+import type { Logger } from 'pino';
 import type { CacheService } from '../cache/cache.service.js';
-import { createCacheService } from '../cache/create-cache.js';
-import pino from 'pino';
-import { loadConfig } from '../config/config.js';
-import { type DatabaseHandle, openDatabase } from '../db/database.js';
-import { createJobQueue } from '../jobs/create-queue.js';
+import type { DatabaseHandle } from '../db/database.js';
 import { runTaskChild } from '../jobs/sandbox/child.js';
 import type { JobQueue } from '../jobs/types.js';
 import type { TaskDeps } from '../tasks/deps.js';
-import { createTaskRegistry } from '../tasks/index.js';
+import { SANDBOX_CATALOGUE } from '../tasks/sandbox-catalogue.js';
 
-const config = loadConfig();
-// Not system.ts's createLogger: importing system.ts would load every capability into each child.
-const logger = pino({ level: config.logLevel, base: { pid: process.pid, sandbox: true } });
-let database: DatabaseHandle | undefined;
-let queue: JobQueue | undefined;
-let cache: CacheService | undefined;
-const deps: TaskDeps = {
-  config,
-  logger,
-  dialect: config.database.dialect,
-  db: () => (database ??= openDatabase(config.database)).db,
-  queue: () => (queue ??= createJobQueue(config, logger)),
-  // Only a shared (Redis) cache is worth opening here: a memory cache in a child would be its own.
-  cache: () =>
-    config.cache.mode === 'redis' ? (cache ??= createCacheService(config.cache, logger)) : undefined,
-};
+const closers: Array<() => Promise<void>> = [];
+let rootLogger: Logger | undefined;
+
+/** The child's logger, made on first use (the parent validated LOG_LEVEL; children inherit its environment). */
+function logger(): Logger {
+  if (!rootLogger) {
+    // pino is CommonJS: required synchronously, so ctx.logger can stay a plain getter.
+    const { pino } = createRequire(import.meta.url)('pino') as typeof import('pino');
+    rootLogger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { pid: process.pid, sandbox: true } });
+  }
+  return rootLogger;
+}
+
+async function makeDeps(): Promise<TaskDeps> {
+  const [{ loadConfig }, { openDatabase }, { createJobQueue }, { createCacheService }] = await Promise.all([
+    import('../config/config.js'),
+    import('../db/database.js'),
+    import('../jobs/create-queue.js'),
+    import('../cache/create-cache.js'),
+  ]);
+  const config = loadConfig();
+  let database: DatabaseHandle | undefined;
+  let queue: JobQueue | undefined;
+  let cache: CacheService | undefined;
+  closers.push(
+    async () => void (await queue?.close(1000)),
+    async () => void (await cache?.close()),
+    async () => void (await database?.close()),
+  );
+  return {
+    config,
+    logger: logger(),
+    dialect: config.database.dialect,
+    db: () => (database ??= openDatabase(config.database)).db,
+    queue: () => (queue ??= createJobQueue(config, logger())),
+    // Only a shared (Redis) cache is worth opening here: a memory cache in a child would be its own.
+    cache: () =>
+      config.cache.mode === 'redis' ? (cache ??= createCacheService(config.cache, logger())) : undefined,
+  };
+}
+
 process.once('disconnect', () => {
-  void queue?.close(1000);
-  void cache?.close();
-  void database?.close();
+  for (const close of closers) void close();
 });
-runTaskChild({ registry: createTaskRegistry(), deps, logger });
+runTaskChild({
+  catalogue: SANDBOX_CATALOGUE,
+  deps: makeDeps,
+  logger,
+});

@@ -3,10 +3,10 @@
  * through POST /api/v1/tasks): they do nothing, sleep, burn CPU or fail on demand.
  */
 import { Type } from '@sinclair/typebox';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { PermanentError, RetryAfterError } from '../jobs/errors.js';
 import { defineTask } from '../jobs/registry.js';
 import type { QueueName } from '../jobs/types.js';
+import { burnCpu, noopPid, sleepHandler } from './diagnostics.handlers.js';
 
 const Empty = Type.Object(
   { tag: Type.Optional(Type.String({ maxLength: 200 })) },
@@ -33,9 +33,7 @@ export const noopSandboxedTask = defineTask({
   retry: { attempts: 1 },
   sandboxed: true,
   description: 'does nothing in a sandbox child; returns its pid',
-  async handler() {
-    return { pid: process.pid };
-  },
+  handler: noopPid,
 });
 
 const SleepPayload = Type.Object(
@@ -48,19 +46,6 @@ const SleepPayload = Type.Object(
   },
   { additionalProperties: false },
 );
-
-async function sleepHandler(
-  p: { ms: number; ignoreAbort?: boolean; steps?: number },
-  ctx: { signal: AbortSignal; progress(v: number): Promise<void> },
-): Promise<{ slept_ms: number; pid: number }> {
-  const steps = Math.max(1, p.steps ?? 1);
-  const started = Date.now();
-  for (let i = 1; i <= steps; i++) {
-    await sleep(p.ms / steps, undefined, p.ignoreAbort ? {} : { signal: ctx.signal });
-    if (p.steps) await ctx.progress(Math.round((100 * i) / steps));
-  }
-  return { slept_ms: Date.now() - started, pid: process.pid };
-}
 
 const sleepTask = (name: string, queue: QueueName, sandboxed: boolean) =>
   defineTask({
@@ -108,12 +93,7 @@ export const cpuTask = defineTask({
   retry: { attempts: 1 },
   sandboxed: true,
   description: 'burns CPU for ms in a sandbox child',
-  async handler(p) {
-    const end = Date.now() + p.ms;
-    let x = 0;
-    while (Date.now() < end) x = (x + Math.sqrt(x + 1)) % 1e9;
-    return { x };
-  },
+  handler: burnCpu,
 });
 
 export const failTask = defineTask({

@@ -3,23 +3,62 @@
  * handler with the same context as in-process tasks, and answers with the
  * result or a described error plus its RSS (the parent recycles it past the
  * memory ceiling). Started by the composition root `src/main/task-child.ts`.
+ *
+ * A child starts lean and stays so: it loads a task's handler when it first
+ * runs that task, builds the task dependencies only for a handler that uses
+ * them, and makes its logger on first use. Children are recycled every
+ * --max-tasks-per-child tasks, so their start-up is paid again and again.
  */
 import type { Logger } from 'pino';
 import { describeError, TaskCancelledError, TaskTimeoutError } from '../errors.js';
-import type { TaskRegistry } from '../registry.js';
+import type { TaskContext } from '../registry.js';
 import type { FromChild, ToChild } from './protocol.js';
 
-export interface TaskChildOptions {
-  registry: TaskRegistry;
-  deps: unknown;
-  logger: Logger;
+/** How a child finds a sandboxed task's handler. */
+export interface SandboxEntry {
+  /** Imports the handler's module (once per child). */
+  load(): Promise<(payload: never, ctx: never) => Promise<unknown>>;
+  /** The handler uses ctx.deps. */
+  deps: boolean;
 }
+
+export interface TaskChildOptions {
+  catalogue: Readonly<Record<string, SandboxEntry>>;
+  /** Builds the task dependencies; called once, for the first handler that uses them. */
+  deps(): Promise<unknown>;
+  /** The child's logger; called once, when a handler first logs. */
+  logger(): Logger;
+}
+
+type Handler = (payload: unknown, ctx: TaskContext) => Promise<unknown>;
 
 const rssMb = () => Math.round(process.memoryUsage.rss() / 1048576);
 
-export function runTaskChild({ registry, deps, logger }: TaskChildOptions): void {
-  const send = (m: FromChild) => process.send?.(m);
+export function runTaskChild(opts: TaskChildOptions): void {
+  // After the parent disconnected (it retired or lost this child) there is no one to answer.
+  const send = (m: FromChild) => void (process.connected && process.send?.(m));
   const running = new Map<string, AbortController>();
+  const handlers = new Map<string, Promise<Handler>>();
+  let deps: Promise<unknown> | undefined;
+  let logger: Logger | undefined;
+
+  const handlerFor = (name: string): Promise<Handler> => {
+    let h = handlers.get(name);
+    if (!h) {
+      const entry = opts.catalogue[name];
+      if (!entry) return Promise.reject(new Error(`task ${name} is not in the sandbox catalogue`));
+      h = (async () => {
+        const fn = (await entry.load()) as unknown as Handler;
+        if (entry.deps) await (deps ??= opts.deps());
+        return fn;
+      })();
+      // A failed load (a broken module) is retried by the next task rather than cached.
+      h.catch(() => handlers.delete(name));
+      handlers.set(name, h);
+    }
+    return h;
+  };
+
   process.on('message', (msg: ToChild) => {
     if (msg.type === 'abort') {
       running
@@ -42,16 +81,17 @@ export function runTaskChild({ registry, deps, logger }: TaskChildOptions): void
         )
       : undefined;
     try {
-      const task = registry.get(msg.name);
-      if (!task) throw new Error(`task ${msg.name} is not registered in the sandbox`);
-      const result = await task.def.handler(msg.payload, {
+      const handler = await handlerFor(msg.name);
+      const result = await handler(msg.payload, {
         jobId: msg.id,
         attempt: msg.attempt,
         maxAttempts: msg.maxAttempts,
         signal: ac.signal,
         progress: async (value: number) => void send({ type: 'progress', id: msg.id, value }),
-        logger: logger.child({ task: msg.name, jobId: msg.id }),
-        deps,
+        get logger() {
+          return (logger ??= opts.logger()).child({ task: msg.name, jobId: msg.id });
+        },
+        deps: deps === undefined ? undefined : await deps,
       });
       send({ type: 'done', id: msg.id, result, rssMb: rssMb() });
     } catch (err) {

@@ -3,9 +3,11 @@
  * pool grows to the worker's concurrency. A child is recycled (replaced by a
  * fresh one) after `maxTasksPerChild` tasks or once its RSS passes
  * `maxMemoryMb`; a hard timeout kills it with SIGKILL.
+ *
+ * Per task the parent does one IPC send and handles one answer: each child has a
+ * single message and exit listener for its life, dispatching to the task it runs.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { describeError, type ErrorInfo, TaskTimeoutError } from '../errors.js';
 import type { FromChild, ToChild } from './protocol.js';
@@ -31,6 +33,14 @@ export interface SandboxRun {
   onProgress(value: number): void;
 }
 
+/** How a run learns that its attempt was aborted (cancel, shutdown): the runtime's lazy controller, without an AbortSignal per task. */
+export interface AbortSource {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  /** Calls `listener` once on abort; returns the unsubscribe. */
+  subscribe(listener: (reason: unknown) => void): () => void;
+}
+
 /** Thrown in the parent for an error the child described. */
 export class SandboxTaskError extends Error {
   constructor(readonly info: ErrorInfo) {
@@ -39,15 +49,25 @@ export class SandboxTaskError extends Error {
   }
 }
 
+/** The task a child is running. */
+interface Exchange {
+  task: SandboxRun;
+  resolve(result: unknown): void;
+  reject(err: unknown): void;
+  hard: NodeJS.Timeout | undefined;
+  unsubscribe: () => void;
+}
+
 class Child {
   readonly proc: ChildProcess;
   readonly ready: Promise<void>;
   tasks = 0;
   busy = false;
   exited = false;
-  readonly events = new EventEmitter();
+  current: Exchange | undefined;
+  private readonly exitListeners: Array<() => void> = [];
 
-  constructor(module: string, env: NodeJS.ProcessEnv) {
+  constructor(module: string, env: NodeJS.ProcessEnv, onMessage: (c: Child, m: FromChild) => void) {
     const execArgv = module.endsWith('.ts') ? ['--import', 'tsx'] : [];
     this.proc = fork(module, [], {
       execArgv,
@@ -55,26 +75,29 @@ class Child {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',
     });
+    let markReady: () => void = () => undefined;
     this.ready = new Promise((resolve, reject) => {
-      const onMsg = (m: FromChild) => {
-        if (m.type === 'ready') {
-          this.proc.off('message', onMsg);
-          resolve();
-        }
-      };
-      this.proc.on('message', onMsg);
-      this.proc.once('exit', (code, signal) =>
-        reject(new Error(`sandbox child exited before ready (${signal ?? code})`)),
-      );
+      markReady = resolve;
+      this.onExit(() => reject(new Error(`sandbox child exited before ready (${this.exitStatus})`)));
     });
+    this.proc.on('message', (m: FromChild) => (m.type === 'ready' ? markReady() : onMessage(this, m)));
     this.proc.once('exit', () => {
       this.exited = true;
-      this.events.emit('exit');
+      for (const l of this.exitListeners.splice(0)) l();
     });
+  }
+
+  onExit(listener: () => void): void {
+    if (this.exited) listener();
+    else this.exitListeners.push(listener);
   }
 
   get pid(): number {
     return this.proc.pid ?? -1;
+  }
+
+  get exitStatus(): string {
+    return String(this.proc.signalCode ?? this.proc.exitCode);
   }
 }
 
@@ -92,14 +115,14 @@ export class SandboxPool {
     return [...this.all].filter((c) => !c.exited).map((c) => c.pid);
   }
 
-  async run(task: SandboxRun, signal: AbortSignal): Promise<{ result: unknown; pid: number }> {
+  async run(task: SandboxRun, abort: AbortSource): Promise<{ result: unknown; pid: number }> {
     if (this.closed) throw new Error('sandbox pool is closed');
     const child = this.take();
     child.busy = true;
     try {
       await child.ready;
-      const out = await this.exchange(child, task, signal);
-      return { result: out, pid: child.pid };
+      const result = await this.exchange(child, task, abort);
+      return { result, pid: child.pid };
     } finally {
       child.busy = false;
       child.tasks++;
@@ -107,53 +130,17 @@ export class SandboxPool {
     }
   }
 
-  private exchange(child: Child, task: SandboxRun, signal: AbortSignal): Promise<unknown> {
+  private exchange(child: Child, task: SandboxRun, abort: AbortSource): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      let hard: NodeJS.Timeout | undefined;
-      const cleanup = () => {
-        clearTimeout(hard);
-        child.proc.off('message', onMsg);
-        child.events.off('exit', onExit);
-        signal.removeEventListener('abort', onAbort);
-      };
-      const onMsg = (m: FromChild) => {
-        if (m.type === 'progress' && m.id === task.id) task.onProgress(m.value);
-        else if ((m.type === 'done' || m.type === 'error') && m.id === task.id) {
-          cleanup();
-          if (m.rssMb > this.opts.maxMemoryMb) {
-            this.opts.logger.info(
-              { pid: child.pid, rssMb: m.rssMb, maxMb: this.opts.maxMemoryMb },
-              'sandbox child past its memory ceiling: recycling',
-            );
-            this.retire(child);
-          }
-          if (m.type === 'done') resolve(m.result);
-          else reject(new SandboxTaskError(m.error));
-        }
-      };
-      const onExit = () => {
-        cleanup();
-        reject(
-          new Error(
-            `sandbox child ${child.pid} exited during task ${task.name} (${child.proc.signalCode ?? child.proc.exitCode})`,
-          ),
-        );
-      };
-      const onAbort = () => {
-        const reason: unknown = signal.reason;
-        const msg: ToChild = {
-          type: 'abort',
-          id: task.id,
-          reason: describeError(reason).cancelled ? 'cancel' : 'shutdown',
-        };
-        if (child.proc.connected) child.proc.send(msg);
-      };
-      child.proc.on('message', onMsg);
-      child.events.once('exit', onExit);
-      signal.addEventListener('abort', onAbort, { once: true });
-      if (task.hardTimeoutMs) {
-        hard = setTimeout(() => {
-          cleanup();
+      if (child.exited) {
+        reject(new Error(`sandbox child ${child.pid} exited before task ${task.name} (${child.exitStatus})`));
+        return;
+      }
+      const ex: Exchange = { task, resolve, reject, hard: undefined, unsubscribe: () => undefined };
+      child.current = ex;
+      if (task.hardTimeoutMs)
+        ex.hard = setTimeout(() => {
+          this.end(child, ex);
           this.opts.logger.warn(
             { pid: child.pid, task: task.name, jobId: task.id },
             'hard timeout: killing sandbox child',
@@ -161,7 +148,14 @@ export class SandboxPool {
           this.retire(child, 'SIGKILL');
           reject(new TaskTimeoutError(`hard timeout after ${task.hardTimeoutMs} ms (child killed)`, 'hard'));
         }, task.hardTimeoutMs);
-      }
+      const sendAbort = (reason: unknown) => {
+        const msg: ToChild = {
+          type: 'abort',
+          id: task.id,
+          reason: describeError(reason).cancelled ? 'cancel' : 'shutdown',
+        };
+        if (child.proc.connected) child.proc.send(msg);
+      };
       const run: ToChild = {
         type: 'run',
         id: task.id,
@@ -172,8 +166,36 @@ export class SandboxPool {
         ...(task.softTimeoutMs ? { softTimeoutMs: task.softTimeoutMs } : {}),
       };
       child.proc.send(run);
+      if (abort.aborted) sendAbort(abort.reason);
+      else ex.unsubscribe = abort.subscribe(sendAbort);
     });
   }
+
+  /** Ends the child's current exchange (its answer, its exit or its hard timeout, whichever comes first). */
+  private end(child: Child, ex: Exchange): void {
+    clearTimeout(ex.hard);
+    ex.unsubscribe();
+    if (child.current === ex) child.current = undefined;
+  }
+
+  private onMessage = (child: Child, m: FromChild): void => {
+    const ex = child.current;
+    if (m.type === 'ready' || !ex || m.id !== ex.task.id) return;
+    if (m.type === 'progress') {
+      ex.task.onProgress(m.value);
+      return;
+    }
+    this.end(child, ex);
+    if (m.rssMb > this.opts.maxMemoryMb) {
+      this.opts.logger.info(
+        { pid: child.pid, rssMb: m.rssMb, maxMb: this.opts.maxMemoryMb },
+        'sandbox child past its memory ceiling: recycling',
+      );
+      this.retire(child);
+    }
+    if (m.type === 'done') ex.resolve(m.result);
+    else ex.reject(new SandboxTaskError(m.error));
+  };
 
   private take(): Child {
     for (;;) {
@@ -185,16 +207,21 @@ export class SandboxPool {
   }
 
   private spawn(): Child {
-    const c = new Child(this.opts.childModule, { ...process.env, ...this.opts.env });
+    const c = new Child(this.opts.childModule, { ...process.env, ...this.opts.env }, this.onMessage);
     c.ready.catch((err: unknown) =>
       this.opts.logger.error({ err: String(err) }, 'sandbox child failed to start'),
     );
     this.spawned++;
     this.all.add(c);
-    c.events.once('exit', () => {
+    c.onExit(() => {
       this.all.delete(c);
       const i = this.idle.indexOf(c);
       if (i >= 0) this.idle.splice(i, 1);
+      const ex = c.current;
+      if (ex) {
+        this.end(c, ex);
+        ex.reject(new Error(`sandbox child ${c.pid} exited during task ${ex.task.name} (${c.exitStatus})`));
+      }
     });
     return c;
   }
@@ -231,7 +258,7 @@ export class SandboxPool {
           new Promise<void>((resolve) => {
             if (c.exited) return resolve();
             const t = setTimeout(() => c.proc.kill('SIGKILL'), c.busy ? graceMs : 1000);
-            c.events.once('exit', () => {
+            c.onExit(() => {
               clearTimeout(t);
               resolve();
             });
