@@ -18,6 +18,10 @@
  *
  *   npm run bench:queue              full run (under five minutes)
  *   npm run bench:queue -- --quick   smaller sizes, under a minute
+ *   --backend=sqlite|bullmq          one backend only (bullmq includes bullmq-raw)
+ *   --case=inprocess,rss             only these cases: enqueue (single and bulk), inprocess, sandboxed,
+ *                                    sandboxed_no_recycle, steady, priority, rss (bullmq-raw runs its
+ *                                    enqueue, inprocess and steady cases when they are selected)
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -69,6 +73,23 @@ const registry = createTaskRegistry();
 const CHILD = fs.existsSync(path.resolve('dist/main/task-child.js'))
   ? path.resolve('dist/main/task-child.js')
   : path.resolve('src/main/task-child.ts');
+
+const CASES = [
+  'enqueue',
+  'inprocess',
+  'sandboxed',
+  'sandboxed_no_recycle',
+  'steady',
+  'priority',
+  'rss',
+] as const;
+type CaseName = (typeof CASES)[number];
+const caseArg = process.argv.find((a) => a.startsWith('--case='))?.slice('--case='.length);
+const selected = new Set(caseArg ? caseArg.split(',') : CASES);
+for (const c of selected)
+  if (!(CASES as readonly string[]).includes(c))
+    throw new Error(`unknown --case ${c} (one of ${CASES.join(', ')})`);
+const want = (c: CaseName) => selected.has(c);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round = (v: number) => Math.round(v * 100) / 100;
@@ -394,11 +415,10 @@ async function rssGrowth(backend: Backend, q: JobQueue): Promise<void> {
   });
 }
 
-async function rawBullmq(redis: string): Promise<{ noop: number }> {
-  const connection = { url: redis, maxRetriesPerRequest: null };
-  const name = `raw${Math.random().toString(36).slice(2, 8)}`;
-  const q = new Queue(name, { connection, prefix: 'ov:q:raw' });
-  const opts = { removeOnComplete: 1000, removeOnFail: 1000 };
+async function rawEnqueueRates(
+  q: Queue,
+  opts: { removeOnComplete: number; removeOnFail: number },
+): Promise<void> {
   let t = performance.now();
   for (let i = 0; i < N.single; i++) await q.add('noop', {}, opts);
   emit({
@@ -423,6 +443,14 @@ async function rawBullmq(redis: string): Promise<{ noop: number }> {
     jobs: N.bulk,
   });
   await q.obliterate({ force: true });
+}
+
+async function rawBullmq(redis: string): Promise<{ noop: number | undefined }> {
+  const connection = { url: redis, maxRetriesPerRequest: null };
+  const name = `raw${Math.random().toString(36).slice(2, 8)}`;
+  const q = new Queue(name, { connection, prefix: 'ov:q:raw' });
+  const opts = { removeOnComplete: 1000, removeOnFail: 1000 };
+  if (want('enqueue')) await rawEnqueueRates(q, opts);
 
   let done = 0;
   let target = 0;
@@ -456,19 +484,32 @@ async function rawBullmq(redis: string): Promise<{ noop: number }> {
     return n / ((performance.now() - t0) / 1000);
   };
   await runBatch(200);
-  const noop = await runBatch(N.noop);
-  emit({
-    bench: BENCH,
-    case: 'inprocess',
-    backend: 'bullmq-raw',
-    metric: 'noop_jobs_per_s',
-    value: noop,
-    unit: 'jobs/s',
-    jobs: N.noop,
-    concurrency: CONCURRENCY,
-  });
+  const noop = want('inprocess') ? await runBatch(N.noop) : undefined;
+  if (noop !== undefined)
+    emit({
+      bench: BENCH,
+      case: 'inprocess',
+      backend: 'bullmq-raw',
+      metric: 'noop_jobs_per_s',
+      value: noop,
+      unit: 'jobs/s',
+      jobs: N.noop,
+      concurrency: CONCURRENCY,
+    });
 
-  // Steady 1,000 jobs/s: enqueue → processor start.
+  if (want('steady')) await rawSteady(q, opts, started);
+  await w.close();
+  await q.obliterate({ force: true });
+  await q.close();
+  return { noop };
+}
+
+/** Steady 1,000 jobs/s on the raw worker: enqueue → processor start. */
+async function rawSteady(
+  q: Queue,
+  opts: { removeOnComplete: number; removeOnFail: number },
+  started: Map<string, number>,
+): Promise<void> {
   const lat: number[] = [];
   const sent = new Map<string, number>();
   started.clear();
@@ -505,10 +546,6 @@ async function rawBullmq(redis: string): Promise<{ noop: number }> {
     unit: 'ms',
     jobs: N.steady,
   });
-  await w.close();
-  await q.obliterate({ force: true });
-  await q.close();
-  return { noop };
 }
 
 async function runBackend(backend: Backend, redis: string | undefined, rawNoop?: number): Promise<void> {
@@ -520,13 +557,13 @@ async function runBackend(backend: Backend, redis: string | undefined, rawNoop?:
       await q.close(5000);
     }
   };
-  await fresh((q) => enqueueRates(backend, q));
-  await fresh((q) => noopThroughput(backend, q, 'inprocess', rawNoop));
-  await fresh((q) => noopThroughput(backend, q, 'sandboxed'));
-  await fresh((q) => noopThroughput(backend, q, 'sandboxed_no_recycle'));
-  await fresh((q) => steady(backend, q));
-  await fresh((q) => priorityBehindBacklog(backend, q));
-  await fresh((q) => rssGrowth(backend, q));
+  if (want('enqueue')) await fresh((q) => enqueueRates(backend, q));
+  if (want('inprocess')) await fresh((q) => noopThroughput(backend, q, 'inprocess', rawNoop));
+  if (want('sandboxed')) await fresh((q) => noopThroughput(backend, q, 'sandboxed'));
+  if (want('sandboxed_no_recycle')) await fresh((q) => noopThroughput(backend, q, 'sandboxed_no_recycle'));
+  if (want('steady')) await fresh((q) => steady(backend, q));
+  if (want('priority')) await fresh((q) => priorityBehindBacklog(backend, q));
+  if (want('rss')) await fresh((q) => rssGrowth(backend, q));
 }
 
 async function main(): Promise<void> {
@@ -536,8 +573,9 @@ async function main(): Promise<void> {
     if (!only || only === 'sqlite') await runBackend('sqlite', undefined);
     if (!only || only.startsWith('bullmq')) {
       redis = await startRedis();
-      const raw = await rawBullmq(redis.url);
-      await runBackend('bullmq', redis.url, raw.noop);
+      const raw =
+        want('enqueue') || want('inprocess') || want('steady') ? await rawBullmq(redis.url) : undefined;
+      await runBackend('bullmq', redis.url, raw?.noop);
     }
   } finally {
     await redis?.stop();
