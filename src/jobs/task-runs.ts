@@ -18,11 +18,12 @@ export interface TaskRunRow {
   attempt: number;
   status: TaskRunStatus;
   enqueued_at: string;
-  started_at: string;
+  /** Null only for a lost attempt whose start the backend no longer knows (see StalledAttempt). */
+  started_at: string | null;
   finished_at: string;
-  wait_ms: number;
-  run_ms: number;
-  worker: string;
+  wait_ms: number | null;
+  run_ms: number | null;
+  worker: string | null;
   error: string | null;
 }
 

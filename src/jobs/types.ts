@@ -156,6 +156,25 @@ export interface ClaimedJob {
   startedAt: number;
 }
 
+/**
+ * An attempt lost with its worker (its lease expired: the process died or hung).
+ * The job went back to its queue, or became dead past the stall limit. Returned
+ * once, by the recovery that found it, so exactly one `task_runs` row records it.
+ */
+export interface StalledAttempt {
+  id: string;
+  queue: QueueName;
+  name: string;
+  /** The lost attempt's number (a stall does not use up an attempt: the re-run has the same number). */
+  attempt: number;
+  enqueuedAt: number;
+  /** When the lost attempt started (null if the backend no longer knows). */
+  startedAt: number | null;
+  /** The worker that held it, when the backend knows. */
+  worker: string | null;
+  dead: boolean;
+}
+
 export interface WorkerRecord {
   id: string;
   host: string;
@@ -247,8 +266,11 @@ export interface JobQueue {
    * nothing new arrived (see the worker runtime); without it, it always claims.
    */
   version?(): string;
-  /** Returns jobs whose lease expired to their queue (or marks them dead after too many stalls). */
-  recoverStalled(): Promise<number>;
+  /**
+   * Returns jobs whose lease expired to their queue (or marks them dead after too many stalls), and
+   * reports the attempts so lost (BullMQ: those its stalled checker in this process found since the last call).
+   */
+  recoverStalled(): Promise<StalledAttempt[]>;
   removeWorker(workerId: string): Promise<void>;
   /** Flushes pending writes and closes connections, waiting at most `timeoutMs`. */
   close(timeoutMs?: number): Promise<void>;

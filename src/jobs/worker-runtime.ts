@@ -260,12 +260,38 @@ export class Worker {
     }
   }
 
+  /** Returns stalled jobs to their queues and writes the `task_runs` row of each lost attempt. */
   private async recover(): Promise<void> {
+    let lost;
     try {
-      const n = await this.opts.queue.recoverStalled();
-      if (n > 0) this.opts.logger.warn({ jobs: n, worker: this.id }, 'returned stalled jobs to their queues');
+      lost = await this.opts.queue.recoverStalled();
     } catch (err) {
       this.opts.logger.warn({ err: String(err) }, 'stalled-job check failed');
+      return;
+    }
+    if (lost.length === 0) return;
+    this.opts.logger.warn(
+      { jobs: lost.length, dead: lost.filter((a) => a.dead).length, worker: this.id },
+      'returned stalled jobs to their queues',
+    );
+    const found = this.now();
+    for (const a of lost) {
+      const error = `stalled: worker ${a.worker ?? '(unknown)'} stopped renewing its lease (it died or hung)`;
+      this.opts.taskRuns?.record({
+        task_id: a.id,
+        queue: a.queue,
+        name: a.name,
+        attempt: a.attempt,
+        // The job runs again (retrying) or, past the stall limit, is dead (failed).
+        status: a.dead ? 'failed' : 'retrying',
+        enqueued_at: new Date(a.enqueuedAt).toISOString(),
+        started_at: a.startedAt === null ? null : new Date(a.startedAt).toISOString(),
+        finished_at: new Date(found).toISOString(),
+        wait_ms: a.startedAt === null ? null : Math.max(0, a.startedAt - a.enqueuedAt),
+        run_ms: a.startedAt === null ? null : Math.max(0, found - a.startedAt),
+        worker: a.worker,
+        error,
+      });
     }
   }
 

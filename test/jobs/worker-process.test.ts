@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import SQLite from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Jobs } from '../../src/jobs/jobs.js';
 import type { JobQueue } from '../../src/jobs/types.js';
@@ -107,6 +108,25 @@ describe.each(queueBackends())('worker process: %s', (backend) => {
     await until(async () => (await s.queue.get(id))?.state === 'completed', 30_000, 'job completed');
     const job = await s.queue.get(id);
     expect(job?.stalls).toBe(1);
+    // Both attempts have their task_runs row: the lost one written by the worker that recovered it.
+    const main = new SQLite(s.env.DATABASE_URL?.slice('sqlite:'.length) as string, { readonly: true });
+    type Run = { attempt: number; status: string; error: string | null; started_at: string | null };
+    const runs = () =>
+      main
+        .prepare(
+          'select attempt, status, error, started_at from task_runs where task_id = ? order by finished_at',
+        )
+        .all(id) as Run[];
+    try {
+      await until(() => runs().length === 2, 10_000, 'two task_runs rows');
+      const [lost, rerun] = runs();
+      expect(lost).toMatchObject({ attempt: 1, status: 'retrying' });
+      expect(lost?.error).toMatch(/^stalled: worker .* stopped renewing its lease/);
+      expect(lost?.started_at).not.toBeNull();
+      expect(rerun).toMatchObject({ attempt: 1, status: 'succeeded', error: null });
+    } finally {
+      main.close();
+    }
   }, 90_000);
 
   it('loses no job: 2,000 jobs while the worker is SIGKILLed five times', async () => {

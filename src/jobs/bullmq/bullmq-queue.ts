@@ -46,6 +46,7 @@ import {
   type QueueCounts,
   type QueueName,
   rankQueues,
+  type StalledAttempt,
   type WorkerRecord,
 } from '../types.js';
 
@@ -102,6 +103,8 @@ export class BullmqQueue implements JobQueue {
   private readonly queues = new Map<QueueName, Queue<JobData, unknown, string>>();
   private readonly workers = new Map<QueueName, BullWorker<JobData, unknown, string>>();
   private readonly held = new Map<string, Bull>();
+  /** Jobs BullMQ's stalled checker in this process returned to their queue, until recoverStalled() reports them. */
+  private readonly stalledFound: Array<{ queue: QueueName; bullId: string }> = [];
   private readonly events = new EventEmitter();
   private readonly waiters = new Set<() => void>();
   private watching = false;
@@ -176,6 +179,7 @@ export class BullmqQueue implements JobQueue {
         },
       });
       w.on('error', (err) => this.opts.logger.warn({ err: err.message, queue: name }, 'BullMQ worker error'));
+      w.on('stalled', (jobId: string) => this.stalledFound.push({ queue: name, bullId: jobId }));
       // Returns the jobs of dead workers (lock expired) to the queue, or fails them past maxStalledCount.
       void w
         .startStalledCheckTimer()
@@ -761,9 +765,28 @@ export class BullmqQueue implements JobQueue {
     this.events.emit('enqueued', job.queue);
   }
 
-  async recoverStalled(): Promise<number> {
-    // BullMQ's own stalled checker (started with each claiming worker) does this.
-    return 0;
+  async recoverStalled(): Promise<StalledAttempt[]> {
+    // BullMQ's own stalled checker (started with each claiming worker) moves the jobs; this reports the
+    // attempts it found since the last call. A job gone meanwhile (removed, or already re-run and pruned)
+    // has nothing left to report.
+    const found = this.stalledFound.splice(0);
+    const out: StalledAttempt[] = [];
+    for (const { queue, bullId } of found) {
+      const j = (await this.q(queue).getJob(bullId)) as Bull | undefined;
+      if (!j) continue;
+      out.push({
+        id: this.publicId(queue, bullId),
+        queue,
+        name: j.name,
+        attempt: j.attemptsMade + 1,
+        enqueuedAt: j.timestamp,
+        startedAt: j.processedOn ?? null,
+        // The lock held the worker's token and expired with it.
+        worker: null,
+        dead: Boolean(j.deferredFailure),
+      });
+    }
+    return out;
   }
 
   async removeWorker(workerId: string): Promise<void> {

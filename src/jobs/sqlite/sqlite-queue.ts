@@ -39,6 +39,7 @@ import type {
   QueueCounts,
   QueueName,
   Settlement,
+  StalledAttempt,
   WorkerRecord,
 } from '../types.js';
 import { JOB_STATES, QUEUE_NAMES, rankQueues } from '../types.js';
@@ -216,8 +217,15 @@ export class SqliteQueue implements JobQueue {
       workers: d.prepare<[], { record: string; last_seen: number }>(
         `select record, last_seen from workers order by id`,
       ),
-      expiredLeases: d.prepare<[number, number], { id: number; stalls: number; worker: string | null }>(
-        `select id, stalls, worker from jobs indexed by jobs_state where state = 'active' and
+      expiredLeases: d.prepare<
+        [number, number],
+        Pick<
+          JobRow,
+          'id' | 'queue' | 'name' | 'attempts_made' | 'enqueued_at' | 'started_at' | 'stalls' | 'worker'
+        >
+      >(
+        `select id, queue, name, attempts_made, enqueued_at, started_at, stalls, worker
+           from jobs indexed by jobs_state where state = 'active' and
            (lease_until < ? or worker in (select id from workers where last_seen < ?))`,
       ),
       requeueStalled: d.prepare<[number, number]>(
@@ -650,10 +658,10 @@ export class SqliteQueue implements JobQueue {
     for (const s of batch) s.resolve();
   }
 
-  async recoverStalled(): Promise<number> {
-    if (this.closed) return 0;
+  async recoverStalled(): Promise<StalledAttempt[]> {
+    if (this.closed) return [];
     const now = this.now();
-    const stalled: Array<{ id: number; dead: boolean }> = this.db
+    const stalled: StalledAttempt[] = this.db
       .transaction(() => {
         // A worker record unseen for 3 leases' worth of heartbeats is dead: its jobs need not wait for their lease.
         const rows = this.stmts.expiredLeases.all(now, now - Math.max(this.opts.leaseMs, 3000));
@@ -666,15 +674,24 @@ export class SqliteQueue implements JobQueue {
               r.id,
             );
           else this.stmts.requeueStalled.run(now, r.id);
-          return { id: r.id, dead };
+          return {
+            id: String(r.id),
+            queue: r.queue,
+            name: r.name,
+            attempt: r.attempts_made,
+            enqueuedAt: r.enqueued_at,
+            startedAt: r.started_at,
+            worker: r.worker,
+            dead,
+          };
         });
       })
       .immediate();
-    for (const s of stalled) this.emit('stalled', String(s.id), s.dead);
+    for (const s of stalled) this.emit('stalled', s.id, s.dead);
     if (stalled.some((s) => !s.dead)) this.wakeWaiters();
     // Forget worker records nobody has seen for an hour.
     this.db.prepare(`delete from workers where last_seen < ?`).run(now - 3_600_000);
-    return stalled.length;
+    return stalled;
   }
 
   async removeWorker(workerId: string): Promise<void> {
