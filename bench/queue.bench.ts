@@ -10,7 +10,7 @@
  *   enqueue_to_start_p50_ms / enqueue_to_start_p99_ms at a steady 1,000 jobs/s
  *   priority_start_p99_ms    a high_priority job's start latency behind a 100,000-job low_priority backlog
  *   rss_growth_pct           process RSS after 200,000 jobs against RSS after a warm-up
- * Every attempt writes its task_runs row and log line (pino at info, to /dev/null), as in production.
+ * Every attempt writes its task_runs row and its two log lines (the product's logger at info, to /dev/null).
  * Workers run with concurrency 4 and prefetch 16 (the defaults). Throughput is timed from the moment
  * the backlog's queue is resumed (it is enqueued while paused), the same way for bullmq-raw.
  * Sandbox children start from dist/main/task-child.js when it exists (`npm run build` first, as in
@@ -28,7 +28,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Queue, Worker as BullWorker } from 'bullmq';
-import pino from 'pino';
 import { openDatabase } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { BullmqQueue } from '../src/jobs/bullmq/bullmq-queue.js';
@@ -37,6 +36,7 @@ import { SqliteQueue } from '../src/jobs/sqlite/sqlite-queue.js';
 import { TaskRunRecorder } from '../src/jobs/task-runs.js';
 import type { ClaimedJob, JobQueue, QueueName } from '../src/jobs/types.js';
 import { Worker } from '../src/jobs/worker-runtime.js';
+import { createLogger } from '../src/main/system.js';
 import { createTaskRegistry } from '../src/tasks/index.js';
 import { type RunningService, startRedis } from '../test/support/services.js';
 import { emit, isQuick, percentile, printTable } from './lib/report.js';
@@ -68,7 +68,8 @@ const CONCURRENCY = 4;
 /** The worker default (WORKER_PREFETCH): the seed's prefetch multiplier 4 × concurrency 4. */
 const PREFETCH = 16;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ov-bench-queue-'));
-const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false }));
+// The product's logger (synchronous JSON lines), writing to /dev/null instead of stdout.
+const logger = createLogger({ logLevel: 'info' }, '/dev/null');
 const registry = createTaskRegistry();
 const CHILD = fs.existsSync(path.resolve('dist/main/task-child.js'))
   ? path.resolve('dist/main/task-child.js')
