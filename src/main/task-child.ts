@@ -1,10 +1,11 @@
 /**
- * Composition root of a sandbox child process (forked by the worker's sandbox
+ * Composition root of a sandbox child process (started for the worker's sandbox
  * pool). It imports nothing heavy up front: the task's handler module is loaded
  * when the task first runs (src/tasks/sandbox-catalogue.ts), the configuration,
  * database, queue and cache only for a handler that uses them, and each of those
  * only when first called. A child that runs only CPU work never opens a database
- * or a Redis connection.
+ * or a Redis connection. Its connections end with the process: the child exits
+ * when the worker closes its socket.
  */
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
@@ -15,7 +16,6 @@ import type { JobQueue } from '../jobs/types.js';
 import type { TaskDeps } from '../tasks/deps.js';
 import { SANDBOX_CATALOGUE } from '../tasks/sandbox-catalogue.js';
 
-const closers: Array<() => Promise<void>> = [];
 let rootLogger: Logger | undefined;
 
 /** The child's logger, made on first use (the parent validated LOG_LEVEL; children inherit its environment). */
@@ -39,11 +39,6 @@ async function makeDeps(): Promise<TaskDeps> {
   let database: DatabaseHandle | undefined;
   let queue: JobQueue | undefined;
   let cache: CacheService | undefined;
-  closers.push(
-    async () => void (await queue?.close(1000)),
-    async () => void (await cache?.close()),
-    async () => void (await database?.close()),
-  );
   return {
     config,
     logger: logger(),
@@ -56,9 +51,6 @@ async function makeDeps(): Promise<TaskDeps> {
   };
 }
 
-process.once('disconnect', () => {
-  for (const close of closers) void close();
-});
 runTaskChild({
   catalogue: SANDBOX_CATALOGUE,
   deps: makeDeps,

@@ -5,6 +5,7 @@
  * signal, and for BullMQ a Redis restart (a server of this file's own).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -76,6 +77,42 @@ function startWorker(env: Record<string, string>, args: string[] = []): ChildPro
   return child;
 }
 
+/** Every process below `root`, from /proc. */
+function descendants(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // Fields after the command (which may hold spaces) start after the last ')': state, then ppid.
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch (err) {
+      // The process ended between the listing and the read.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    for (const [child, ppid] of parent)
+      if (ppid === pid) {
+        out.push(child);
+        walk(child);
+      }
+  };
+  walk(root);
+  return out;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw err;
+  }
+};
+
 const exited = (c: ChildProcess) =>
   new Promise<number | null>((resolve) => {
     if (c.exitCode !== null || c.signalCode !== null) return resolve(c.exitCode);
@@ -128,6 +165,27 @@ describe.each(queueBackends())('worker process: %s', (backend) => {
       main.close();
     }
   }, 90_000);
+
+  it('a SIGKILLed worker leaves no sandbox process behind (its launcher and children exit)', async () => {
+    fresh();
+    const { id } = await s.jobs.enqueue('diagnostics.cpu', { ms: 20_000 });
+    const w = startWorker(s.env);
+    await until(async () => (await s.queue.get(id))?.state === 'active', 30_000, 'sandboxed job active');
+    // The worker's launcher, and the child running the task under it.
+    let tree: number[] = [];
+    await until(
+      () => (tree = descendants(w.pid as number)).length >= 2,
+      10_000,
+      'launcher and child processes',
+    );
+    w.kill('SIGKILL');
+    await exited(w);
+    await until(
+      () => tree.every((pid) => !alive(pid)),
+      10_000,
+      `sandbox processes ${tree.join(', ')} to exit`,
+    );
+  }, 60_000);
 
   it('loses no job: 2,000 jobs while the worker is SIGKILLed five times', async () => {
     fresh();

@@ -9,10 +9,18 @@
  * them, and makes its logger on first use. Children are recycled every
  * --max-tasks-per-child tasks, so their start-up is paid again and again.
  */
+import net from 'node:net';
 import type { Logger } from 'pino';
 import { describeError, TaskCancelledError, TaskTimeoutError } from '../errors.js';
 import type { TaskContext } from '../registry.js';
-import type { FromChild, ToChild } from './protocol.js';
+import {
+  type FromChild,
+  line,
+  onLines,
+  SANDBOX_SOCKET_ENV,
+  SANDBOX_TOKEN_ENV,
+  type ToChild,
+} from './protocol.js';
 
 /** How a child finds a sandboxed task's handler. */
 export interface SandboxEntry {
@@ -35,8 +43,13 @@ type Handler = (payload: unknown, ctx: TaskContext) => Promise<unknown>;
 const rssMb = () => Math.round(process.memoryUsage.rss() / 1048576);
 
 export function runTaskChild(opts: TaskChildOptions): void {
-  // After the parent disconnected (it retired or lost this child) there is no one to answer.
-  const send = (m: FromChild) => void (process.connected && process.send?.(m));
+  const socketPath = process.env[SANDBOX_SOCKET_ENV];
+  const token = process.env[SANDBOX_TOKEN_ENV];
+  if (!socketPath || !token)
+    throw new Error(`a sandbox child needs ${SANDBOX_SOCKET_ENV} and ${SANDBOX_TOKEN_ENV}`);
+  const socket = net.connect(socketPath);
+  // After the worker closed the socket (it retired or lost this child) there is no one to answer.
+  const send = (m: FromChild) => void (socket.writable && socket.write(line(m)));
   const running = new Map<string, AbortController>();
   const handlers = new Map<string, Promise<Handler>>();
   let deps: Promise<unknown> | undefined;
@@ -59,7 +72,8 @@ export function runTaskChild(opts: TaskChildOptions): void {
     return h;
   };
 
-  process.on('message', (msg: ToChild) => {
+  onLines(socket, (raw) => {
+    const msg = raw as ToChild;
     if (msg.type === 'abort') {
       running
         .get(msg.id)
@@ -68,8 +82,12 @@ export function runTaskChild(opts: TaskChildOptions): void {
     }
     void run(msg);
   });
-  // The parent is gone (killed): nothing can receive our results, so stop.
-  process.on('disconnect', () => process.exit(0));
+  // The worker retired this child, or is gone: nothing can receive our results, so stop.
+  socket.on('close', () => process.exit(0));
+  socket.on('error', (err) => {
+    process.stderr.write(`sandbox child ${process.pid}: worker socket failed: ${err.message}\n`);
+    process.exit(1);
+  });
 
   async function run(msg: Extract<ToChild, { type: 'run' }>): Promise<void> {
     const ac = new AbortController();
@@ -107,5 +125,5 @@ export function runTaskChild(opts: TaskChildOptions): void {
       running.delete(msg.id);
     }
   }
-  send({ type: 'ready' });
+  send({ type: 'ready', token, pid: process.pid });
 }

@@ -4,16 +4,40 @@
  * fresh one) after `maxTasksPerChild` tasks or once its RSS passes
  * `maxMemoryMb`; a hard timeout kills it with SIGKILL.
  *
- * Per task the parent does one IPC send and handles one answer: each child has a
- * single message and exit listener for its life, dispatching to the task it runs.
- * A child halfway through its life gets a successor started in the background
- * (a spare), so recycling never waits for a process to start (a bare Node
- * process takes about 70 ms of CPU to start here).
+ * Children are started by a small launcher process and talk to the worker over
+ * a Unix socket in a private directory (see protocol.ts), so recycling never
+ * stops the worker's event loop for a fork. Per task the worker writes one line
+ * and reads one. A child halfway through its life gets its successor started in
+ * the background (a spare), so recycling never waits for a process to start (a
+ * bare Node process takes about 70 ms of CPU to start here).
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { describeError, type ErrorInfo, TaskTimeoutError } from '../errors.js';
-import type { FromChild, ToChild } from './protocol.js';
+import {
+  type FromChild,
+  type FromLauncher,
+  line,
+  onLines,
+  SANDBOX_SOCKET_ENV,
+  SANDBOX_TOKEN_ENV,
+  type ToChild,
+  type ToLauncher,
+} from './protocol.js';
+
+/** Node flags for a module: TypeScript sources (tests, `npm run dev`) run under tsx. */
+const nodeArgs = (module: string) => (module.endsWith('.ts') ? ['--import', 'tsx', module] : [module]);
+const LAUNCHER = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? './launcher.ts' : './launcher.js', import.meta.url),
+);
+/** How long a child whose socket closed waits for its exit status from the launcher. */
+const EXIT_REPORT_WAIT_MS = 1000;
 
 export interface SandboxPoolOptions {
   /** Entry module of the child (a composition root calling runTaskChild). */
@@ -62,45 +86,79 @@ interface Exchange {
 }
 
 class Child {
-  readonly proc: ChildProcess;
+  pid = -1;
+  socket: net.Socket | undefined;
   readonly ready: Promise<void>;
   tasks = 0;
   busy = false;
   exited = false;
+  /** How it ended: an exit code or signal from the launcher, or what else is known. */
+  status = 'unknown';
   current: Exchange | undefined;
+  /** Asked to go before it connected: it goes as soon as it can be reached. */
+  private leaving: NodeJS.Signals | 'end' | undefined;
+  private markReady: () => void = () => undefined;
+  private statusWait: NodeJS.Timeout | undefined;
   private readonly exitListeners: Array<() => void> = [];
 
-  constructor(module: string, env: NodeJS.ProcessEnv, onMessage: (c: Child, m: FromChild) => void) {
-    const execArgv = module.endsWith('.ts') ? ['--import', 'tsx'] : [];
-    this.proc = fork(module, [], {
-      execArgv,
-      env,
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      serialization: 'json',
-    });
-    let markReady: () => void = () => undefined;
+  constructor(readonly token: string) {
     this.ready = new Promise((resolve, reject) => {
-      markReady = resolve;
-      this.onExit(() => reject(new Error(`sandbox child exited before ready (${this.exitStatus})`)));
+      this.markReady = resolve;
+      this.onExit(() => reject(new Error(`sandbox child exited before ready (${this.status})`)));
     });
-    this.proc.on('message', (m: FromChild) => (m.type === 'ready' ? markReady() : onMessage(this, m)));
-    this.proc.once('exit', () => {
-      this.exited = true;
-      for (const l of this.exitListeners.splice(0)) l();
+  }
+
+  spawned(pid: number): void {
+    this.pid = pid;
+    if (this.leaving && this.leaving !== 'end') this.kill(this.leaving);
+  }
+
+  attach(socket: net.Socket, pid: number): void {
+    this.socket = socket;
+    this.pid = pid;
+    // The socket closes when the child dies; its exit status follows from the launcher.
+    socket.once('close', () => {
+      if (!this.exited) this.statusWait = setTimeout(() => this.ended(), EXIT_REPORT_WAIT_MS);
     });
+    if (this.leaving === 'end') socket.end();
+    else if (this.leaving) this.kill(this.leaving);
+    else this.markReady();
+  }
+
+  send(msg: ToChild): void {
+    if (this.socket?.writable) this.socket.write(line(msg));
+  }
+
+  /** Ends the child: `end` closes its socket (it exits by itself), a signal kills it. */
+  leave(how: NodeJS.Signals | 'end'): void {
+    this.leaving = how;
+    if (how === 'end' && this.socket) this.socket.end();
+    else if (how === 'end') this.kill('SIGTERM');
+    else this.kill(how);
+  }
+
+  private kill(signal: NodeJS.Signals): void {
+    if (this.pid <= 0 || this.exited) return;
+    try {
+      process.kill(this.pid, signal);
+    } catch (err) {
+      // Already gone (its exit is on its way); anything else is a real failure.
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  }
+
+  ended(status?: string): void {
+    if (status !== undefined) this.status = status;
+    if (this.exited) return;
+    this.exited = true;
+    clearTimeout(this.statusWait);
+    this.socket?.destroy();
+    for (const l of this.exitListeners.splice(0)) l();
   }
 
   onExit(listener: () => void): void {
     if (this.exited) listener();
     else this.exitListeners.push(listener);
-  }
-
-  get pid(): number {
-    return this.proc.pid ?? -1;
-  }
-
-  get exitStatus(): string {
-    return String(this.proc.signalCode ?? this.proc.exitCode);
   }
 }
 
@@ -108,16 +166,23 @@ export class SandboxPool {
   private readonly idle: Child[] = [];
   /** Started ahead of need: successors of children past half their life. */
   private readonly spares: Child[] = [];
+  /** Children in service (idle, busy or spare). */
   private readonly all = new Set<Child>();
+  /** Every child not yet exited, retiring ones included, by token. */
+  private readonly alive = new Map<string, Child>();
   private closed = false;
+  /** The launcher and the socket children connect to, started with the first child. */
+  private infra: Promise<{ launcher: ChildProcess; socketPath: string }> | undefined;
+  private server: net.Server | undefined;
+  private socketDir: string | undefined;
   /** Children started so far (recycling replaces them). */
   spawned = 0;
 
   constructor(private readonly opts: SandboxPoolOptions) {}
 
-  /** PIDs of the live children. */
+  /** PIDs of the live children in service. */
   pids(): number[] {
-    return [...this.all].filter((c) => !c.exited).map((c) => c.pid);
+    return [...this.all].filter((c) => !c.exited && c.pid > 0).map((c) => c.pid);
   }
 
   async run(task: SandboxRun, abort: AbortSource): Promise<{ result: unknown; pid: number }> {
@@ -138,7 +203,7 @@ export class SandboxPool {
   private exchange(child: Child, task: SandboxRun, abort: AbortSource): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (child.exited) {
-        reject(new Error(`sandbox child ${child.pid} exited before task ${task.name} (${child.exitStatus})`));
+        reject(new Error(`sandbox child ${child.pid} exited before task ${task.name} (${child.status})`));
         return;
       }
       const ex: Exchange = { task, resolve, reject, hard: undefined, unsubscribe: () => undefined };
@@ -153,15 +218,13 @@ export class SandboxPool {
           this.retire(child, 'SIGKILL');
           reject(new TaskTimeoutError(`hard timeout after ${task.hardTimeoutMs} ms (child killed)`, 'hard'));
         }, task.hardTimeoutMs);
-      const sendAbort = (reason: unknown) => {
-        const msg: ToChild = {
+      const sendAbort = (reason: unknown) =>
+        child.send({
           type: 'abort',
           id: task.id,
           reason: describeError(reason).cancelled ? 'cancel' : 'shutdown',
-        };
-        if (child.proc.connected) child.proc.send(msg);
-      };
-      const run: ToChild = {
+        });
+      child.send({
         type: 'run',
         id: task.id,
         name: task.name,
@@ -169,8 +232,7 @@ export class SandboxPool {
         attempt: task.attempt,
         maxAttempts: task.maxAttempts,
         ...(task.softTimeoutMs ? { softTimeoutMs: task.softTimeoutMs } : {}),
-      };
-      child.proc.send(run);
+      });
       if (abort.aborted) sendAbort(abort.reason);
       else ex.unsubscribe = abort.subscribe(sendAbort);
     });
@@ -183,7 +245,7 @@ export class SandboxPool {
     if (child.current === ex) child.current = undefined;
   }
 
-  private onMessage = (child: Child, m: FromChild): void => {
+  private onMessage(child: Child, m: FromChild): void {
     const ex = child.current;
     if (m.type === 'ready' || !ex || m.id !== ex.task.id) return;
     if (m.type === 'progress') {
@@ -200,7 +262,7 @@ export class SandboxPool {
     }
     if (m.type === 'done') ex.resolve(m.result);
     else ex.reject(new SandboxTaskError(m.error));
-  };
+  }
 
   private take(): Child {
     for (;;) {
@@ -212,14 +274,16 @@ export class SandboxPool {
   }
 
   private spawn(): Child {
-    const c = new Child(this.opts.childModule, { ...process.env, ...this.opts.env }, this.onMessage);
+    const c = new Child(randomBytes(16).toString('hex'));
     c.ready.catch((err: unknown) =>
       this.opts.logger.error({ err: String(err) }, 'sandbox child failed to start'),
     );
     this.spawned++;
     this.all.add(c);
+    this.alive.set(c.token, c);
     c.onExit(() => {
       this.all.delete(c);
+      this.alive.delete(c.token);
       for (const list of [this.idle, this.spares]) {
         const i = list.indexOf(c);
         if (i >= 0) list.splice(i, 1);
@@ -227,10 +291,86 @@ export class SandboxPool {
       const ex = c.current;
       if (ex) {
         this.end(c, ex);
-        ex.reject(new Error(`sandbox child ${c.pid} exited during task ${ex.task.name} (${c.exitStatus})`));
+        ex.reject(new Error(`sandbox child ${c.pid} exited during task ${ex.task.name} (${c.status})`));
       }
     });
+    this.launch(c).catch((err: unknown) => c.ended(`not started: ${String(err)}`));
     return c;
+  }
+
+  /** Asks the launcher (started on first use) for the child's process. */
+  private async launch(c: Child): Promise<void> {
+    const { launcher, socketPath } = await (this.infra ??= this.startInfra());
+    const msg: ToLauncher = {
+      type: 'spawn',
+      token: c.token,
+      args: nodeArgs(this.opts.childModule),
+      env: {
+        ...process.env,
+        ...this.opts.env,
+        [SANDBOX_SOCKET_ENV]: socketPath,
+        [SANDBOX_TOKEN_ENV]: c.token,
+      },
+    };
+    launcher.send(msg);
+  }
+
+  private async startInfra(): Promise<{ launcher: ChildProcess; socketPath: string }> {
+    if (!this.server) {
+      this.socketDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ov-sandbox-'));
+      const server = net.createServer((socket) => this.accept(socket));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(path.join(this.socketDir as string, 'pool.sock'), () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      server.on('error', (err) => this.opts.logger.error({ err: err.message }, 'sandbox socket failed'));
+      this.server = server;
+    }
+    const socketPath = path.join(this.socketDir as string, 'pool.sock');
+    const launcher = fork(LAUNCHER, [], {
+      execArgv: LAUNCHER.endsWith('.ts') ? ['--import', 'tsx'] : [],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'json',
+    });
+    launcher.on('message', (m: FromLauncher) => {
+      if (m.type === 'spawned') this.alive.get(m.token)?.spawned(m.pid);
+      else if (m.type === 'exit') this.alive.get(m.token)?.ended(m.status);
+    });
+    launcher.once('exit', (code, signal) => {
+      this.infra = undefined;
+      // Children it started stay connected; the ones it had not started never will be.
+      for (const c of this.alive.values()) if (c.pid <= 0) c.ended('launcher exited before starting it');
+      if (!this.closed)
+        this.opts.logger.warn({ code, signal }, 'sandbox launcher exited; the next child starts a new one');
+    });
+    await new Promise<void>((resolve, reject) => {
+      launcher.once('message', () => resolve());
+      launcher.once('exit', (code, signal) =>
+        reject(new Error(`sandbox launcher exited at start (${signal ?? code})`)),
+      );
+    });
+    return { launcher, socketPath };
+  }
+
+  /** A child connected: its first line names it by its token. */
+  private accept(socket: net.Socket): void {
+    let child: Child | undefined;
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // A child that dies mid-write resets its socket: its exit is reported anyway.
+      const level = err.code === 'ECONNRESET' || err.code === 'EPIPE' ? 'debug' : 'warn';
+      this.opts.logger[level]({ err: err.message, pid: child?.pid }, 'sandbox child socket error');
+    });
+    onLines(socket, (raw) => {
+      const m = raw as FromChild;
+      if (child) this.onMessage(child, m);
+      else if (m.type === 'ready' && this.alive.has(m.token)) {
+        child = this.alive.get(m.token) as Child;
+        child.attach(socket, m.pid);
+      } else socket.destroy();
+    });
   }
 
   private giveBack(c: Child): void {
@@ -243,42 +383,38 @@ export class SandboxPool {
     if (this.all.has(c)) this.idle.push(c);
   }
 
-  /** Takes a child out of service: a graceful exit (disconnect) or a kill. */
+  /** Takes a child out of service: a graceful exit (its socket closes) or a kill. */
   private retire(c: Child, signal?: NodeJS.Signals): void {
     this.all.delete(c);
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
     // The successor: a spare started earlier, or one started now.
     if (!this.closed) this.idle.unshift(this.spares.shift() ?? this.spawn());
-    if (c.exited) return;
-    if (signal) c.proc.kill(signal);
-    else if (c.proc.connected) c.proc.disconnect();
-    else c.proc.kill('SIGTERM');
+    if (!c.exited) c.leave(signal ?? 'end');
   }
 
-  /** Stops every child: idle ones at once, busy ones are killed after `graceMs`. */
+  /** Stops every child (idle ones at once, busy ones are killed after `graceMs`), then the launcher. */
   async close(graceMs = 5000): Promise<void> {
     this.closed = true;
-    const children = [...this.all];
     await Promise.all(
-      children.map(
+      [...this.alive.values()].map(
         (c) =>
           new Promise<void>((resolve) => {
-            if (c.exited) return resolve();
-            const t = setTimeout(() => c.proc.kill('SIGKILL'), c.busy ? graceMs : 1000);
+            const t = setTimeout(() => c.leave('SIGKILL'), c.busy ? graceMs : 1000);
             c.onExit(() => {
               clearTimeout(t);
               resolve();
             });
-            if (!c.busy) {
-              if (c.proc.connected) c.proc.disconnect();
-              else c.proc.kill('SIGTERM');
-            }
+            if (!c.busy) c.leave('end');
           }),
       ),
     );
     this.idle.length = 0;
     this.spares.length = 0;
     this.all.clear();
+    const infra = await this.infra?.catch(() => undefined);
+    if (infra?.launcher.connected) infra.launcher.disconnect();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    if (this.socketDir) fs.rmSync(this.socketDir, { recursive: true, force: true });
   }
 }
