@@ -36,7 +36,7 @@ import { SqliteQueue } from '../src/jobs/sqlite/sqlite-queue.js';
 import { TaskRunRecorder } from '../src/jobs/task-runs.js';
 import type { ClaimedJob, JobQueue, QueueName } from '../src/jobs/types.js';
 import { Worker } from '../src/jobs/worker-runtime.js';
-import { createLogger } from '../src/main/system.js';
+import { createLogger } from '../src/main/logger.js';
 import { createTaskRegistry } from '../src/tasks/index.js';
 import { type RunningService, startRedis } from '../test/support/services.js';
 import { emit, isQuick, percentile, printTable } from './lib/report.js';
@@ -68,7 +68,7 @@ const CONCURRENCY = 4;
 /** The worker default (WORKER_PREFETCH): the seed's prefetch multiplier 4 × concurrency 4. */
 const PREFETCH = 16;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ov-bench-queue-'));
-// The product's logger (synchronous JSON lines), writing to /dev/null instead of stdout.
+// The product's logger, writing to /dev/null instead of stdout.
 const logger = createLogger({ logLevel: 'info' }, '/dev/null');
 const registry = createTaskRegistry();
 const CHILD = fs.existsSync(path.resolve('dist/main/task-child.js'))
