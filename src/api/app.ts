@@ -12,6 +12,7 @@ import type { DomainServices } from '../domain/services.js';
 import type { Jobs } from '../jobs/jobs.js';
 import { AppError } from '../errors.js';
 import { registerAuth } from './plugins/auth.js';
+import { adminRoutes } from './routes/admin.routes.js';
 import { registerErrorHandling } from './plugins/errors.js';
 import { cacheRoutes } from './routes/cache.routes.js';
 import { campaignsRoutes } from './routes/campaigns.routes.js';
@@ -119,6 +120,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     { prefix: API_PREFIX },
   );
-  if (deps.jobs) await registerBullBoard(app, deps.jobs);
+  if (deps.jobs) {
+    await app.register(adminRoutes, { prefix: '/admin', jobs: deps.jobs, db: deps.database.db });
+    await registerBullBoard(app, deps.jobs);
+  }
   return app;
 }

@@ -167,6 +167,26 @@ describe.each(queueBackends())('queue contract: %s', (backend) => {
     expect((await h.queue.get(id))?.result).toEqual({ runs: 2 });
   });
 
+  it('retries a job cancelled before it started (BullMQ: a numeric id comes back as a new task)', async () => {
+    const plain = await h.jobs.enqueue('test.record', { tag: 'second-chance' }, { delayMs: 60_000 });
+    const keyed = await h.jobs.enqueue(
+      'test.record',
+      { tag: 'keyed' },
+      { delayMs: 60_000, idempotencyKey: 'k-1' },
+    );
+    await h.queue.cancel(plain.id);
+    await h.queue.cancel(keyed.id);
+    const again = await h.queue.retry(plain.id);
+    const keyedAgain = await h.queue.retry(keyed.id);
+    if (backend === 'sqlite') expect(again.id).toBe(plain.id);
+    expect(keyedAgain.id).toBe(keyed.id);
+    expect(again).toMatchObject({ name: 'test.record', payload: { tag: 'second-chance' }, state: 'waiting' });
+    h.worker();
+    await h.waitState(again.id, 'completed');
+    await h.waitState(keyed.id, 'completed');
+    expect(h.log.sort()).toEqual(['keyed', 'second-chance']);
+  });
+
   it('pauses and resumes a queue', async () => {
     await h.queue.pause('default');
     const { id } = await h.jobs.enqueue('test.record', { tag: 'paused' });

@@ -15,7 +15,27 @@ declare module 'fastify' {
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** Requires `Authorization: Bearer <key>` with a role that the route allows (401 without, 403 below). */
+/** Browser pages (the dashboard, Bull Board): they also take the key as an HTTP Basic password. */
+const BROWSER_PREFIX = '/admin';
+const BASIC_CHALLENGE = 'Basic realm="OmniVibe Pro operators", charset="UTF-8"';
+
+/** The API key in `Authorization`: a Bearer token, or on browser pages the password of HTTP Basic. */
+function presentedKey(header: string | undefined, browser: boolean): string | undefined {
+  if (!header) return undefined;
+  const bearer = /^Bearer\s+(\S{1,512})\s*$/i.exec(header)?.[1];
+  if (bearer || !browser) return bearer;
+  const basic = /^Basic\s+([A-Za-z0-9+/]{1,1024}={0,2})\s*$/i.exec(header)?.[1];
+  if (!basic) return undefined;
+  const decoded = Buffer.from(basic, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon >= 0 && decoded.length - colon - 1 <= 512 ? decoded.slice(colon + 1) || undefined : undefined;
+}
+
+/**
+ * Requires `Authorization: Bearer <key>` with a role that the route allows (401 without, 403 below).
+ * Pages under /admin also accept HTTP Basic (any user name, the key as password) and answer 401 with a
+ * Basic challenge, so a browser asks for the key and then sends it with every request.
+ */
 export function registerAuth(
   app: FastifyInstance,
   apiKeys: ApiKeysService,
@@ -36,20 +56,27 @@ export function registerAuth(
       if (required === 'public') schema.security = [];
     }
   });
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     if (request.is404) return;
     const url = request.routeOptions.url ?? '';
     if (publicPrefixes.some((p) => url === p || url.startsWith(`${p}/`))) return;
     const required =
       request.routeOptions.config.auth ?? (READ_METHODS.has(request.method) ? 'viewer' : 'editor');
     if (required === 'public') return;
-    const header = request.headers.authorization;
-    const match = header ? /^Bearer\s+(\S{1,512})\s*$/i.exec(header) : null;
-    if (!match?.[1]) {
-      throw new AppError('UNAUTHENTICATED', 'send Authorization: Bearer <api key>');
+    const browser = url === BROWSER_PREFIX || url.startsWith(`${BROWSER_PREFIX}/`);
+    const key = presentedKey(request.headers.authorization, browser);
+    if (browser) reply.header('www-authenticate', BASIC_CHALLENGE);
+    if (!key) {
+      throw new AppError(
+        'UNAUTHENTICATED',
+        browser
+          ? 'sign in with an API key (as the HTTP Basic password, or Authorization: Bearer <api key>)'
+          : 'send Authorization: Bearer <api key>',
+      );
     }
-    const principal = await apiKeys.verify(match[1]);
+    const principal = await apiKeys.verify(key);
     if (!principal) throw new AppError('UNAUTHENTICATED', 'API key is unknown or revoked');
+    if (browser) reply.removeHeader('www-authenticate');
     request.principal = principal;
     if (!roleAllows(principal.role, required)) {
       throw new AppError('FORBIDDEN', `this needs the ${required} role`, { required, role: principal.role });

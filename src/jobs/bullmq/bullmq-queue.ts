@@ -25,6 +25,7 @@ import { Job as BullJob, type MinimalJob, Queue, UnrecoverableError, Worker as B
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AppError } from '../../errors.js';
+import { DEFAULT_BACKOFF } from '../backoff.js';
 import { decodeJobCursor, encodeJobCursor, pageLimit } from '../paging.js';
 import {
   type BackoffOptions,
@@ -465,17 +466,31 @@ export class BullmqQueue implements JobQueue {
     } else if (j) {
       await j.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
     } else {
-      // A cancelled waiting job was removed: enqueue it again under the same id.
-      await this.q(p.queue).add(
+      // A task cancelled before it started was removed (BullMQ has no finished state it can enter
+      // without running): enqueue it again. BullMQ refuses its own numeric ids as custom ids, so such a
+      // task comes back under a new id (returned; the cancelled one stays in the history); a task
+      // enqueued with an idempotency key keeps its id.
+      const numeric = /^\d+$/.test(p.bullId);
+      const added = await this.q(p.queue).add(
         job.name,
-        { p: job.payload, b: { baseMs: 1000, capMs: 600_000, jitter: true }, pr: job.priority },
         {
-          jobId: p.bullId,
+          p: job.payload,
+          b: DEFAULT_BACKOFF,
+          pr: job.priority,
+          ...(job.idempotencyKey ? { k: job.idempotencyKey } : {}),
+        },
+        {
+          ...(numeric ? {} : { jobId: p.bullId }),
           priority: toBullPriority(job.priority),
           attempts: job.maxAttempts,
-          backoff: { type: BACKOFF_TYPE, delay: 1000 },
+          backoff: { type: BACKOFF_TYPE, delay: DEFAULT_BACKOFF.baseMs },
         },
       );
+      if (numeric) {
+        this.events.emit('enqueued', p.queue);
+        this.wakeWaiters();
+        return (await this.get(this.publicId(p.queue, String(added.id)))) as Job;
+      }
     }
     await this.conn.hdel(`${this.opts.prefix}:cancelled`, id);
     await this.conn.del(`${this.opts.prefix}:cancel:${id}`);
