@@ -223,6 +223,13 @@ export interface ClaimOptions {
 
 export interface JobQueue {
   readonly backend: 'sqlite' | 'bullmq';
+  /**
+   * Claims the worker runtime may keep in flight at once (default 1). A backend whose claim waits on
+   * a server gains by overlapping one claim's round trip with the jobs of another; each claim then
+   * covers its share of the free slots, and priority order holds because every claim takes the best
+   * ready jobs when the server runs it and the runtime merges each claim with its held jobs.
+   */
+  readonly claimsInFlight?: number;
   // ---- producers and the API
   enqueue(req: EnqueueRequest): Promise<EnqueueResult>;
   enqueueBulk(reqs: readonly EnqueueRequest[]): Promise<EnqueueResult[]>;

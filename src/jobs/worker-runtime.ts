@@ -160,6 +160,14 @@ export class Worker {
   private flushTimer: NodeJS.Timeout | undefined;
   /** Counts freed slots, so the loop notices one that freed while it was busy claiming. */
   private slotEpoch = 0;
+  /** Claims the loop may keep in flight (the backend's `claimsInFlight`), and the slots each may fill. */
+  private readonly maxRounds: number;
+  private readonly roundSlots: number;
+  /** Claim rounds in flight, and the free slots, reserved-slot share and prefetch room they were promised. */
+  private readonly rounds = new Set<Promise<boolean>>();
+  private readonly reserved = { slots: 0, nonHigh: 0, room: 0 };
+  /** A concurrent round found nothing to start and none other was in flight: the loop may wait for work. */
+  private idle = false;
   private readonly sandbox: SandboxPool | undefined;
   /** Task log lines: the worker id is bound once (pino serialises child bindings once, not per line). */
   private readonly taskLog: Logger;
@@ -182,6 +190,8 @@ export class Worker {
     this.prefetch = Math.max(0, opts.prefetch ?? 0);
     this.leaseMs = opts.leaseMs ?? 30_000;
     this.heartbeatMs = opts.heartbeatMs ?? Math.min(1000, Math.floor(this.leaseMs / 3));
+    this.maxRounds = Math.max(1, Math.min(this.concurrency, opts.queue.claimsInFlight ?? 1));
+    this.roundSlots = Math.ceil(this.concurrency / this.maxRounds);
     this.id = opts.id ?? `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
     this.startedAt = this.now();
     this.taskLog = opts.logger.child({ worker: this.id });
@@ -324,8 +334,17 @@ export class Worker {
     }
   }
 
+  /** Resolves when a slot frees or a concurrent claim round ends. */
   private slotFreed(): Promise<void> {
-    return new Promise((resolve) => this.events.once('slot', resolve));
+    return new Promise((resolve) => {
+      const done = () => {
+        this.events.off('slot', done);
+        this.events.off('round', done);
+        resolve();
+      };
+      this.events.once('slot', done);
+      this.events.once('round', done);
+    });
   }
 
   private async loop(): Promise<void> {
@@ -337,10 +356,16 @@ export class Worker {
         await new Promise((r) => setImmediate(r));
         lastYield = performance.now();
       }
-      const free = this.concurrency - this.running.size;
-      const nonHighFree = Math.max(0, this.nonHighCap - this.runningNonHigh);
-      if (free <= 0) {
-        if (this.pendingSettle.length === 0) await this.slotFreed();
+      if (this.idle) {
+        this.idle = false;
+        await this.waitForWork();
+        continue;
+      }
+      // Slots promised to claims in flight are not free.
+      const free = this.concurrency - this.running.size - this.reserved.slots;
+      const nonHighFree = Math.max(0, this.nonHighCap - this.runningNonHigh - this.reserved.nonHigh);
+      if (free <= 0 || this.rounds.size >= this.maxRounds) {
+        if (this.pendingSettle.length === 0 || this.rounds.size >= this.maxRounds) await this.slotFreed();
         // Let the other slots that free in this tick join the same claim.
         await new Promise((r) => setImmediate(r));
         continue;
@@ -350,6 +375,7 @@ export class Worker {
       // (bounds the wait of a delayed job that came due meanwhile). Settlements wait a few ms at most.
       if (
         this.buffer.length > 0 &&
+        this.rounds.size === 0 &&
         this.claimVersion !== undefined &&
         performance.now() - this.claimedAt < 20 &&
         this.pendingSettle.length < 256 &&
@@ -366,52 +392,98 @@ export class Worker {
           continue;
         }
       }
-      let claimed: ClaimedJob[];
-      const epoch = this.slotEpoch;
-      const settle = this.pendingSettle.splice(0);
-      try {
-        const room = Math.max(0, this.prefetch - this.buffer.length);
-        const version = this.opts.queue.version?.();
-        claimed = await this.opts.queue.claim({
-          settle,
-          queues: this.queues,
-          max: free + room,
-          maxNonHigh: nonHighFree + room,
-          workerId: this.id,
-        });
-        this.claimVersion = version;
-        this.claimedAt = performance.now();
-        this.claimFloor = claimed.length ? [...claimed].sort(byRank)[claimed.length - 1] : undefined;
-        this.afterSettle(settle);
-        // This claim committed every settlement made so far: a pending flush would only commit a straggler
-        // alone (one more transaction). Later buffer starts arm it again.
-        if (settle.length > 0 && this.pendingSettle.length === 0) {
-          clearTimeout(this.flushTimer);
-          this.flushTimer = undefined;
-        }
-      } catch (err) {
-        this.pendingSettle.unshift(...settle);
-        this.opts.logger.error({ err: String(err), worker: this.id }, 'claim failed; retrying shortly');
-        await this.sleep(500);
+      const slots = Math.min(free, this.roundSlots);
+      const round = this.claimRound(slots, Math.min(nonHighFree, slots));
+      if (this.maxRounds === 1) {
+        // Nothing ready (or only work our free slots may not take): wait for an enqueue, a freed slot or a poll.
+        if (await round) await this.waitForWork();
         continue;
       }
-      const { started, keep } = this.startBest([...this.buffer, ...claimed], free, nonHighFree);
-      this.buffer = keep.slice(0, this.prefetch);
-      for (const job of keep.slice(this.prefetch)) await this.giveBack(job);
-      // A slot freed (or a settlement arrived) while we were claiming: look again instead of waiting.
-      // (Jobs claimed but not startable, e.g. only the reserved slot is free, wait in the buffer.)
-      if (started === 0 && this.pendingSettle.length === 0 && this.slotEpoch === epoch) {
-        // Nothing ready (or only work our free slots may not take): wait for an enqueue, a freed slot or a poll.
-        const ac = new AbortController();
-        const wake = () => ac.abort();
-        this.stopAc.signal.addEventListener('abort', wake, { once: true });
-        this.events.once('slot', wake);
-        const queues = nonHighFree === 0 ? (['high_priority'] as QueueName[]) : this.queues;
-        await this.opts.queue.waitForWork(queues, this.opts.idleWaitMs ?? 1000, ac.signal);
-        this.events.off('slot', wake);
-        this.stopAc.signal.removeEventListener('abort', wake);
-      }
+      // Several claims in flight (a backend behind a network): this claim's round trip overlaps the other
+      // rounds' jobs. Each round fills only the slots it was promised; the loop looks for more free slots.
+      const tracked: Promise<boolean> = round
+        .catch((err: unknown) => {
+          this.opts.logger.error({ err: String(err), worker: this.id }, 'claim round failed');
+          return false;
+        })
+        .then((idle) => {
+          this.rounds.delete(tracked);
+          if (idle && this.rounds.size === 0) this.idle = true;
+          this.events.emit('round');
+          return idle;
+        });
+      this.rounds.add(tracked);
     }
+  }
+
+  /**
+   * One claim: commits the pending settlements, leases jobs for up to `free` slots (of which
+   * `nonHighFree` may take jobs from queues other than high_priority) plus the prefetch room, and starts
+   * the best of them and the held jobs. Resolves true when nothing could start and nothing changed
+   * meanwhile (the loop may wait for work).
+   */
+  private async claimRound(free: number, nonHighFree: number): Promise<boolean> {
+    const epoch = this.slotEpoch;
+    // With several rounds in flight, each carries at most one settlement per slot it fills: a backend that
+    // completes a job and leases the next in one call (BullMQ) then needs no separate fetch.
+    const settle = this.pendingSettle.splice(0, this.maxRounds > 1 ? free : this.pendingSettle.length);
+    const room = Math.max(0, this.prefetch - this.buffer.length - this.reserved.room);
+    const promise = { slots: free, nonHigh: nonHighFree, room };
+    this.reserve(promise, 1);
+    let claimed: ClaimedJob[];
+    try {
+      const version = this.opts.queue.version?.();
+      claimed = await this.opts.queue.claim({
+        settle,
+        queues: this.queues,
+        max: free + room,
+        maxNonHigh: nonHighFree + room,
+        workerId: this.id,
+      });
+      this.claimVersion = version;
+      this.claimedAt = performance.now();
+      this.claimFloor = claimed.length ? [...claimed].sort(byRank)[claimed.length - 1] : undefined;
+      this.afterSettle(settle);
+      // This claim committed every settlement made so far: a pending flush would only commit a straggler
+      // alone (one more transaction). Later buffer starts arm it again.
+      if (settle.length > 0 && this.pendingSettle.length === 0) {
+        clearTimeout(this.flushTimer);
+        this.flushTimer = undefined;
+      }
+    } catch (err) {
+      this.reserve(promise, -1);
+      this.pendingSettle.unshift(...settle);
+      this.opts.logger.error({ err: String(err), worker: this.id }, 'claim failed; retrying shortly');
+      await this.sleep(500);
+      return false;
+    }
+    this.reserve(promise, -1);
+    const { started, keep } = this.startBest([...this.buffer, ...claimed], free, nonHighFree);
+    this.buffer = keep.slice(0, this.prefetch);
+    for (const job of keep.slice(this.prefetch)) await this.giveBack(job);
+    // A slot freed (or a settlement arrived) while we were claiming: look again instead of waiting.
+    // (Jobs claimed but not startable, e.g. only the reserved slot is free, wait in the buffer.)
+    return started === 0 && this.pendingSettle.length === 0 && this.slotEpoch === epoch;
+  }
+
+  private reserve(p: { slots: number; nonHigh: number; room: number }, sign: 1 | -1): void {
+    this.reserved.slots += sign * p.slots;
+    this.reserved.nonHigh += sign * p.nonHigh;
+    this.reserved.room += sign * p.room;
+  }
+
+  /** Waits for an enqueue, a freed slot, a stop or the idle poll. */
+  private async waitForWork(): Promise<void> {
+    const ac = new AbortController();
+    const wake = () => ac.abort();
+    this.stopAc.signal.addEventListener('abort', wake, { once: true });
+    this.events.once('slot', wake);
+    // Only the reserved slot is free: only high_priority work can use it.
+    const nonHighFree = this.nonHighCap - this.runningNonHigh - this.reserved.nonHigh;
+    const queues = nonHighFree <= 0 ? (['high_priority'] as QueueName[]) : this.queues;
+    await this.opts.queue.waitForWork(queues, this.opts.idleWaitMs ?? 1000, ac.signal);
+    this.events.off('slot', wake);
+    this.stopAc.signal.removeEventListener('abort', wake);
   }
 
   /** Starts the best jobs in priority order within the free slots (the reserved slot only for high_priority). */
@@ -692,6 +764,8 @@ export class Worker {
       this.opts.logger.info({ worker: this.id, active: this.running.size, timeoutMs }, 'worker stopping');
     }
     await this.loopDone?.catch(() => undefined);
+    // Concurrent claim rounds still in flight start what they claimed (graceful) or leave it in the buffer.
+    await Promise.all(this.rounds);
     for (const job of this.buffer.splice(0)) await this.giveBack(job);
     await this.flushSettlements();
     const active = [...this.running.values()];

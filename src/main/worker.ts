@@ -82,9 +82,11 @@ export function startWorker(system: System, jobs: Jobs, opts: WorkerProcessOptio
  * queue); a second signal stops at once.
  */
 export async function runWorker(system: System, jobs: Jobs, opts: WorkerProcessOptions): Promise<void> {
-  const worker = startWorker(system, jobs, opts);
   let signals = 0;
-  await new Promise<void>((resolve) => {
+  // The handlers go in before the worker starts: its first claim can lease a job within start(), and a
+  // signal that arrived before them would kill the process with the job still active. (They run on a
+  // later turn, when `worker` is set.)
+  const stopped = new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
       if (signals === 1) {
@@ -101,6 +103,8 @@ export async function runWorker(system: System, jobs: Jobs, opts: WorkerProcessO
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  const worker = startWorker(system, jobs, opts);
+  await stopped;
 }
 
 // ----------------------------------------------------------------- detached workers

@@ -67,10 +67,10 @@ export interface BullmqQueueOptions {
 interface JobData {
   /** The task payload. */
   p: unknown;
-  /** Our back-off settings. */
-  b: BackoffOptions;
-  /** Our priority (1..100). */
-  pr: number;
+  /** Our back-off settings (only with more than one attempt; DEFAULT_BACKOFF otherwise). */
+  b?: BackoffOptions;
+  /** Our priority (1..100); jobs enqueued by earlier versions. Now derived from the BullMQ priority. */
+  pr?: number;
   /** Idempotency key. */
   k?: string;
 }
@@ -99,6 +99,8 @@ const fromBullPriority = (p: number | undefined) => (p ? MAX_JOB_PRIORITY + 1 - 
 
 export class BullmqQueue implements JobQueue {
   readonly backend = 'bullmq' as const;
+  /** Two claims in flight: Redis runs one while this process starts and settles the other's jobs. */
+  readonly claimsInFlight = 2;
   private readonly conn: Redis;
   private blocking: Redis | undefined;
   private readonly queues = new Map<QueueName, Queue<JobData, unknown, string>>();
@@ -109,6 +111,8 @@ export class BullmqQueue implements JobQueue {
   private readonly events = new EventEmitter();
   private readonly waiters = new Set<() => void>();
   private watching = false;
+  /** The connection's writes are held until the current burst of microtasks ends (see batchWrites). */
+  private corked = false;
   private closed = false;
   private readonly keepLast: number;
   private readonly keepHours: number;
@@ -200,23 +204,26 @@ export class BullmqQueue implements JobQueue {
     return m && queue ? { queue, bullId: m[2] as string } : null;
   }
 
+  /**
+   * Only what a job needs stored with it: every job's hash is written at enqueue and read back, parsed,
+   * at each claim (BullMQ returns the whole hash), so each field costs Redis and this process per job.
+   * Retention (removeOnComplete/removeOnFail) is the claiming worker's setting, the same for every job;
+   * a back-off only matters with a second attempt.
+   */
   private jobOptions(r: EnqueueRequest) {
     return {
       ...(r.idempotencyKey ? { jobId: `k${createHash('sha1').update(r.idempotencyKey).digest('hex')}` } : {}),
-      delay: r.delayMs,
+      ...(r.delayMs > 0 ? { delay: r.delayMs } : {}),
       priority: toBullPriority(r.priority),
       attempts: r.attempts,
-      backoff: { type: BACKOFF_TYPE, delay: r.backoff.baseMs },
-      removeOnComplete: { count: this.keepLast, age: this.keepHours * 3600 },
-      removeOnFail: { count: this.keepLast, age: this.keepHours * 3600 },
+      ...(r.attempts > 1 ? { backoff: { type: BACKOFF_TYPE, delay: r.backoff.baseMs } } : {}),
     };
   }
 
   private data(r: EnqueueRequest): JobData {
     return {
       p: r.payload ?? null,
-      b: r.backoff,
-      pr: r.priority,
+      ...(r.attempts > 1 ? { b: r.backoff } : {}),
       ...(r.idempotencyKey ? { k: r.idempotencyKey } : {}),
     };
   }
@@ -230,7 +237,11 @@ export class BullmqQueue implements JobQueue {
     this.assertOpen();
     const out: EnqueueResult[] = new Array<EnqueueResult>(reqs.length);
     const byQueue = new Map<QueueName, number[]>();
-    reqs.forEach((r, i) => byQueue.set(r.queue, [...(byQueue.get(r.queue) ?? []), i]));
+    reqs.forEach((r, i) => {
+      const idx = byQueue.get(r.queue);
+      if (idx) idx.push(i);
+      else byQueue.set(r.queue, [i]);
+    });
     for (const [queue, idx] of byQueue) {
       const keyed = idx.filter((i) => (reqs[i] as EnqueueRequest).idempotencyKey);
       const existed = new Set<number>();
@@ -305,7 +316,7 @@ export class BullmqQueue implements JobQueue {
       name: j.name,
       payload: j.data.p,
       state,
-      priority: j.data.pr ?? fromBullPriority(j.opts.priority),
+      priority: j.data.pr ?? fromBullPriority(j.priority),
       progress: typeof j.progress === 'number' ? j.progress : 0,
       // BullMQ counts finished attempts (completed or failed); ours counts started ones.
       attemptsMade: j.attemptsMade + (state === 'active' ? 1 : 0),
@@ -551,6 +562,7 @@ export class BullmqQueue implements JobQueue {
 
   async claim(opts: ClaimOptions): Promise<ClaimedJob[]> {
     this.assertOpen();
+    this.batchWrites();
     // Completing a job of the top-ranked queue this worker serves may lease that queue's next job in the
     // same call: nothing can outrank it, and it halves the round trips (as BullMQ's own workers do).
     const top = rankQueues(opts.queues)[0];
@@ -604,6 +616,27 @@ export class BullmqQueue implements JobQueue {
     return out;
   }
 
+  /**
+   * Holds this connection's writes until the current burst of microtasks is done, so that the commands of
+   * the claims made in it (settlements and fetches, each issued a few microtasks apart by BullMQ)
+   * leave in one write instead of one system call each, and Redis reads them in one go. Replies,
+   * order and error handling are unchanged: only the socket writes are coalesced.
+   */
+  private batchWrites(): void {
+    const stream = this.conn.stream;
+    if (this.corked || !stream) return;
+    this.corked = true;
+    stream.cork();
+    // A tick queued from a microtask runs once the microtask queue is drained: after every command that
+    // the continuations of this turn issue, before any I/O is polled.
+    queueMicrotask(() =>
+      process.nextTick(() => {
+        this.corked = false;
+        stream.uncork();
+      }),
+    );
+  }
+
   /** Turns a leased BullMQ job into a claimed one (or fails it as dead if it stalled past the limit). */
   private async adopt(queue: QueueName, j: Bull, workerId: string): Promise<ClaimedJob | undefined> {
     const id = this.publicId(queue, String(j.id));
@@ -619,10 +652,10 @@ export class BullmqQueue implements JobQueue {
       queue,
       name: j.name,
       payload: j.data.p,
-      priority: j.data.pr,
+      priority: j.data.pr ?? fromBullPriority(j.priority),
       attempt: j.attemptsMade + 1,
       maxAttempts: j.opts.attempts ?? 1,
-      backoff: j.data.b,
+      backoff: j.data.b ?? DEFAULT_BACKOFF,
       enqueuedAt: j.timestamp,
       startedAt: j.processedOn ?? Date.now(),
     };
