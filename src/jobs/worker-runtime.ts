@@ -365,7 +365,15 @@ export class Worker {
       const free = this.concurrency - this.running.size - this.reserved.slots;
       const nonHighFree = Math.max(0, this.nonHighCap - this.runningNonHigh - this.reserved.nonHigh);
       if (free <= 0 || this.rounds.size >= this.maxRounds) {
-        if (this.pendingSettle.length === 0 || this.rounds.size >= this.maxRounds) await this.slotFreed();
+        if (this.maxRounds > 1) {
+          // Claims in flight: the next one goes out as soon as a slot frees (it rides on that job's
+          // outcome), not at the end of the turn, so Redis runs it while this process handles the rest.
+          // An outcome waiting for a slot is committed within a few ms without one.
+          if (free <= 0 && this.pendingSettle.length > 0) this.flushSoon();
+          await this.slotFreed();
+          continue;
+        }
+        if (this.pendingSettle.length === 0) await this.slotFreed();
         // Let the other slots that free in this tick join the same claim.
         await new Promise((r) => setImmediate(r));
         continue;

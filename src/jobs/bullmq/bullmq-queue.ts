@@ -99,8 +99,11 @@ const fromBullPriority = (p: number | undefined) => (p ? MAX_JOB_PRIORITY + 1 - 
 
 export class BullmqQueue implements JobQueue {
   readonly backend = 'bullmq' as const;
-  /** Two claims in flight: Redis runs one while this process starts and settles the other's jobs. */
-  readonly claimsInFlight = 2;
+  /**
+   * A claim in flight per slot, as BullMQ's own workers keep one "complete and fetch next" per slot:
+   * Redis runs one slot's call while this process runs and settles the other slots' jobs.
+   */
+  readonly claimsInFlight = Number.POSITIVE_INFINITY;
   private readonly conn: Redis;
   private blocking: Redis | undefined;
   private readonly queues = new Map<QueueName, Queue<JobData, unknown, string>>();
@@ -111,8 +114,6 @@ export class BullmqQueue implements JobQueue {
   private readonly events = new EventEmitter();
   private readonly waiters = new Set<() => void>();
   private watching = false;
-  /** The connection's writes are held until the current burst of microtasks ends (see batchWrites). */
-  private corked = false;
   private closed = false;
   private readonly keepLast: number;
   private readonly keepHours: number;
@@ -562,7 +563,6 @@ export class BullmqQueue implements JobQueue {
 
   async claim(opts: ClaimOptions): Promise<ClaimedJob[]> {
     this.assertOpen();
-    this.batchWrites();
     // Completing a job of the top-ranked queue this worker serves may lease that queue's next job in the
     // same call: nothing can outrank it, and it halves the round trips (as BullMQ's own workers do).
     const top = rankQueues(opts.queues)[0];
@@ -614,27 +614,6 @@ export class BullmqQueue implements JobQueue {
       if (c) out.push(c);
     }
     return out;
-  }
-
-  /**
-   * Holds this connection's writes until the current burst of microtasks is done, so that the commands of
-   * the claims made in it (settlements and fetches, each issued a few microtasks apart by BullMQ)
-   * leave in one write instead of one system call each, and Redis reads them in one go. Replies,
-   * order and error handling are unchanged: only the socket writes are coalesced.
-   */
-  private batchWrites(): void {
-    const stream = this.conn.stream;
-    if (this.corked || !stream) return;
-    this.corked = true;
-    stream.cork();
-    // A tick queued from a microtask runs once the microtask queue is drained: after every command that
-    // the continuations of this turn issue, before any I/O is polled.
-    queueMicrotask(() =>
-      process.nextTick(() => {
-        this.corked = false;
-        stream.uncork();
-      }),
-    );
   }
 
   /** Turns a leased BullMQ job into a claimed one (or fails it as dead if it stalled past the limit). */
