@@ -114,6 +114,7 @@ export class BullmqQueue implements JobQueue {
   private readonly events = new EventEmitter();
   private readonly waiters = new Set<() => void>();
   private watching = false;
+  private ranked: { of: readonly QueueName[]; ranked: readonly QueueName[] } | undefined;
   private closed = false;
   private readonly keepLast: number;
   private readonly keepHours: number;
@@ -565,7 +566,8 @@ export class BullmqQueue implements JobQueue {
     this.assertOpen();
     // Completing a job of the top-ranked queue this worker serves may lease that queue's next job in the
     // same call: nothing can outrank it, and it halves the round trips (as BullMQ's own workers do).
-    const top = rankQueues(opts.queues)[0];
+    const ranked = this.rank(opts.queues);
+    const top = ranked[0];
     const topCap = Math.min(opts.max, top === 'high_priority' ? opts.max : (opts.maxNonHigh ?? opts.max));
     let fetchBudget = topCap;
     const fetched: Array<{ queue: QueueName; job: Bull }> = [];
@@ -594,18 +596,17 @@ export class BullmqQueue implements JobQueue {
     let nonHigh = 0;
     // Slots promised to fetch-next completions are not claimed again.
     const reserved = topCap - fetchBudget;
-    const rest = {
-      ...opts,
-      max: opts.max - reserved,
-      maxNonHigh: (opts.maxNonHigh ?? opts.max) - (top === 'high_priority' ? 0 : reserved),
-    };
+    const max = opts.max - reserved;
+    const maxNonHigh = (opts.maxNonHigh ?? opts.max) - (top === 'high_priority' ? 0 : reserved);
     try {
-      await this.claimInto(
-        out,
-        rest,
-        () => nonHigh++,
-        () => nonHigh,
-      );
+      // Usually nothing is left to claim: every free slot's job came with a completion.
+      if (max > 0)
+        await this.claimInto(
+          out,
+          { ...opts, max, maxNonHigh },
+          () => nonHigh++,
+          () => nonHigh,
+        );
     } finally {
       await settled;
     }
@@ -614,6 +615,12 @@ export class BullmqQueue implements JobQueue {
       if (c) out.push(c);
     }
     return out;
+  }
+
+  /** The queues in claim order; the worker runtime passes the same list to every claim. */
+  private rank(queues: readonly QueueName[]): readonly QueueName[] {
+    if (this.ranked?.of !== queues) this.ranked = { of: queues, ranked: rankQueues(queues) };
+    return this.ranked.ranked;
   }
 
   /** Turns a leased BullMQ job into a claimed one (or fails it as dead if it stalled past the limit). */
@@ -648,7 +655,7 @@ export class BullmqQueue implements JobQueue {
     countNonHigh: () => void,
     nonHighCount: () => number,
   ): Promise<void> {
-    for (const queue of rankQueues(opts.queues)) {
+    for (const queue of this.rank(opts.queues)) {
       const w = this.w(queue);
       for (;;) {
         const room = Math.min(
