@@ -74,6 +74,20 @@ const registry = createTaskRegistry();
 const CHILD = fs.existsSync(path.resolve('dist/main/task-child.js'))
   ? path.resolve('dist/main/task-child.js')
   : path.resolve('src/main/task-child.ts');
+// The worker runs from the sources while its children run from dist: a stale build would measure another protocol.
+if (CHILD.endsWith('.js')) {
+  const built = fs.statSync(CHILD).mtimeMs;
+  const sources = ['src/main', 'src/jobs/sandbox', 'src/tasks'].flatMap((d) =>
+    fs.readdirSync(d).map((f) => path.join(d, f)),
+  );
+  const newer = sources.filter((f) => fs.statSync(f).mtimeMs > built);
+  if (newer.length > 0) {
+    process.stderr.write(
+      `bench:queue: dist/ is older than ${newer.join(', ')}: run \`npm run build\` first\n`,
+    );
+    process.exit(2);
+  }
+}
 
 const CASES = [
   'enqueue',

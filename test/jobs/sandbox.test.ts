@@ -4,10 +4,14 @@
  * fails that attempt and is replaced. Real children (the TypeScript composition
  * root under tsx), on the first queue backend of this run.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SandboxPool } from '../../src/jobs/sandbox/sandbox-pool.js';
 import { TASKS } from '../../src/tasks/index.js';
 import { SANDBOX_CATALOGUE } from '../../src/tasks/sandbox-catalogue.js';
-import { CHILD_MODULE, type Harness, makeHarness, queueBackends, until } from './helpers.js';
+import { CHILD_MODULE, type Harness, makeHarness, queueBackends, silent, until } from './helpers.js';
 
 describe('sandbox catalogue', () => {
   const sandboxed = TASKS.filter((t) => t.sandboxed);
@@ -25,6 +29,52 @@ describe('sandbox catalogue', () => {
     expect(Object.keys(SANDBOX_CATALOGUE).sort()).toEqual(sandboxed.map((t) => t.name).sort());
     for (const t of sandboxed)
       if (/\.deps\b/.test(String(t.handler))) expect(SANDBOX_CATALOGUE[t.name]?.deps, t.name).toBe(true);
+  });
+});
+
+describe('sandbox pool', () => {
+  it('fails the task of a child that never connects, and kills that child', async () => {
+    // A child module that starts but never speaks the protocol (broken, or from a mismatched build).
+    const mute = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ov-mute-')), 'mute.mjs');
+    fs.writeFileSync(mute, 'setInterval(() => {}, 1000);\n');
+    const pool = new SandboxPool({
+      childModule: mute,
+      maxTasksPerChild: 100,
+      maxMemoryMb: 512,
+      logger: silent,
+      startTimeoutMs: 1000,
+    });
+    const never = { aborted: false, reason: undefined, subscribe: () => () => undefined };
+    const t0 = Date.now();
+    const run = pool.run(
+      {
+        id: '1',
+        name: 'diagnostics.noop_sandboxed',
+        payload: {},
+        attempt: 1,
+        maxAttempts: 1,
+        onProgress: () => {},
+      },
+      never,
+    );
+    const failed = expect(run).rejects.toThrow(/did not connect within 1000 ms/);
+    await until(() => pool.pids().length === 1, 5000, 'the mute child to start');
+    const [pid] = pool.pids();
+    await failed;
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await until(
+      () => {
+        try {
+          process.kill(pid as number, 0);
+          return false;
+        } catch (err) {
+          return (err as NodeJS.ErrnoException).code === 'ESRCH';
+        }
+      },
+      5000,
+      'the mute child to be killed',
+    );
+    await pool.close(500);
   });
 });
 

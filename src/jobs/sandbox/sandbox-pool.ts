@@ -47,6 +47,8 @@ export interface SandboxPoolOptions {
   logger: Logger;
   /** Extra environment for children. */
   env?: NodeJS.ProcessEnv;
+  /** A child that has not connected this long after its start is killed and its task fails, ms (default 30 000). */
+  startTimeoutMs?: number;
 }
 
 export interface SandboxRun {
@@ -295,6 +297,18 @@ export class SandboxPool {
       }
     });
     this.launch(c).catch((err: unknown) => c.ended(`not started: ${String(err)}`));
+    // A child that never connects (a broken or mismatched child module) must fail its task, not hang it.
+    const startTimeoutMs = this.opts.startTimeoutMs ?? 30_000;
+    const startTimer = setTimeout(() => {
+      this.opts.logger.error(
+        { pid: c.pid, startTimeoutMs },
+        'sandbox child did not connect in time: killing it',
+      );
+      c.leave('SIGKILL');
+      c.ended(`did not connect within ${startTimeoutMs} ms`);
+    }, startTimeoutMs);
+    const clear = () => clearTimeout(startTimer);
+    c.ready.then(clear, clear);
     return c;
   }
 
