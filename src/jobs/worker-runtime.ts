@@ -26,6 +26,7 @@ import {
 } from './errors.js';
 import type { TaskRegistry } from './registry.js';
 import { type AbortSource, SandboxPool, SandboxTaskError } from './sandbox/sandbox-pool.js';
+import { TaskLines } from './task-lines.js';
 import type { TaskRunSink } from './task-runs.js';
 import {
   type ClaimedJob,
@@ -171,6 +172,8 @@ export class Worker {
   private readonly sandbox: SandboxPool | undefined;
   /** Task log lines: the worker id is bound once (pino serialises child bindings once, not per line). */
   private readonly taskLog: Logger;
+  /** The two lines per attempt, in pino's format without its generic serialisation (see task-lines.ts). */
+  private readonly taskLines: TaskLines;
   private readonly events = new EventEmitter();
   private loopDone: Promise<void> | undefined;
   private stopping = false;
@@ -195,6 +198,7 @@ export class Worker {
     this.id = opts.id ?? `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
     this.startedAt = this.now();
     this.taskLog = opts.logger.child({ worker: this.id });
+    this.taskLines = new TaskLines(this.taskLog);
     this.sandbox = opts.sandbox
       ? new SandboxPool({
           childModule: opts.sandbox.childModule,
@@ -617,7 +621,7 @@ export class Worker {
     const startedAt = this.now();
     const waitMs = Math.max(0, startedAt - job.enqueuedAt);
     const base = { jobId: job.id, task: job.name, queue: job.queue, attempt: job.attempt };
-    logger.info({ ...base, waitMs }, 'task started');
+    this.taskLines.started(base, waitMs);
     const task = registry.get(job.name);
     let result: unknown;
     let error: ErrorInfo | undefined;
@@ -703,6 +707,7 @@ export class Worker {
     const finishedAt = this.now();
     const runMs = finishedAt - startedAt;
     let status: 'succeeded' | 'failed' | 'retrying' | 'cancelled';
+    let retryInMs: number | undefined;
     let settlement: Settlement;
     if (!error) {
       status = 'succeeded';
@@ -730,7 +735,7 @@ export class Worker {
       };
       this.failed++;
       this.processed++;
-      if (!final) (base as Record<string, unknown>).retryInMs = delay;
+      if (!final) retryInMs = delay;
     }
     this.opts.taskRuns?.record({
       task_id: job.id,
@@ -746,15 +751,13 @@ export class Worker {
       worker: this.id,
       error: error ? `${error.name}: ${error.message}` : null,
     });
-    const line = {
-      ...base,
+    this.taskLines.finished(base, {
+      ...(retryInMs === undefined ? {} : { retryInMs }),
       status,
       waitMs,
       runMs,
       ...(error ? { error: `${error.name}: ${error.message}` } : {}),
-    };
-    if (status === 'succeeded') logger.info(line, 'task finished');
-    else logger.warn(line, 'task finished');
+    });
     return settlement;
   }
 
