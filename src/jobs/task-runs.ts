@@ -43,6 +43,27 @@ export const TASK_RUN_COLUMNS = [
   'error',
 ] as const satisfies ReadonlyArray<keyof TaskRunRow>;
 
+/** The recorded attempts of a task, oldest first (at most `limit`): the task API and the dashboard show them. */
+export function listTaskRuns(db: Db, taskId: string, limit = 100) {
+  return db
+    .selectFrom('task_runs')
+    .select([
+      'attempt',
+      'status',
+      'enqueued_at',
+      'started_at',
+      'finished_at',
+      'wait_ms',
+      'run_ms',
+      'worker',
+      'error',
+    ])
+    .where('task_id', '=', taskId)
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+}
+
 export interface TaskRunSink {
   record(row: TaskRunRow): void;
   close(): Promise<void>;

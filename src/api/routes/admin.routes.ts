@@ -18,10 +18,12 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Db } from '../../db/types.js';
-import { AppError, notFound } from '../../errors.js';
+import { AppError } from '../../errors.js';
 import type { Jobs } from '../../jobs/jobs.js';
-import { JOB_STATES, type Job, QUEUE_NAMES } from '../../jobs/types.js';
+import { listTaskRuns } from '../../jobs/task-runs.js';
+import { JOB_STATES, QUEUE_NAMES } from '../../jobs/types.js';
 import { StringEnum } from '../schemas.js';
+import { getTaskOr404, TaskIdParams } from './tasks.routes.js';
 
 export interface AdminRoutesOptions {
   jobs: Jobs;
@@ -279,25 +281,11 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
     },
   );
 
-  const TaskParams = Type.Object(
-    { id: Type.String({ minLength: 1, maxLength: 200 }) },
-    { additionalProperties: false },
-  );
-  const getTask = async (id: string): Promise<Job> => {
-    const job = await queue.get(id);
-    if (!job) throw notFound('TASK_NOT_FOUND', 'task', id);
-    return job;
-  };
+  const getTask = (id: string) => getTaskOr404(queue, id);
 
-  app.get('/tasks/:id', { schema: { ...schema, params: TaskParams } }, async (req, reply) => {
+  app.get('/tasks/:id', { schema: { ...schema, params: TaskIdParams } }, async (req, reply) => {
     const job = await getTask(req.params.id);
-    const runs = await opts.db
-      .selectFrom('task_runs')
-      .select(['attempt', 'status', 'started_at', 'finished_at', 'wait_ms', 'run_ms', 'worker', 'error'])
-      .where('task_id', '=', job.id)
-      .orderBy('id')
-      .limit(100)
-      .execute();
+    const runs = await listTaskRuns(opts.db, job.id);
     const role = req.principal?.role;
     const acts = role === 'admin' || role === 'editor';
     const id = encodeURIComponent(job.id);
@@ -402,7 +390,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
   });
 
   for (const action of ['retry', 'cancel'] as const)
-    app.post(`/tasks/:id/${action}`, { schema: { ...schema, params: TaskParams } }, async (req, reply) => {
+    app.post(`/tasks/:id/${action}`, { schema: { ...schema, params: TaskIdParams } }, async (req, reply) => {
       const job = await getTask(req.params.id);
       // A retried task can come back under a new id (BullMQ, see its retry()): show that one.
       const after = await queue[action](job.id);

@@ -18,7 +18,15 @@ import type { Db } from '../../db/types.js';
 import { AppError, notFound } from '../../errors.js';
 import { InvalidPayloadError } from '../../jobs/errors.js';
 import type { Jobs } from '../../jobs/jobs.js';
-import { FINISHED_STATES, type Job, JOB_STATES, QUEUE_NAMES, type QueueName } from '../../jobs/types.js';
+import { listTaskRuns } from '../../jobs/task-runs.js';
+import {
+  FINISHED_STATES,
+  type Job,
+  JOB_STATES,
+  type JobQueue,
+  QUEUE_NAMES,
+  type QueueName,
+} from '../../jobs/types.js';
 import { IdParams, Nullable, StringEnum, errorResponses } from '../schemas.js';
 
 export interface TasksRoutesOptions {
@@ -86,7 +94,7 @@ const view = (j: Job): TaskView => ({
   finished_at: iso(j.finishedAt),
 });
 
-const TaskIdParams = Type.Object(
+export const TaskIdParams = Type.Object(
   { id: Type.String({ minLength: 1, maxLength: 200 }) },
   { additionalProperties: false },
 );
@@ -116,16 +124,19 @@ const WorkerSchema = Type.Object({
 
 const Day = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'YYYY-MM-DD (UTC)' });
 
+/** A task by id, or the API's 404. */
+export async function getTaskOr404(queue: JobQueue, id: string): Promise<Job> {
+  const job = await queue.get(id);
+  if (!job) throw notFound('TASK_NOT_FOUND', 'task', id);
+  return job;
+}
+
 export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async (app, opts) => {
   const { jobs, db } = opts;
   const queue = jobs.queue;
   const tags = ['tasks'];
 
-  const getTask = async (id: string): Promise<Job> => {
-    const job = await queue.get(id);
-    if (!job) throw notFound('TASK_NOT_FOUND', 'task', id);
-    return job;
-  };
+  const getTask = (id: string) => getTaskOr404(queue, id);
 
   app.get(
     '/tasks',
@@ -167,24 +178,7 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
     },
     async (req) => {
       const job = await getTask(req.params.id);
-      const runs = await db
-        .selectFrom('task_runs')
-        .select([
-          'attempt',
-          'status',
-          'enqueued_at',
-          'started_at',
-          'finished_at',
-          'wait_ms',
-          'run_ms',
-          'worker',
-          'error',
-        ])
-        .where('task_id', '=', job.id)
-        .orderBy('id')
-        .limit(100)
-        .execute();
-      return { ...view(job), runs };
+      return { ...view(job), runs: await listTaskRuns(db, job.id) };
     },
   );
 

@@ -51,13 +51,8 @@ export interface SandboxPoolOptions {
   startTimeoutMs?: number;
 }
 
-export interface SandboxRun {
-  id: string;
-  name: string;
-  payload: unknown;
-  attempt: number;
-  maxAttempts: number;
-  softTimeoutMs?: number;
+/** A task for a child: the run message it is sent, plus what stays with the worker. */
+export interface SandboxRun extends Omit<Extract<ToChild, { type: 'run' }>, 'type'> {
   hardTimeoutMs?: number;
   onProgress(value: number): void;
 }
@@ -177,8 +172,6 @@ export class SandboxPool {
   private infra: Promise<{ launcher: ChildProcess; socketPath: string }> | undefined;
   private server: net.Server | undefined;
   private socketDir: string | undefined;
-  /** Children started so far (recycling replaces them). */
-  spawned = 0;
 
   constructor(private readonly opts: SandboxPoolOptions) {}
 
@@ -280,7 +273,6 @@ export class SandboxPool {
     c.ready.catch((err: unknown) =>
       this.opts.logger.error({ err: String(err) }, 'sandbox child failed to start'),
     );
-    this.spawned++;
     this.all.add(c);
     this.alive.set(c.token, c);
     c.onExit(() => {
