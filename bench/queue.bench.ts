@@ -32,6 +32,7 @@ import { openDatabase } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { BullmqQueue } from '../src/jobs/bullmq/bullmq-queue.js';
 import { Jobs } from '../src/jobs/jobs.js';
+import { loadJobsConfig } from '../src/jobs/jobs.config.js';
 import { SqliteQueue } from '../src/jobs/sqlite/sqlite-queue.js';
 import { TaskRunRecorder } from '../src/jobs/task-runs.js';
 import type { ClaimedJob, JobQueue, QueueName } from '../src/jobs/types.js';
@@ -48,7 +49,7 @@ const N = quick
       single: 2_000,
       bulk: 20_000,
       noop: 10_000,
-      sandboxed: 500,
+      sandboxed: 5_000,
       steady: 1_000,
       backlog: 20_000,
       probes: 30,
@@ -58,7 +59,7 @@ const N = quick
       single: 5_000,
       bulk: 100_000,
       noop: 50_000,
-      sandboxed: 2_000,
+      sandboxed: 20_000,
       steady: 5_000,
       backlog: 100_000,
       probes: 100,
@@ -71,6 +72,8 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ov-bench-queue-'));
 // The product's logger, writing to /dev/null instead of stdout.
 const logger = createLogger({ logLevel: 'info' }, '/dev/null');
 const registry = createTaskRegistry();
+/** How sandbox children start: the worker default (WORKER_SANDBOX_START). */
+const SANDBOX_START = loadJobsConfig(process.env, dir).worker.sandboxStart;
 const CHILD = fs.existsSync(path.resolve('dist/main/task-child.js'))
   ? path.resolve('dist/main/task-child.js')
   : path.resolve('src/main/task-child.ts');
@@ -179,7 +182,12 @@ async function withWorker<T>(
     queues: opts.queues,
     concurrency: CONCURRENCY,
     prefetch: PREFETCH,
-    sandbox: { childModule: CHILD, maxTasksPerChild: opts.maxTasksPerChild ?? 100, maxMemoryMb: 512 },
+    sandbox: {
+      childModule: CHILD,
+      start: SANDBOX_START,
+      maxTasksPerChild: opts.maxTasksPerChild ?? 100,
+      maxMemoryMb: 512,
+    },
   }).start();
   try {
     return await fn(w);

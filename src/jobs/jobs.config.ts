@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { intVar, parseEnv } from '../config/env.js';
+import type { SandboxStart } from './sandbox/sandbox-pool.js';
 
 /** Job system settings (env variables in `.env.example`, section `# --- jobs ---`). */
 export interface JobsConfig {
@@ -29,6 +30,8 @@ export interface JobsConfig {
     readonly maxTasksPerChild: number;
     readonly maxMemoryPerChildMb: number;
     readonly shutdownTimeoutMs: number;
+    /** How sandbox children start (WORKER_SANDBOX_START): `fork`ed from a fork server, or `spawn`ed as fresh Node processes. */
+    readonly sandboxStart: SandboxStart;
   };
 }
 
@@ -53,6 +56,12 @@ const schema = () =>
     WORKER_MAX_TASKS_PER_CHILD: intVar(1, 1_000_000, 100),
     WORKER_MAX_MEMORY_PER_CHILD_MB: intVar(32, 65_536, 512),
     WORKER_SHUTDOWN_TIMEOUT_MS: intVar(0, 3_600_000, 30_000),
+    // fork() needs Linux (native/sandbox-fork); elsewhere children are spawned.
+    WORKER_SANDBOX_START: z
+      .enum(['fork', 'spawn'])
+      .optional()
+      .default(process.platform === 'linux' ? 'fork' : 'spawn')
+      .refine((v) => v === 'spawn' || process.platform === 'linux', 'fork needs Linux'),
   });
 
 export function loadJobsConfig(env: NodeJS.ProcessEnv, dataDir: string): JobsConfig {
@@ -80,6 +89,7 @@ export function loadJobsConfig(env: NodeJS.ProcessEnv, dataDir: string): JobsCon
       maxTasksPerChild: e.WORKER_MAX_TASKS_PER_CHILD,
       maxMemoryPerChildMb: e.WORKER_MAX_MEMORY_PER_CHILD_MB,
       shutdownTimeoutMs: e.WORKER_SHUTDOWN_TIMEOUT_MS,
+      sandboxStart: e.WORKER_SANDBOX_START,
     }),
   });
 }

@@ -25,7 +25,12 @@ import {
   UnknownTaskError,
 } from './errors.js';
 import type { TaskRegistry } from './registry.js';
-import { type AbortSource, SandboxPool, SandboxTaskError } from './sandbox/sandbox-pool.js';
+import {
+  type AbortSource,
+  SandboxPool,
+  type SandboxPoolOptions,
+  SandboxTaskError,
+} from './sandbox/sandbox-pool.js';
 import { TaskLines } from './task-lines.js';
 import type { TaskRunSink } from './task-runs.js';
 import {
@@ -58,7 +63,7 @@ export interface WorkerOptions {
   /** How long an idle worker waits before looking again without a wake-up, ms (default 1000). */
   idleWaitMs?: number;
   /** Sandbox children; required when a sandboxed task is registered. */
-  sandbox?: { childModule: string; maxTasksPerChild: number; maxMemoryMb: number; env?: NodeJS.ProcessEnv };
+  sandbox?: Pick<SandboxPoolOptions, 'childModule' | 'start' | 'maxTasksPerChild' | 'maxMemoryMb' | 'env'>;
   /** Schedules maintenance.cleanup this often, ms (0 = never). */
   cleanupIntervalMs?: number;
   id?: string;
@@ -199,15 +204,7 @@ export class Worker {
     this.startedAt = this.now();
     this.taskLog = opts.logger.child({ worker: this.id });
     this.taskLines = new TaskLines(this.taskLog);
-    this.sandbox = opts.sandbox
-      ? new SandboxPool({
-          childModule: opts.sandbox.childModule,
-          maxTasksPerChild: opts.sandbox.maxTasksPerChild,
-          maxMemoryMb: opts.sandbox.maxMemoryMb,
-          logger: opts.logger,
-          ...(opts.sandbox.env ? { env: opts.sandbox.env } : {}),
-        })
-      : undefined;
+    this.sandbox = opts.sandbox ? new SandboxPool({ ...opts.sandbox, logger: opts.logger }) : undefined;
     this.events.setMaxListeners(0);
     this.events.on('slot', () => this.slotEpoch++);
   }

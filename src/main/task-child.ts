@@ -28,13 +28,18 @@ function logger(): Logger {
   return rootLogger;
 }
 
-async function makeDeps(): Promise<TaskDeps> {
-  const [{ loadConfig }, { openDatabase }, { createJobQueue }, { createCacheService }] = await Promise.all([
+const loadDepModules = () =>
+  Promise.all([
     import('../config/config.js'),
     import('../db/database.js'),
     import('../jobs/create-queue.js'),
     import('../cache/create-cache.js'),
   ]);
+let depModules: ReturnType<typeof loadDepModules> | undefined;
+
+async function makeDeps(): Promise<TaskDeps> {
+  const [{ loadConfig }, { openDatabase }, { createJobQueue }, { createCacheService }] = await (depModules ??=
+    loadDepModules());
   const config = loadConfig();
   let database: DatabaseHandle | undefined;
   let queue: JobQueue | undefined;
@@ -54,5 +59,9 @@ async function makeDeps(): Promise<TaskDeps> {
 runTaskChild({
   catalogue: SANDBOX_CATALOGUE,
   deps: makeDeps,
+  preloadDeps: async () => {
+    await (depModules ??= loadDepModules());
+    createRequire(import.meta.url)('pino');
+  },
   logger,
 });

@@ -11,7 +11,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SandboxPool } from '../../src/jobs/sandbox/sandbox-pool.js';
 import { TASKS } from '../../src/tasks/index.js';
 import { SANDBOX_CATALOGUE } from '../../src/tasks/sandbox-catalogue.js';
-import { CHILD_MODULE, type Harness, makeHarness, queueBackends, silent, until } from './helpers.js';
+import {
+  CHILD_MODULE,
+  type Harness,
+  makeHarness,
+  queueBackends,
+  SANDBOX_START,
+  silent,
+  until,
+} from './helpers.js';
 
 describe('sandbox catalogue', () => {
   const sandboxed = TASKS.filter((t) => t.sandboxed);
@@ -39,6 +47,7 @@ describe('sandbox pool', () => {
     fs.writeFileSync(mute, 'setInterval(() => {}, 1000);\n');
     const pool = new SandboxPool({
       childModule: mute,
+      start: 'spawn',
       maxTasksPerChild: 100,
       maxMemoryMb: 512,
       logger: silent,
@@ -94,7 +103,7 @@ describe.each(queueBackends().slice(0, 1))('sandbox children: %s', (backend) => 
     h.worker({
       concurrency: 1,
       queues: ['default'],
-      sandbox: { childModule: CHILD_MODULE, maxTasksPerChild: 100, maxMemoryMb: 1 },
+      sandbox: { childModule: CHILD_MODULE, start: SANDBOX_START, maxTasksPerChild: 100, maxMemoryMb: 1 },
     });
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await h.jobs.enqueue('diagnostics.noop_sandboxed', {})).id);

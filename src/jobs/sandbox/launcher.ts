@@ -11,6 +11,7 @@ import type { FromLauncher, ToLauncher } from './protocol.js';
 const send = (m: FromLauncher) => void (process.connected && process.send?.(m));
 
 process.on('message', (m: ToLauncher) => {
+  if (m.type !== 'spawn') throw new Error(`the sandbox launcher got a ${m.type} request`);
   const child = spawn(process.execPath, m.args, { env: m.env, stdio: ['ignore', 'inherit', 'inherit'] });
   child.once('spawn', () => send({ type: 'spawned', token: m.token, pid: child.pid ?? -1 }));
   // A failed spawn emits 'error' and then no 'exit' (ENOENT, EAGAIN...).

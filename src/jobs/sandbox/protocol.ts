@@ -4,14 +4,16 @@ import type { ErrorInfo } from '../errors.js';
 /**
  * How the worker, its launcher and the sandbox children talk.
  *
- * The worker forks one small launcher process, and the launcher starts the
- * children. A child connects back to the worker over a Unix socket: its path and
+ * The worker forks one small process that starts the children: by default a
+ * fork server (fork-server.ts), which forks each child from itself, or, with
+ * WORKER_SANDBOX_START=spawn, a launcher (launcher.ts), which starts each as a
+ * fresh Node process. A child connects back to the worker over a Unix socket: its path and
  * the child's one-time token come in the environment. A fork copies the forking
  * process's page tables, about 7 ms for a 120 MB worker against about 1 ms for
  * the launcher, and the worker's event loop would stop for that on every recycle.
  *
- * Children speak newline-delimited JSON on the socket; the launcher speaks
- * child_process IPC.
+ * Children speak newline-delimited JSON on the socket; the launcher and the
+ * fork server speak child_process IPC.
  */
 export const SANDBOX_SOCKET_ENV = 'OV_SANDBOX_SOCKET';
 export const SANDBOX_TOKEN_ENV = 'OV_SANDBOX_TOKEN';
@@ -34,13 +36,17 @@ export type FromChild =
   | { type: 'done'; id: string; result: unknown; rssMb: number }
   | { type: 'error'; id: string; error: ErrorInfo; rssMb: number };
 
-export type ToLauncher = {
-  type: 'spawn';
-  token: string;
-  /** Node flags, then the child's entry module. */
-  args: string[];
-  env: NodeJS.ProcessEnv;
-};
+export type ToLauncher =
+  | {
+      /** To the launcher: start a fresh Node process. */
+      type: 'spawn';
+      token: string;
+      /** Node flags, then the child's entry module. */
+      args: string[];
+      env: NodeJS.ProcessEnv;
+    }
+  /** To a fork server (fork-server.ts): fork a child; the token goes in its environment. */
+  | { type: 'fork'; token: string };
 
 export type FromLauncher =
   | { type: 'ready' }

@@ -4,12 +4,14 @@
  * fresh one) after `maxTasksPerChild` tasks or once its RSS passes
  * `maxMemoryMb`; a hard timeout kills it with SIGKILL.
  *
- * Children are started by a small launcher process and talk to the worker over
- * a Unix socket in a private directory (see protocol.ts), so recycling never
- * stops the worker's event loop for a fork. Per task the worker writes one line
- * and reads one. A child halfway through its life gets its successor started in
- * the background (a spare), so recycling never waits for a process to start (a
- * bare Node process takes about 70 ms of CPU to start here).
+ * Children are started by a small process of their own, never by the worker
+ * (see protocol.ts), and talk to the worker over a Unix socket in a private
+ * directory. By default that process is a fork server (fork-server.ts): the
+ * child module, preloaded, forking each child from itself in 1 to 2 ms. With
+ * `start: 'spawn'` it is a launcher that starts each child as a fresh Node
+ * process (about 65 ms of CPU here). Per task the worker writes one line and
+ * reads one. A child halfway through its life gets its successor started in
+ * the background (a spare), so recycling never waits for a process to start.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { describeError, type ErrorInfo, TaskTimeoutError } from '../errors.js';
+import { FORK_SERVER_NODE_FLAGS, SANDBOX_FORK_SERVER_ENV } from './fork-server.js';
 import {
   type FromChild,
   type FromLauncher,
@@ -39,15 +42,22 @@ const LAUNCHER = fileURLToPath(
 /** How long a child whose socket closed waits for its exit status from the launcher. */
 const EXIT_REPORT_WAIT_MS = 1000;
 
+/** How children start: forked from a fork server (Linux), or spawned as fresh Node processes. */
+export type SandboxStart = 'fork' | 'spawn';
+
 export interface SandboxPoolOptions {
   /** Entry module of the child (a composition root calling runTaskChild). */
   childModule: string;
+  start: SandboxStart;
   maxTasksPerChild: number;
   maxMemoryMb: number;
   logger: Logger;
   /** Extra environment for children. */
   env?: NodeJS.ProcessEnv;
-  /** A child that has not connected this long after its start is killed and its task fails, ms (default 30 000). */
+  /**
+   * A child that has not connected this long after its start is killed and its task fails; so is a
+   * fork server not ready this long after its start, ms (default 30 000).
+   */
   startTimeoutMs?: number;
 }
 
@@ -168,7 +178,7 @@ export class SandboxPool {
   /** Every child not yet exited, retiring ones included, by token. */
   private readonly alive = new Map<string, Child>();
   private closed = false;
-  /** The launcher and the socket children connect to, started with the first child. */
+  /** The launcher or fork server, and the socket children connect to, started with the first child. */
   private infra: Promise<{ launcher: ChildProcess; socketPath: string }> | undefined;
   private server: net.Server | undefined;
   private socketDir: string | undefined;
@@ -270,8 +280,12 @@ export class SandboxPool {
 
   private spawn(): Child {
     const c = new Child(randomBytes(16).toString('hex'));
+    // A spare ended by close() before it connected did not fail.
     c.ready.catch((err: unknown) =>
-      this.opts.logger.error({ err: String(err) }, 'sandbox child failed to start'),
+      this.opts.logger[this.closed ? 'debug' : 'error'](
+        { err: String(err) },
+        'sandbox child failed to start',
+      ),
     );
     this.all.add(c);
     this.alive.set(c.token, c);
@@ -304,21 +318,23 @@ export class SandboxPool {
     return c;
   }
 
-  /** Asks the launcher (started on first use) for the child's process. */
+  /** Asks the launcher or fork server (started on first use) for the child's process. */
   private async launch(c: Child): Promise<void> {
     const { launcher, socketPath } = await (this.infra ??= this.startInfra());
-    const msg: ToLauncher = {
-      type: 'spawn',
-      token: c.token,
-      args: nodeArgs(this.opts.childModule),
-      env: {
-        ...process.env,
-        ...this.opts.env,
-        [SANDBOX_SOCKET_ENV]: socketPath,
-        [SANDBOX_TOKEN_ENV]: c.token,
-      },
-    };
+    const msg: ToLauncher =
+      this.opts.start === 'fork'
+        ? { type: 'fork', token: c.token }
+        : {
+            type: 'spawn',
+            token: c.token,
+            args: nodeArgs(this.opts.childModule),
+            env: { ...this.childEnv(socketPath), [SANDBOX_TOKEN_ENV]: c.token },
+          };
     launcher.send(msg);
+  }
+
+  private childEnv(socketPath: string): NodeJS.ProcessEnv {
+    return { ...process.env, ...this.opts.env, [SANDBOX_SOCKET_ENV]: socketPath };
   }
 
   private async startInfra(): Promise<{ launcher: ChildProcess; socketPath: string }> {
@@ -336,10 +352,14 @@ export class SandboxPool {
       this.server = server;
     }
     const socketPath = path.join(this.socketDir as string, 'pool.sock');
-    const launcher = fork(LAUNCHER, [], {
-      execArgv: LAUNCHER.endsWith('.ts') ? ['--import', 'tsx'] : [],
+    const forkServer = this.opts.start === 'fork';
+    const role = forkServer ? 'sandbox fork server' : 'sandbox launcher';
+    const module = forkServer ? this.opts.childModule : LAUNCHER;
+    const launcher = fork(module, [], {
+      execArgv: [...nodeArgs(module).slice(0, -1), ...(forkServer ? FORK_SERVER_NODE_FLAGS : [])],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',
+      ...(forkServer ? { env: { ...this.childEnv(socketPath), [SANDBOX_FORK_SERVER_ENV]: '1' } } : {}),
     });
     launcher.on('message', (m: FromLauncher) => {
       if (m.type === 'spawned') this.alive.get(m.token)?.spawned(m.pid);
@@ -347,17 +367,28 @@ export class SandboxPool {
     });
     launcher.once('exit', (code, signal) => {
       this.infra = undefined;
-      // Children it started stay connected; the ones it had not started never will be.
-      for (const c of this.alive.values()) if (c.pid <= 0) c.ended('launcher exited before starting it');
+      // The ones it had not started never will be. Children a launcher started stay connected;
+      // a fork server's die with it (SIGKILL), and their sockets close.
+      for (const c of this.alive.values()) if (c.pid <= 0) c.ended(`${role} exited before starting it`);
       if (!this.closed)
-        this.opts.logger.warn({ code, signal }, 'sandbox launcher exited; the next child starts a new one');
+        this.opts.logger.warn({ code, signal }, `${role} exited; the next child starts a new one`);
     });
-    await new Promise<void>((resolve, reject) => {
-      launcher.once('message', () => resolve());
-      launcher.once('exit', (code, signal) =>
-        reject(new Error(`sandbox launcher exited at start (${signal ?? code})`)),
-      );
-    });
+    // A fork server loads handlers before it is ready; one that never gets there is killed.
+    const startTimeoutMs = this.opts.startTimeoutMs ?? 30_000;
+    const startTimer = setTimeout(() => {
+      this.opts.logger.error({ startTimeoutMs }, `${role} not ready in time: killing it`);
+      launcher.kill('SIGKILL');
+    }, startTimeoutMs);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        launcher.once('message', () => resolve());
+        launcher.once('exit', (code, signal) =>
+          reject(new Error(`${role} exited at start (${signal ?? code})`)),
+        );
+      });
+    } finally {
+      clearTimeout(startTimer);
+    }
     return { launcher, socketPath };
   }
 
