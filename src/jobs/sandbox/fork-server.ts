@@ -15,9 +15,9 @@
  *   (uv_loop_fork), and the child's copy of the channel is cut off before any
  *   JavaScript runs there;
  * - what Node caches per process is renewed in the child: process.pid and
- *   process.ppid, and Math.random, whose state every child would otherwise
- *   share with its siblings (crypto is fork-safe: OpenSSL reseeds on a new pid,
- *   and the server never draws from Node's random-UUID cache);
+ *   process.ppid, Math.random's state and crypto.randomUUID's buffer, which
+ *   every child would otherwise share with its siblings (OpenSSL itself is
+ *   fork-safe: it reseeds on a new pid);
  * - a child ends with _exit(2): Node's exit would join threads that exist only
  *   in the server (libuv's thread pool, which the ESM loader starts);
  * - a child gets SIGKILL when the server dies, and the server exits with its
@@ -26,8 +26,8 @@
  * The server speaks the launcher's protocol (protocol.ts): it answers `fork`
  * with `spawned` and reports every child's exit.
  */
-import { getRandomValues } from 'node:crypto';
-import { createRequire } from 'node:module';
+import crypto, { getRandomValues } from 'node:crypto';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { constants } from 'node:os';
 import { getHeapCodeStatistics } from 'node:v8';
 import { type FromLauncher, SANDBOX_TOKEN_ENV, type ToLauncher } from './protocol.js';
@@ -111,6 +111,13 @@ export function serveForks(opts: ForkServerOptions): void {
     delete process.env[SANDBOX_FORK_SERVER_ENV];
     process.env[SANDBOX_TOKEN_ENV] = token;
     Math.random = secureRandom();
+    // Node serves random UUIDs from a buffer filled once per process: the server's, if it drew one
+    // (tsx does). The child's are drawn without it.
+    const randomUUID = crypto.randomUUID;
+    const freshUUID = () => randomUUID({ disableEntropyCache: true });
+    crypto.randomUUID = freshUUID;
+    Object.defineProperty(globalThis.crypto, 'randomUUID', { value: freshUUID, configurable: true });
+    syncBuiltinESMExports();
     // Node's own exit would join threads that only the server has: end at once instead, however the
     // child ends (process.exit, an empty event loop, an uncaught error, whose 'exit' comes before
     // Node prints it).

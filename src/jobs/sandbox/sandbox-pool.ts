@@ -369,7 +369,8 @@ export class SandboxPool {
       this.infra = undefined;
       // The ones it had not started never will be. Children a launcher started stay connected;
       // a fork server's die with it (SIGKILL), and their sockets close.
-      for (const c of this.alive.values()) if (c.pid <= 0) c.ended(`${role} exited before starting it`);
+      for (const c of this.alive.values())
+        if (c.pid <= 0) c.ended(`${role} exited (${signal ?? code}) before starting it`);
       if (!this.closed)
         this.opts.logger.warn({ code, signal }, `${role} exited; the next child starts a new one`);
     });
