@@ -23,7 +23,7 @@ import {
 } from '../../src/jobs/sandbox/sandbox-pool.js';
 import { TASKS } from '../../src/tasks/index.js';
 import { SANDBOX_CATALOGUE } from '../../src/tasks/sandbox-catalogue.js';
-import { CHILD_MODULE, type Harness, makeHarness, queueBackends, silent, until } from './helpers.js';
+import { CHILD_MODULE, type Harness, makeHarness, queueBackends, silent, sleep, until } from './helpers.js';
 
 const PROBE_CHILD = path.resolve('test/jobs/fixtures/probe-child.ts');
 const never: AbortSource = { aborted: false, reason: undefined, subscribe: () => () => undefined };
@@ -157,6 +157,17 @@ describe('sandbox fork server', () => {
     expect(parentOf(server as number)).toBe(process.pid);
     expect(new Set(who.map((w) => w.random)).size).toBe(3);
     expect(new Set(who.map((w) => w.uuid)).size).toBe(3);
+  });
+
+  it('keeps the server and its children through a terminal interrupt (SIGINT to the process group)', async () => {
+    const p = pool({ maxTasksPerChild: 100 });
+    const first = await p.run(task('whoami'), never);
+    const { ppid: server } = first.result as { ppid: number };
+    process.kill(server, 'SIGINT');
+    process.kill(first.pid, 'SIGINT');
+    await sleep(200);
+    expect((await p.run(task('whoami'), never)).pid).toBe(first.pid);
+    expect(parentOf(first.pid)).toBe(server);
   });
 
   it('collects garbage in a child (V8 there has no background threads)', async () => {

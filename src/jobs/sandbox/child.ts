@@ -61,6 +61,7 @@ interface Tasks {
 const rssMb = () => Math.round(process.memoryUsage.rss() / 1048576);
 
 export function runTaskChild(opts: TaskChildOptions): void {
+  ignoreTerminalInterrupt();
   const handlers = new Map<string, Promise<Handler>>();
   let deps: Promise<unknown> | undefined;
   let logger: Logger | undefined;
@@ -99,6 +100,16 @@ export function runTaskChild(opts: TaskChildOptions): void {
       startChild: () => startChild(tasks),
     });
   else startChild(tasks);
+}
+
+/**
+ * Ctrl-C in a terminal sends SIGINT to the worker's whole process group. The
+ * worker answers it by letting active tasks finish; a child that died of it
+ * would lose its task. The worker ends its children (it closes their sockets,
+ * or kills them) when it is done.
+ */
+function ignoreTerminalInterrupt(): void {
+  process.on('SIGINT', () => undefined);
 }
 
 function startChild(tasks: Tasks): void {

@@ -8,6 +8,9 @@
 import { spawn } from 'node:child_process';
 import type { FromLauncher, ToLauncher } from './protocol.js';
 
+// Ctrl-C reaches the whole process group: the worker decides when sandbox processes end (child.ts).
+process.on('SIGINT', () => undefined);
+
 const send = (m: FromLauncher) => void (process.connected && process.send?.(m));
 
 process.on('message', (m: ToLauncher) => {
