@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { z } from 'zod';
 import { intVar, parseEnv } from '../config/env.js';
@@ -56,13 +57,28 @@ const schema = () =>
     WORKER_MAX_TASKS_PER_CHILD: intVar(1, 1_000_000, 100),
     WORKER_MAX_MEMORY_PER_CHILD_MB: intVar(32, 65_536, 512),
     WORKER_SHUTDOWN_TIMEOUT_MS: intVar(0, 3_600_000, 30_000),
-    // fork() needs Linux (native/sandbox-fork); elsewhere children are spawned.
+    // fork() needs Linux and the native addon; without them children are spawned.
     WORKER_SANDBOX_START: z
       .enum(['fork', 'spawn'])
       .optional()
-      .default(process.platform === 'linux' ? 'fork' : 'spawn')
-      .refine((v) => v === 'spawn' || process.platform === 'linux', 'fork needs Linux'),
+      .default(forkAvailable() ? 'fork' : 'spawn')
+      .refine(
+        (v) => v === 'spawn' || forkAvailable(),
+        'fork needs Linux and native/sandbox-fork built (npm ci builds it with python3, make and g++); or use spawn',
+      ),
   });
+
+/** The fork server's addon is built (an optional dependency: npm skips it where it cannot build). */
+function forkAvailable(): boolean {
+  if (process.platform !== 'linux') return false;
+  try {
+    createRequire(import.meta.url).resolve('@omnivibe/sandbox-fork/build/Release/sandbox_fork.node');
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return false;
+    throw err;
+  }
+}
 
 export function loadJobsConfig(env: NodeJS.ProcessEnv, dataDir: string): JobsConfig {
   const e = parseEnv(schema(), env);

@@ -234,6 +234,7 @@ export class Worker {
         concurrency: this.concurrency,
         prefetch: this.prefetch,
         backend: this.opts.queue.backend,
+        sandboxStart: this.opts.sandbox?.start,
       },
       'worker started',
     );
