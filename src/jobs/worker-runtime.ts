@@ -136,6 +136,8 @@ class IsoClock {
   }
 }
 
+const RESOLVED = Promise.resolve();
+
 /** Claim order: queue rank, then job priority, then FIFO (negative: `a` runs first). */
 const byRank = (a: ClaimedJob, b: ClaimedJob) =>
   QUEUE_PRIORITY[b.queue] - QUEUE_PRIORITY[a.queue] || b.priority - a.priority || a.enqueuedAt - b.enqueuedAt;
@@ -166,6 +168,8 @@ export class Worker {
   private flushTimer: NodeJS.Timeout | undefined;
   /** Counts freed slots, so the loop notices one that freed while it was busy claiming. */
   private slotEpoch = 0;
+  /** The loop waiting for a freed slot or the end of a claim round (one promise, not event listeners, per wait). */
+  private loopWaiter: (() => void) | undefined;
   /** Claims the loop may keep in flight (the backend's `claimsInFlight`), and the slots each may fill. */
   private readonly maxRounds: number;
   private readonly roundSlots: number;
@@ -206,7 +210,6 @@ export class Worker {
     this.taskLines = new TaskLines(this.taskLog);
     this.sandbox = opts.sandbox ? new SandboxPool({ ...opts.sandbox, logger: opts.logger }) : undefined;
     this.events.setMaxListeners(0);
-    this.events.on('slot', () => this.slotEpoch++);
   }
 
   /** Slots non-high jobs may use: all but one when this worker serves high_priority and has 2+ slots. */
@@ -338,15 +341,20 @@ export class Worker {
 
   /** Resolves when a slot frees or a concurrent claim round ends. */
   private slotFreed(): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        this.events.off('slot', done);
-        this.events.off('round', done);
-        resolve();
-      };
-      this.events.once('slot', done);
-      this.events.once('round', done);
-    });
+    return new Promise((resolve) => (this.loopWaiter = resolve));
+  }
+
+  private wakeLoop(): void {
+    const w = this.loopWaiter;
+    this.loopWaiter = undefined;
+    w?.();
+  }
+
+  /** A slot freed (or the worker stops): wakes the loop and an idle wait. */
+  private freeSlot(): void {
+    this.slotEpoch++;
+    this.wakeLoop();
+    this.events.emit('slot');
   }
 
   private async loop(): Promise<void> {
@@ -411,17 +419,16 @@ export class Worker {
       }
       // Several claims in flight (a backend behind a network): this claim's round trip overlaps the other
       // rounds' jobs. Each round fills only the slots it was promised; the loop looks for more free slots.
-      const tracked: Promise<boolean> = round
-        .catch((err: unknown) => {
-          this.opts.logger.error({ err: String(err), worker: this.id }, 'claim round failed');
-          return false;
-        })
-        .then((idle) => {
-          this.rounds.delete(tracked);
-          if (idle && this.rounds.size === 0) this.idle = true;
-          this.events.emit('round');
-          return idle;
-        });
+      const ended = (idle: boolean) => {
+        this.rounds.delete(tracked);
+        if (idle && this.rounds.size === 0) this.idle = true;
+        this.wakeLoop();
+        return idle;
+      };
+      const tracked: Promise<boolean> = round.then(ended, (err: unknown) => {
+        this.opts.logger.error({ err: String(err), worker: this.id }, 'claim round failed');
+        return ended(false);
+      });
       this.rounds.add(tracked);
     }
   }
@@ -452,7 +459,10 @@ export class Worker {
       });
       this.claimVersion = version;
       this.claimedAt = performance.now();
-      this.claimFloor = claimed.length ? [...claimed].sort(byRank)[claimed.length - 1] : undefined;
+      // The last of the claim in claim order (a stable sort's last element).
+      this.claimFloor = claimed.length
+        ? claimed.reduce((worst, j) => (byRank(j, worst) >= 0 ? j : worst))
+        : undefined;
       this.afterSettle(settle);
       // This claim committed every settlement made so far: a pending flush would only commit a straggler
       // alone (one more transaction). Later buffer starts arm it again.
@@ -468,9 +478,16 @@ export class Worker {
       return false;
     }
     this.reserve(promise, -1);
-    const { started, keep } = this.startBest([...this.buffer, ...claimed], free, nonHighFree);
-    this.buffer = keep.slice(0, this.prefetch);
-    for (const job of keep.slice(this.prefetch)) await this.giveBack(job);
+    const { started, keep } = this.startBest(
+      claimed.length ? [...this.buffer, ...claimed] : this.buffer,
+      free,
+      nonHighFree,
+    );
+    this.buffer = keep;
+    if (keep.length > this.prefetch) {
+      this.buffer = keep.slice(0, this.prefetch);
+      for (const job of keep.slice(this.prefetch)) await this.giveBack(job);
+    }
     // A slot freed (or a settlement arrived) while we were claiming: look again instead of waiting.
     // (Jobs claimed but not startable, e.g. only the reserved slot is free, wait in the buffer.)
     return started === 0 && this.pendingSettle.length === 0 && this.slotEpoch === epoch;
@@ -586,7 +603,7 @@ export class Worker {
 
   private run(job: ClaimedJob): void {
     const ac = new LazyAbort();
-    const entry: Running = { job, ac, done: Promise.resolve() };
+    const entry: Running = { job, ac, done: RESOLVED };
     const nonHigh = job.queue !== 'high_priority';
     this.running.set(job.id, entry);
     if (nonHigh) this.runningNonHigh++;
@@ -600,12 +617,12 @@ export class Worker {
         if (!st) return;
         // The settlement rides on the loop's next claim; while it waits the heartbeat still covers it.
         const committed = this.submit(st);
-        this.events.emit('slot');
+        this.freeSlot();
         return committed;
       })
       .catch((err: unknown) => {
         finished();
-        this.events.emit('slot');
+        this.freeSlot();
         this.opts.logger.error(
           { err: String(err), jobId: job.id },
           'settling a job failed; its lease will expire',
@@ -769,7 +786,7 @@ export class Worker {
     if (!this.stopping) {
       this.stopping = true;
       this.stopAc.abort();
-      this.events.emit('slot');
+      this.freeSlot();
       this.opts.logger.info({ worker: this.id, active: this.running.size, timeoutMs }, 'worker stopping');
     }
     await this.loopDone?.catch(() => undefined);

@@ -21,7 +21,15 @@
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Job as BullJob, type MinimalJob, Queue, UnrecoverableError, Worker as BullWorker } from 'bullmq';
+import {
+  Job as BullJob,
+  type JobJson,
+  type KeepJobs,
+  type MinimalJob,
+  Queue,
+  UnrecoverableError,
+  Worker as BullWorker,
+} from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AppError } from '../../errors.js';
@@ -47,6 +55,7 @@ import {
   type QueueCounts,
   type QueueName,
   rankQueues,
+  type Settlement,
   type StalledAttempt,
   type WorkerRecord,
 } from '../types.js';
@@ -76,6 +85,23 @@ interface JobData {
 }
 
 type Bull = BullJob<JobData, unknown, string>;
+
+/**
+ * A job this process leased: BullMQ's decoded hash as its backend returns it, the payload parsed once.
+ * BullMQ's Job wrapper is made only for the rare transitions that need its logic (fail, release,
+ * progress, a dead job): building one per job, and going through it to complete, cost this process
+ * about as much as the no-op task itself.
+ */
+interface Held {
+  queue: QueueName;
+  bullId: string;
+  json: JobJson;
+  data: JobData;
+  bull?: Bull;
+}
+
+/** The next-job tuple of BullMQ's moveToActive and moveToFinished scripts, decoded by its backend. */
+type NextJobData = [JobJson | null | undefined, string | undefined, ...unknown[]] | [] | void | undefined;
 
 const SHORT: Record<QueueName, string> = { high_priority: 'h', default: 'd', low_priority: 'l' };
 const BY_SHORT: Record<string, QueueName> = { h: 'high_priority', d: 'default', l: 'low_priority' };
@@ -108,7 +134,9 @@ export class BullmqQueue implements JobQueue {
   private blocking: Redis | undefined;
   private readonly queues = new Map<QueueName, Queue<JobData, unknown, string>>();
   private readonly workers = new Map<QueueName, BullWorker<JobData, unknown, string>>();
-  private readonly held = new Map<string, Bull>();
+  private readonly held = new Map<string, Held>();
+  /** Retention of finished jobs (the claiming worker's setting; see jobOptions). */
+  private readonly keep: KeepJobs;
   /** Jobs BullMQ's stalled checker in this process returned to their queue, until recoverStalled() reports them. */
   private readonly stalledFound: Array<{ queue: QueueName; bullId: string }> = [];
   private readonly events = new EventEmitter();
@@ -122,6 +150,7 @@ export class BullmqQueue implements JobQueue {
   constructor(private readonly opts: BullmqQueueOptions) {
     this.keepLast = opts.keepLast ?? 1000;
     this.keepHours = opts.keepHours ?? 24;
+    this.keep = { count: this.keepLast, age: this.keepHours * 3600 };
     // Commands wait through a Redis restart instead of failing (BullMQ's advice for workers).
     this.conn = new Redis(opts.url, { maxRetriesPerRequest: null, enableReadyCheck: true });
     this.conn.on('error', (err) =>
@@ -175,8 +204,8 @@ export class BullmqQueue implements JobQueue {
         lockDuration: this.opts.leaseMs,
         stalledInterval: Math.max(1000, Math.floor(this.opts.leaseMs / 2)),
         maxStalledCount: this.opts.maxStalls,
-        removeOnComplete: { count: this.keepLast, age: this.keepHours * 3600 },
-        removeOnFail: { count: this.keepLast, age: this.keepHours * 3600 },
+        removeOnComplete: this.keep,
+        removeOnFail: this.keep,
         settings: {
           backoffStrategy: (attemptsMade: number, _type?: string, err?: Error, job?: MinimalJob) => {
             if (err instanceof ScheduledRetry) return err.delayMs;
@@ -570,34 +599,22 @@ export class BullmqQueue implements JobQueue {
     const top = ranked[0];
     const topCap = Math.min(opts.max, top === 'high_priority' ? opts.max : (opts.maxNonHigh ?? opts.max));
     let fetchBudget = topCap;
-    const fetched: Array<{ queue: QueueName; job: Bull }> = [];
     // Settlements are independent of each other and of the claims: all go out together, one round trip.
-    const settled = Promise.all(
-      (opts.settle ?? []).map(async (s) => {
-        try {
-          if (s.kind === 'complete' && s.job.queue === top && fetchBudget > 0) {
-            fetchBudget--;
-            const next = await this.completeAndFetch(s.job, opts.workerId, s.result, true);
-            if (next) fetched.push({ queue: s.job.queue, job: next });
-          } else if (s.kind === 'complete') await this.complete(s.job, opts.workerId, s.result);
-          else if (s.kind === 'fail') await this.fail(s.job, opts.workerId, s.error, s.outcome);
-          else if (s.kind === 'cancel') await this.cancelActive(s.job, opts.workerId);
-          else await this.release(s.job, opts.workerId);
-        } catch (err) {
-          // Typically "Missing lock": the lease was lost and the job already went back to the queue.
-          this.opts.logger.warn(
-            { err: String(err), jobId: s.job.id, kind: s.kind },
-            'could not settle a job; it will run again',
-          );
-        }
-      }),
-    );
+    // (Usually one: the worker runtime keeps a claim in flight per slot.)
+    const pending: Array<Promise<Held | undefined>> = [];
+    for (const s of opts.settle ?? []) {
+      const fetch = s.kind === 'complete' && s.job.queue === top && fetchBudget > 0;
+      if (fetch) fetchBudget--;
+      pending.push(this.settle(s, opts.workerId, fetch));
+    }
+    const settled = pending.length === 1 ? (pending[0] as Promise<Held | undefined>) : Promise.all(pending);
     const out: ClaimedJob[] = [];
     let nonHigh = 0;
     // Slots promised to fetch-next completions are not claimed again.
     const reserved = topCap - fetchBudget;
     const max = opts.max - reserved;
     const maxNonHigh = (opts.maxNonHigh ?? opts.max) - (top === 'high_priority' ? 0 : reserved);
+    let next: Held | undefined | Array<Held | undefined>;
     try {
       // Usually nothing is left to claim: every free slot's job came with a completion.
       if (max > 0)
@@ -608,13 +625,32 @@ export class BullmqQueue implements JobQueue {
           () => nonHigh,
         );
     } finally {
-      await settled;
+      next = await settled;
     }
-    for (const f of fetched) {
-      const c = await this.adopt(f.queue, f.job, opts.workerId);
+    for (const h of Array.isArray(next) ? next : [next]) {
+      if (!h) continue;
+      const c = h.json.deferredFailure ? await this.failDead(h, opts.workerId) : this.adopt(h);
       if (c) out.push(c);
     }
     return out;
+  }
+
+  /** Commits one settlement; a completion with `fetch` returns the queue's next job, leased in the same call. */
+  private async settle(s: Settlement, workerId: string, fetch: boolean): Promise<Held | undefined> {
+    try {
+      if (fetch && s.kind === 'complete') return await this.completeAndFetch(s.job, workerId, s.result, true);
+      if (s.kind === 'complete') await this.complete(s.job, workerId, s.result);
+      else if (s.kind === 'fail') await this.fail(s.job, workerId, s.error, s.outcome);
+      else if (s.kind === 'cancel') await this.cancelActive(s.job, workerId);
+      else await this.release(s.job, workerId);
+    } catch (err) {
+      // Typically "Missing lock": the lease was lost and the job already went back to the queue.
+      this.opts.logger.warn(
+        { err: String(err), jobId: s.job.id, kind: s.kind },
+        'could not settle a job; it will run again',
+      );
+    }
+    return undefined;
   }
 
   /** The queues in claim order; the worker runtime passes the same list to every claim. */
@@ -623,27 +659,42 @@ export class BullmqQueue implements JobQueue {
     return this.ranked.ranked;
   }
 
-  /** Turns a leased BullMQ job into a claimed one (or fails it as dead if it stalled past the limit). */
-  private async adopt(queue: QueueName, j: Bull, workerId: string): Promise<ClaimedJob | undefined> {
-    const id = this.publicId(queue, String(j.id));
-    if (j.deferredFailure) {
-      // BullMQ 6 marks a job that stalled past maxStalledCount and fails it when next claimed: it is dead.
-      await j.moveToFailed(new UnrecoverableError(j.deferredFailure), workerId, false);
-      this.events.emit('stalled', id, true);
-      return undefined;
-    }
-    this.held.set(id, j);
+  /** A leased job from BullMQ's next-job tuple (none: the queue had nothing ready). */
+  private leased(queue: QueueName, next: NextJobData): Held | undefined {
+    const json = next?.[0];
+    const bullId = next?.[1];
+    if (!json || !bullId) return undefined;
+    return { queue, bullId, json, data: JSON.parse(json.data || '{}') as JobData };
+  }
+
+  /** BullMQ's Job wrapper for a held job, made on first need (as its worker would have made it). */
+  private bull(h: Held): Bull {
+    return (h.bull ??= BullJob.fromJSON<JobData, unknown, string>(this.w(h.queue), h.json, h.bullId));
+  }
+
+  /** BullMQ 6 marks a job that stalled past maxStalledCount and fails it when next claimed: it is dead. */
+  private async failDead(h: Held, workerId: string): Promise<undefined> {
+    await this.bull(h).moveToFailed(new UnrecoverableError(h.json.deferredFailure), workerId, false);
+    this.events.emit('stalled', this.publicId(h.queue, h.bullId), true);
+    return undefined;
+  }
+
+  /** Turns a leased BullMQ job into a claimed one (a dead one goes through failDead first). */
+  private adopt(h: Held): ClaimedJob {
+    const id = this.publicId(h.queue, h.bullId);
+    this.held.set(id, h);
+    const { json, data } = h;
     const claimed: ClaimedJob = {
       id,
-      queue,
-      name: j.name,
-      payload: j.data.p,
-      priority: j.data.pr ?? fromBullPriority(j.priority),
-      attempt: j.attemptsMade + 1,
-      maxAttempts: j.opts.attempts ?? 1,
-      backoff: j.data.b ?? DEFAULT_BACKOFF,
-      enqueuedAt: j.timestamp,
-      startedAt: j.processedOn ?? Date.now(),
+      queue: h.queue,
+      name: json.name,
+      payload: data.p,
+      priority: data.pr ?? fromBullPriority(json.priority),
+      attempt: json.attemptsMade + 1,
+      maxAttempts: json.opts.attempts ?? 1,
+      backoff: data.b ?? DEFAULT_BACKOFF,
+      enqueuedAt: json.timestamp,
+      startedAt: json.processedOn ?? Date.now(),
     };
     this.events.emit('active', claimed);
     return claimed;
@@ -656,7 +707,7 @@ export class BullmqQueue implements JobQueue {
     nonHighCount: () => number,
   ): Promise<void> {
     for (const queue of this.rank(opts.queues)) {
-      const w = this.w(queue);
+      const backend = this.w(queue).getBackend();
       for (;;) {
         const room = Math.min(
           opts.max - out.length,
@@ -665,12 +716,12 @@ export class BullmqQueue implements JobQueue {
         if (room <= 0) break;
         // Concurrent claims on one queue take its next jobs in order (each moveToActive is atomic);
         // queues are still visited strictly in rank order.
-        const got = (await Promise.all(
-          Array.from({ length: room }, () => w.getNextJob(opts.workerId, { block: false })),
-        )) as Array<Bull | undefined>;
-        const jobs = got.filter((j): j is Bull => j !== undefined);
-        for (const j of jobs) {
-          const c = await this.adopt(queue, j, opts.workerId);
+        const got = await Promise.all(
+          Array.from({ length: room }, () => backend.moveToActive(opts.workerId) as Promise<NextJobData>),
+        );
+        const jobs = got.map((next) => this.leased(queue, next)).filter((h): h is Held => h !== undefined);
+        for (const h of jobs) {
+          const c = h.json.deferredFailure ? await this.failDead(h, opts.workerId) : this.adopt(h);
           if (!c) continue;
           if (queue !== 'high_priority') countNonHigh();
           out.push(c);
@@ -735,8 +786,8 @@ export class BullmqQueue implements JobQueue {
     const pipe = this.conn.pipeline();
     pipe.hset(`${this.opts.prefix}:workers`, record.id, JSON.stringify(record));
     for (const j of jobs) {
-      const bull = this.held.get(j.id);
-      if (bull) pipe.pexpire(`${this.opts.prefix}:${j.queue}:${bull.id}:lock`, this.opts.leaseMs);
+      const h = this.held.get(j.id);
+      if (h) pipe.pexpire(`${this.opts.prefix}:${j.queue}:${h.bullId}:lock`, this.opts.leaseMs);
     }
     if (jobs.length) pipe.mget(...jobs.map((j) => `${this.opts.prefix}:cancel:${j.id}`));
     const res = (await pipe.exec()) ?? [];
@@ -747,37 +798,50 @@ export class BullmqQueue implements JobQueue {
 
   async progress(job: ClaimedJob, _workerId: string, progress: number): Promise<void> {
     const p = Math.max(0, Math.min(100, progress));
-    await this.held.get(job.id)?.updateProgress(p);
+    const h = this.held.get(job.id);
+    if (h) await this.bull(h).updateProgress(p);
     this.events.emit('progress', job.id, p);
   }
 
-  private take(job: ClaimedJob): Bull {
-    const j = this.held.get(job.id);
-    if (!j) throw new Error(`job ${job.id} is not held by this process`);
+  private take(job: ClaimedJob): Held {
+    const h = this.held.get(job.id);
+    if (!h) throw new Error(`job ${job.id} is not held by this process`);
     this.held.delete(job.id);
-    return j;
+    return h;
   }
 
   async complete(job: ClaimedJob, workerId: string, result: unknown): Promise<void> {
     await this.completeAndFetch(job, workerId, result, false);
   }
 
-  /** Completes a job; with `fetchNext`, BullMQ leases the queue's next job in the same call (as its own workers do). */
+  /**
+   * Completes a job; with `fetchNext`, BullMQ leases the queue's next job in the same call (as its own
+   * workers do). Straight through BullMQ's backend, as its Job wrapper would call it: the backend reads
+   * the job's id and options; retention is the job's own if it has one, else this worker's.
+   */
   private async completeAndFetch(
     job: ClaimedJob,
     workerId: string,
     result: unknown,
     fetchNext: boolean,
-  ): Promise<Bull | undefined> {
-    const next = await this.take(job).moveToCompleted(result ?? null, workerId, fetchNext);
+  ): Promise<Held | undefined> {
+    const h = this.take(job);
+    const finishing: Pick<MinimalJob, 'id' | 'opts'> = { id: h.bullId, opts: h.json.opts };
+    const { result: next } = await this.w(job.queue)
+      .getBackend()
+      .moveToCompleted(
+        finishing as MinimalJob,
+        result ?? null,
+        h.json.opts.removeOnComplete ?? this.keep,
+        workerId,
+        fetchNext,
+      );
     this.events.emit('completed', job.id, result);
-    if (!fetchNext || !Array.isArray(next) || !next[0]) return undefined;
-    const [raw, id] = next as [Parameters<typeof BullJob.fromJSON>[1], string];
-    return BullJob.fromJSON<JobData, unknown, string>(this.w(job.queue), raw, id);
+    return fetchNext ? this.leased(job.queue, next as NextJobData) : undefined;
   }
 
   async fail(job: ClaimedJob, workerId: string, error: string, outcome: FailOutcome): Promise<void> {
-    const j = this.take(job);
+    const j = this.bull(this.take(job));
     const err =
       'final' in outcome
         ? new UnrecoverableError(error)
@@ -788,14 +852,13 @@ export class BullmqQueue implements JobQueue {
   }
 
   async cancelActive(job: ClaimedJob, workerId: string): Promise<void> {
-    await this.take(job).moveToFailed(new UnrecoverableError(CANCELLED_REASON), workerId, false);
+    await this.bull(this.take(job)).moveToFailed(new UnrecoverableError(CANCELLED_REASON), workerId, false);
     await this.conn.del(`${this.opts.prefix}:cancel:${job.id}`);
     this.events.emit('failed', job.id, CANCELLED_REASON, true);
   }
 
   async release(job: ClaimedJob, workerId: string): Promise<void> {
-    const j = this.take(job);
-    await j.moveToWait(workerId);
+    await this.bull(this.take(job)).moveToWait(workerId);
     this.events.emit('enqueued', job.queue);
   }
 
