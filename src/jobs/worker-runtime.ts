@@ -138,6 +138,25 @@ class IsoClock {
 
 const RESOLVED = Promise.resolve();
 
+/**
+ * `sorted` (in claim order) with `extra` inserted in claim order: the same array as a stable sort of
+ * both (an inserted job goes after the jobs it ties with), with a binary search per inserted job.
+ */
+function withRanked(sorted: readonly ClaimedJob[], extra: ClaimedJob[]): ClaimedJob[] {
+  const out = sorted.slice();
+  for (const job of extra.length > 1 ? extra.sort(byRank) : extra) {
+    let lo = 0;
+    let hi = out.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (byRank(out[mid] as ClaimedJob, job) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    out.splice(lo, 0, job);
+  }
+  return out;
+}
+
 /** Claim order: queue rank, then job priority, then FIFO (negative: `a` runs first). */
 const byRank = (a: ClaimedJob, b: ClaimedJob) =>
   QUEUE_PRIORITY[b.queue] - QUEUE_PRIORITY[a.queue] || b.priority - a.priority || a.enqueuedAt - b.enqueuedAt;
@@ -156,6 +175,7 @@ export class Worker {
   /** task_runs timestamps: enqueue times repeat within a bulk, start and finish within a millisecond. */
   private readonly enqueuedIso = new IsoClock();
   private readonly runIso = new IsoClock();
+  /** Prefetched jobs, always in claim order (byRank). */
   private buffer: ClaimedJob[] = [];
   /** Finished jobs whose outcome is committed with the next claim (one round trip for both). */
   private pendingSettle: Settlement[] = [];
@@ -478,11 +498,8 @@ export class Worker {
       return false;
     }
     this.reserve(promise, -1);
-    const { started, keep } = this.startBest(
-      claimed.length ? [...this.buffer, ...claimed] : this.buffer,
-      free,
-      nonHighFree,
-    );
+    // The buffer is in claim order: the claimed jobs are inserted into it rather than sorted with it.
+    const { started, keep } = this.startBest(withRanked(this.buffer, claimed), free, nonHighFree, true);
     this.buffer = keep;
     if (keep.length > this.prefetch) {
       this.buffer = keep.slice(0, this.prefetch);
@@ -518,8 +535,9 @@ export class Worker {
     jobs: ClaimedJob[],
     free: number,
     nonHighFree: number,
+    inOrder = false,
   ): { started: number; keep: ClaimedJob[] } {
-    const candidates = jobs.sort(byRank);
+    const candidates = inOrder ? jobs : jobs.sort(byRank);
     const keep: ClaimedJob[] = [];
     let started = 0;
     let startedNonHigh = 0;

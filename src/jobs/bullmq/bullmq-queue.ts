@@ -27,6 +27,7 @@ import {
   type KeepJobs,
   type MinimalJob,
   Queue,
+  raw2NextJobData,
   UnrecoverableError,
   Worker as BullWorker,
 } from 'bullmq';
@@ -100,6 +101,26 @@ interface Held {
   bull?: Bull;
 }
 
+/**
+ * A completion's arguments to BullMQ's moveToFinished script as its backend builds them for one queue,
+ * worker and attempts: keys, then the job's id, the time, 'returnvalue', the result, 'completed', fetch
+ * next, the key prefix, the packed options (the same for every such job) and the fields to update.
+ */
+interface FinishTemplate {
+  args: Array<string | number | boolean | Buffer | undefined>;
+  /** Index of the job id: the number of keys. */
+  at: number;
+}
+
+/** Job options that change a completion's packed options: such jobs complete through the backend's own path. */
+const OWN_FINISH_OPTS = [
+  'removeOnComplete',
+  'failParentOnFailure',
+  'continueParentOnFailure',
+  'ignoreDependencyOnFailure',
+  'removeDependencyOnFailure',
+] as const;
+
 /** The next-job tuple of BullMQ's moveToActive and moveToFinished scripts, decoded by its backend. */
 type NextJobData = [JobJson | null | undefined, string | undefined, ...unknown[]] | [] | void | undefined;
 
@@ -137,6 +158,8 @@ export class BullmqQueue implements JobQueue {
   private readonly held = new Map<string, Held>();
   /** Retention of finished jobs (the claiming worker's setting; see jobOptions). */
   private readonly keep: KeepJobs;
+  /** Completion arguments by queue, worker and attempts (null: BullMQ builds them otherwise than expected). */
+  private readonly finishTemplates = new Map<string, FinishTemplate | null>();
   /** Jobs BullMQ's stalled checker in this process returned to their queue, until recoverStalled() reports them. */
   private readonly stalledFound: Array<{ queue: QueueName; bullId: string }> = [];
   private readonly events = new EventEmitter();
@@ -816,8 +839,10 @@ export class BullmqQueue implements JobQueue {
 
   /**
    * Completes a job; with `fetchNext`, BullMQ leases the queue's next job in the same call (as its own
-   * workers do). Straight through BullMQ's backend, as its Job wrapper would call it: the backend reads
-   * the job's id and options; retention is the job's own if it has one, else this worker's.
+   * workers do). Runs BullMQ's moveToFinished script with the arguments its backend builds: from a
+   * template made by the backend once per queue, worker and attempts, with this job's id, time, result
+   * and fetch flag filled in (packing the options per job cost more than the rest of the call). A job
+   * with options of its own that change them completes through the backend's own path.
    */
   private async completeAndFetch(
     job: ClaimedJob,
@@ -826,18 +851,70 @@ export class BullmqQueue implements JobQueue {
     fetchNext: boolean,
   ): Promise<Held | undefined> {
     const h = this.take(job);
-    const finishing: Pick<MinimalJob, 'id' | 'opts'> = { id: h.bullId, opts: h.json.opts };
-    const { result: next } = await this.w(job.queue)
-      .getBackend()
-      .moveToCompleted(
+    const w = this.w(job.queue);
+    const backend = w.getBackend();
+    const template = this.finishTemplate(h, workerId);
+    let next: NextJobData;
+    if (template) {
+      const args = template.args.slice();
+      args[11] = w.toKey(h.bullId);
+      args[template.at] = h.bullId;
+      args[template.at + 1] = Date.now();
+      args[template.at + 3] = JSON.stringify(result ?? null);
+      args[template.at + 5] = fetchNext && !w.closing ? 1 : 0;
+      const code = (await backend.execCommand(await backend.client, 'moveToFinished', args)) as unknown;
+      if (typeof code === 'number' && code < 0)
+        throw backend.finishedErrors({ code, jobId: h.bullId, command: 'moveToFinished', state: 'active' });
+      next = code === undefined ? undefined : (raw2NextJobData(code as unknown[]) as NextJobData);
+    } else {
+      const finishing: Pick<MinimalJob, 'id' | 'opts'> = { id: h.bullId, opts: h.json.opts };
+      ({ result: next } = (await backend.moveToCompleted(
         finishing as MinimalJob,
         result ?? null,
         h.json.opts.removeOnComplete ?? this.keep,
         workerId,
         fetchNext,
-      );
+      )) as { result: NextJobData });
+    }
     this.events.emit('completed', job.id, result);
-    return fetchNext ? this.leased(job.queue, next as NextJobData) : undefined;
+    return fetchNext ? this.leased(job.queue, next) : undefined;
+  }
+
+  /** The completion template for a held job (undefined: it completes through the backend's own path). */
+  private finishTemplate(h: Held, workerId: string): FinishTemplate | undefined {
+    const opts = h.json.opts;
+    if (OWN_FINISH_OPTS.some((o) => opts[o] !== undefined)) return undefined;
+    const key = `${h.queue}\n${workerId}\n${opts.attempts}`;
+    let t = this.finishTemplates.get(key);
+    if (t === undefined) {
+      const w = this.w(h.queue);
+      const backend = w.getBackend();
+      const probe: Pick<MinimalJob, 'id' | 'opts'> = {
+        id: 'probe',
+        opts: opts.attempts === undefined ? {} : { attempts: opts.attempts },
+      };
+      const args = backend.moveToCompletedArgs(probe as MinimalJob, 'null', this.keep, workerId, true);
+      const at = backend.moveToFinishedKeys.length;
+      // The layout this relies on (BullMQ 6.7); anything else completes through the backend's own path.
+      const expected =
+        args.length === at + 9 &&
+        args[11] === w.toKey('probe') &&
+        args[at] === 'probe' &&
+        args[at + 2] === 'returnvalue' &&
+        args[at + 3] === 'null' &&
+        args[at + 4] === 'completed' &&
+        (args[at + 5] === 0 || args[at + 5] === 1) &&
+        Buffer.isBuffer(args[at + 7]) &&
+        args[at + 8] === undefined;
+      if (!expected)
+        this.opts.logger.warn(
+          { queue: h.queue },
+          "BullMQ's moveToFinished arguments are not laid out as expected; completing through its backend",
+        );
+      t = expected ? { args, at } : null;
+      this.finishTemplates.set(key, t);
+    }
+    return t ?? undefined;
   }
 
   async fail(job: ClaimedJob, workerId: string, error: string, outcome: FailOutcome): Promise<void> {
