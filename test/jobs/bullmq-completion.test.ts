@@ -4,7 +4,7 @@
  * leaves it, and a job with a retention of its own must keep it.
  */
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_BACKOFF } from '../../src/jobs/backoff.js';
 import { BullmqQueue } from '../../src/jobs/bullmq/bullmq-queue.js';
 import type { ClaimedJob, EnqueueRequest } from '../../src/jobs/types.js';
@@ -41,9 +41,8 @@ describe.skipIf(!url)('BullMQ completion', () => {
     redis = new Redis(url as string);
   });
   afterAll(() => redis.disconnect());
-  afterEach(() => q.close());
-
-  it("leaves a job as BullMQ's own Job wrapper does, and leases the next one in the same call", async () => {
+  /** A queue under a fresh key prefix, keeping the last 10 finished jobs. */
+  beforeEach(() => {
     prefix = `ov:q:t${Math.random().toString(36).slice(2, 10)}`;
     q = new BullmqQueue({
       url: url as string,
@@ -53,6 +52,10 @@ describe.skipIf(!url)('BullMQ completion', () => {
       logger: silent,
       keepLast: 10,
     });
+  });
+  afterEach(() => q.close());
+
+  it("leaves a job as BullMQ's own Job wrapper does, and leases the next one in the same call", async () => {
     await q.enqueueBulk([request('a'), request('b'), request('c')]);
     const [a, b] = await claimAll(2);
     if (!a || !b) throw new Error('expected two claimed jobs');
@@ -91,15 +94,6 @@ describe.skipIf(!url)('BullMQ completion', () => {
   });
 
   it('keeps the retention a job was enqueued with', async () => {
-    prefix = `ov:q:t${Math.random().toString(36).slice(2, 10)}`;
-    q = new BullmqQueue({
-      url: url as string,
-      prefix,
-      leaseMs: 5000,
-      maxStalls: 3,
-      logger: silent,
-      keepLast: 10,
-    });
     const [bull] = q.bullQueues().filter((x) => x.name === 'default');
     // A job whose producer asked BullMQ to remove it once completed.
     await bull?.add(
