@@ -113,13 +113,12 @@ interface FinishTemplate {
 }
 
 /** Job options that change a completion's packed options: such jobs complete through the backend's own path. */
-const OWN_FINISH_OPTS = [
-  'removeOnComplete',
-  'failParentOnFailure',
-  'continueParentOnFailure',
-  'ignoreDependencyOnFailure',
-  'removeDependencyOnFailure',
-] as const;
+const ownFinishOptions = (o: JobJson['opts']) =>
+  o.removeOnComplete !== undefined ||
+  o.failParentOnFailure !== undefined ||
+  o.continueParentOnFailure !== undefined ||
+  o.ignoreDependencyOnFailure !== undefined ||
+  o.removeDependencyOnFailure !== undefined;
 
 /** The next-job tuple of BullMQ's moveToActive and moveToFinished scripts, decoded by its backend. */
 type NextJobData = [JobJson | null | undefined, string | undefined, ...unknown[]] | [] | void | undefined;
@@ -160,6 +159,9 @@ export class BullmqQueue implements JobQueue {
   private readonly keep: KeepJobs;
   /** Completion arguments by queue, worker and attempts (null: BullMQ builds them otherwise than expected). */
   private readonly finishTemplates = new Map<string, FinishTemplate | null>();
+  /** The last one used: a worker completes jobs of one queue and one attempts setting in a row. */
+  private lastFinish:
+    { queue: QueueName; workerId: string; attempts: unknown; t: FinishTemplate | null } | undefined;
   /** Jobs BullMQ's stalled checker in this process returned to their queue, until recoverStalled() reports them. */
   private readonly stalledFound: Array<{ queue: QueueName; bullId: string }> = [];
   private readonly events = new EventEmitter();
@@ -883,7 +885,10 @@ export class BullmqQueue implements JobQueue {
   /** The completion template for a held job (undefined: it completes through the backend's own path). */
   private finishTemplate(h: Held, workerId: string): FinishTemplate | undefined {
     const opts = h.json.opts;
-    if (OWN_FINISH_OPTS.some((o) => opts[o] !== undefined)) return undefined;
+    if (ownFinishOptions(opts)) return undefined;
+    const last = this.lastFinish;
+    if (last && last.queue === h.queue && last.workerId === workerId && last.attempts === opts.attempts)
+      return last.t ?? undefined;
     const key = `${h.queue}\n${workerId}\n${opts.attempts}`;
     let t = this.finishTemplates.get(key);
     if (t === undefined) {
@@ -914,6 +919,7 @@ export class BullmqQueue implements JobQueue {
       t = expected ? { args, at } : null;
       this.finishTemplates.set(key, t);
     }
+    this.lastFinish = { queue: h.queue, workerId, attempts: opts.attempts, t };
     return t ?? undefined;
   }
 
