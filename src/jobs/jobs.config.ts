@@ -36,7 +36,7 @@ export interface JobsConfig {
   };
 }
 
-const schema = () =>
+const schema = (fork = forkAvailable()) =>
   z.object({
     JOBS_DB_FILE: z.string().trim().min(1, 'a file path').optional(),
     JOBS_REDIS_PREFIX: z
@@ -61,9 +61,9 @@ const schema = () =>
     WORKER_SANDBOX_START: z
       .enum(['fork', 'spawn'])
       .optional()
-      .default(forkAvailable() ? 'fork' : 'spawn')
+      .default(fork ? 'fork' : 'spawn')
       .refine(
-        (v) => v === 'spawn' || forkAvailable(),
+        (v) => v === 'spawn' || fork,
         'fork needs Linux and native/sandbox-fork built (npm ci builds it with python3, make and g++); or use spawn',
       ),
   });

@@ -27,11 +27,8 @@ export interface TaskRunRow {
   error: string | null;
 }
 
-/** Every TaskRunRow field, in the column order of the cached full-batch insert. */
-export const TASK_RUN_COLUMNS = [
-  'task_id',
-  'queue',
-  'name',
+/** The columns of one attempt, as the task API and the dashboard show them. */
+const ATTEMPT_COLUMNS = [
   'attempt',
   'status',
   'enqueued_at',
@@ -43,21 +40,19 @@ export const TASK_RUN_COLUMNS = [
   'error',
 ] as const satisfies ReadonlyArray<keyof TaskRunRow>;
 
+/** Every TaskRunRow field, in the column order of the cached full-batch insert. */
+export const TASK_RUN_COLUMNS = [
+  'task_id',
+  'queue',
+  'name',
+  ...ATTEMPT_COLUMNS,
+] as const satisfies ReadonlyArray<keyof TaskRunRow>;
+
 /** The recorded attempts of a task, oldest first (at most `limit`): the task API and the dashboard show them. */
 export function listTaskRuns(db: Db, taskId: string, limit = 100) {
   return db
     .selectFrom('task_runs')
-    .select([
-      'attempt',
-      'status',
-      'enqueued_at',
-      'started_at',
-      'finished_at',
-      'wait_ms',
-      'run_ms',
-      'worker',
-      'error',
-    ])
+    .select(ATTEMPT_COLUMNS)
     .where('task_id', '=', taskId)
     .orderBy('id')
     .limit(limit)

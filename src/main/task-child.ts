@@ -17,12 +17,13 @@ import type { TaskDeps } from '../tasks/deps.js';
 import { SANDBOX_CATALOGUE } from '../tasks/sandbox-catalogue.js';
 
 let rootLogger: Logger | undefined;
+// pino is CommonJS: required synchronously, so ctx.logger can stay a plain getter.
+const requirePino = () => createRequire(import.meta.url)('pino') as typeof import('pino');
 
 /** The child's logger, made on first use (the parent validated LOG_LEVEL; children inherit its environment). */
 function logger(): Logger {
   if (!rootLogger) {
-    // pino is CommonJS: required synchronously, so ctx.logger can stay a plain getter.
-    const { pino } = createRequire(import.meta.url)('pino') as typeof import('pino');
+    const { pino } = requirePino();
     rootLogger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { pid: process.pid, sandbox: true } });
   }
   return rootLogger;
@@ -61,7 +62,7 @@ runTaskChild({
   deps: makeDeps,
   preloadDeps: async () => {
     await (depModules ??= loadDepModules());
-    createRequire(import.meta.url)('pino');
+    requirePino();
   },
   logger,
 });

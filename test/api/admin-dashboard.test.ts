@@ -4,31 +4,16 @@
  * viewers, buttons by role, same-origin POSTs only, filters, and escaping.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Worker } from '../../src/jobs/worker-runtime.js';
 import type { Role } from '../../src/db/types.js';
-import { startWorker, workerDefaults } from '../../src/main/worker.js';
 import { queueBackends, until } from '../jobs/helpers.js';
-import { makeTestApp, type TestApp } from '../support/app.js';
-import { redisUrl } from '../support/backends.js';
+import { makeJobsTestApp } from '../support/app.js';
 
 describe.each(queueBackends())('operator dashboard: %s queue', (backend) => {
-  let t: TestApp;
-  let worker: Worker;
+  let t: Awaited<ReturnType<typeof makeJobsTestApp>>;
   beforeAll(async () => {
-    t = await makeTestApp('sqlite', {
-      ...(backend === 'bullmq'
-        ? {
-            REDIS_URL: redisUrl() as string,
-            JOBS_REDIS_PREFIX: `ov:q:adm${Math.random().toString(36).slice(2, 8)}`,
-          }
-        : {}),
-      JOBS_LEASE_MS: '2000',
-      JOBS_CLEANUP_INTERVAL_S: '0',
-    });
-    worker = startWorker(t.system, t.system.jobs, { ...workerDefaults(t.system.config), concurrency: 2 });
+    t = await makeJobsTestApp('sqlite', backend);
   });
   afterAll(async () => {
-    await worker.stop({ timeoutMs: 1000 });
     await t.close();
   });
 
@@ -95,7 +80,7 @@ describe.each(queueBackends())('operator dashboard: %s queue', (backend) => {
     await until(async () => (await state(done)) === 'completed', 10_000, 'noop completed');
     const late = await enqueue('diagnostics.noop', { tag: 'dash-late' }, { delayMs: 600_000 });
     const all = await page('/admin', 'viewer');
-    expect(all.body).toContain(worker.id);
+    expect(all.body).toContain(t.worker.id);
     expect(all.body).toContain(`/admin/tasks/${done}`);
     expect(all.body).toContain(`/admin/tasks/${late}`);
     const delayed = await page('/admin?state=delayed&queue=default&refresh=0', 'viewer');

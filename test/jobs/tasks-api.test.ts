@@ -4,32 +4,19 @@
  * retry, cancel, queues, workers, campaign stats from stats.aggregate, roles, Bull Board.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Worker } from '../../src/jobs/worker-runtime.js';
-import { startWorker, workerDefaults } from '../../src/main/worker.js';
-import { makeTestApp, type TestApp } from '../support/app.js';
-import { dbBackends, redisUrl } from '../support/backends.js';
+import { makeJobsTestApp } from '../support/app.js';
+import { dbBackends } from '../support/backends.js';
 import { queueBackends, until } from './helpers.js';
 
 describe.each(queueBackends())('task API: %s queue', (backend) => {
-  let t: TestApp;
-  let worker: Worker;
+  let t: Awaited<ReturnType<typeof makeJobsTestApp>>;
   beforeAll(async () => {
-    const env: Record<string, string> =
-      backend === 'bullmq'
-        ? {
-            REDIS_URL: redisUrl() as string,
-            JOBS_REDIS_PREFIX: `ov:q:api${Math.random().toString(36).slice(2, 8)}`,
-          }
-        : {};
-    t = await makeTestApp(dbBackends().includes('postgres') && backend === 'bullmq' ? 'postgres' : 'sqlite', {
-      ...env,
-      JOBS_LEASE_MS: '2000',
-      JOBS_CLEANUP_INTERVAL_S: '0',
-    });
-    worker = startWorker(t.system, t.system.jobs, { ...workerDefaults(t.system.config), concurrency: 2 });
+    t = await makeJobsTestApp(
+      dbBackends().includes('postgres') && backend === 'bullmq' ? 'postgres' : 'sqlite',
+      backend,
+    );
   });
   afterAll(async () => {
-    await worker.stop({ timeoutMs: 1000 });
     await t.close();
   });
 

@@ -3,8 +3,10 @@ import { buildApp } from '../../src/api/app.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { Role } from '../../src/db/types.js';
 import { appDepsFrom } from '../../src/main/api.js';
+import type { Worker } from '../../src/jobs/worker-runtime.js';
 import { createLogger, createSystem, type System } from '../../src/main/system.js';
-import { type DbBackend, freshDatabaseConfig } from './backends.js';
+import { startWorker, workerDefaults } from '../../src/main/worker.js';
+import { type DbBackend, freshDatabaseConfig, redisUrl } from './backends.js';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -39,6 +41,35 @@ export async function makeTestApp(backend: DbBackend, env: Record<string, string
     async close() {
       await app.close();
       await system.close();
+    },
+  };
+}
+
+/**
+ * makeTestApp with its jobs on `queue` (the embedded engine, or BullMQ on this run's Redis under a
+ * prefix of its own) and a worker of concurrency 2 in the same process; close() stops both.
+ */
+export async function makeJobsTestApp(
+  db: DbBackend,
+  queue: 'sqlite' | 'bullmq',
+): Promise<TestApp & { worker: Worker }> {
+  const t = await makeTestApp(db, {
+    ...(queue === 'bullmq'
+      ? {
+          REDIS_URL: redisUrl() as string,
+          JOBS_REDIS_PREFIX: `ov:q:t${Math.random().toString(36).slice(2, 8)}`,
+        }
+      : {}),
+    JOBS_LEASE_MS: '2000',
+    JOBS_CLEANUP_INTERVAL_S: '0',
+  });
+  const worker = startWorker(t.system, t.system.jobs, { ...workerDefaults(t.system.config), concurrency: 2 });
+  return {
+    ...t,
+    worker,
+    async close() {
+      await worker.stop({ timeoutMs: 1000 });
+      await t.close();
     },
   };
 }

@@ -56,6 +56,24 @@ const part = (v: unknown): string =>
 const html = (strings: TemplateStringsArray, ...values: unknown[]): Html =>
   new Html(strings.reduce((out, s, i) => out + s + (i < values.length ? part(values[i]) : ''), ''));
 
+/** A table's heading row. */
+const headRow = (...cols: string[]) =>
+  html`<tr>
+    ${cols.map((c) => html`<th>${c}</th>`)}
+  </tr>`;
+
+/** A table of labelled values, a row each. */
+const fieldTable = (rows: ReadonlyArray<readonly [string, unknown]>) =>
+  html`<table>
+    ${rows.map(
+      ([label, value]) =>
+        html`<tr>
+          <th>${label}</th>
+          <td>${value}</td>
+        </tr>`,
+    )}
+  </table>`;
+
 const CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
 
 const STYLE = `body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#222}
@@ -174,14 +192,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
         </p>
         <h2>Queues</h2>
         <table>
-          <tr>
-            <th>queue</th>
-            ${JOB_STATES.map((s) => html`<th>${s}</th>`)}
-            <th>done / min</th>
-            <th>failed / min</th>
-            <th>oldest waiting</th>
-            <th></th>
-          </tr>
+          ${headRow('queue', ...JOB_STATES, 'done / min', 'failed / min', 'oldest waiting', '')}
           ${counts.map(
             (c) =>
               html`<tr>
@@ -203,18 +214,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
           workers.length === 0
             ? html`<p class="muted">No worker has published a heartbeat in the last hour.</p>`
             : html`<table>
-                <tr>
-                  <th>worker</th>
-                  <th>host</th>
-                  <th>pid</th>
-                  <th>queues</th>
-                  <th>concurrency</th>
-                  <th>active</th>
-                  <th>processed</th>
-                  <th>failed</th>
-                  <th>started</th>
-                  <th>last seen</th>
-                </tr>
+                ${headRow('worker', 'host', 'pid', 'queues', 'concurrency', 'active', 'processed', 'failed', 'started', 'last seen')}
                 ${workers.map(
                   (w) =>
                     html`<tr>
@@ -249,17 +249,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
           tasks.items.length === 0
             ? html`<p class="muted">No task here.</p>`
             : html`<table>
-                  <tr>
-                    <th>task</th>
-                    <th>name</th>
-                    <th>queue</th>
-                    <th>state</th>
-                    <th>attempts</th>
-                    <th>progress</th>
-                    <th>enqueued</th>
-                    <th>finished</th>
-                    <th>error</th>
-                  </tr>
+                  ${headRow('task', 'name', 'queue', 'state', 'attempts', 'progress', 'enqueued', 'finished', 'error')}
                   ${tasks.items.map(
                     (j) =>
                       html`<tr>
@@ -296,52 +286,19 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
         ${acts && ['failed', 'dead', 'cancelled'].includes(job.state) ? button(`/admin/tasks/${id}/retry`, 'retry') : ''}
         ${acts && ['waiting', 'delayed', 'active'].includes(job.state) ? button(`/admin/tasks/${id}/cancel`, 'cancel') : ''}
       </p>
-      <table>
-        <tr>
-          <th>name</th>
-          <td>${job.name}</td>
-        </tr>
-        <tr>
-          <th>queue</th>
-          <td>${job.queue}</td>
-        </tr>
-        <tr>
-          <th>priority</th>
-          <td>${job.priority}</td>
-        </tr>
-        <tr>
-          <th>progress</th>
-          <td>${Math.round(job.progress)} %</td>
-        </tr>
-        <tr>
-          <th>attempts</th>
-          <td>${job.attemptsMade} of ${job.maxAttempts}; stalled ${job.stalls} times</td>
-        </tr>
-        <tr>
-          <th>idempotency key</th>
-          <td>${job.idempotencyKey ?? ''}</td>
-        </tr>
-        <tr>
-          <th>enqueued</th>
-          <td>${iso(job.enqueuedAt)}</td>
-        </tr>
-        <tr>
-          <th>runs at</th>
-          <td>${iso(job.runAt)}</td>
-        </tr>
-        <tr>
-          <th>started</th>
-          <td>${iso(job.startedAt)}</td>
-        </tr>
-        <tr>
-          <th>finished</th>
-          <td>${iso(job.finishedAt)}</td>
-        </tr>
-        <tr>
-          <th>worker</th>
-          <td>${job.worker ?? ''}</td>
-        </tr>
-      </table>
+      ${fieldTable([
+        ['name', job.name],
+        ['queue', job.queue],
+        ['priority', job.priority],
+        ['progress', html`${Math.round(job.progress)} %`],
+        ['attempts', html`${job.attemptsMade} of ${job.maxAttempts}; stalled ${job.stalls} times`],
+        ['idempotency key', job.idempotencyKey ?? ''],
+        ['enqueued', iso(job.enqueuedAt)],
+        ['runs at', iso(job.runAt)],
+        ['started', iso(job.startedAt)],
+        ['finished', iso(job.finishedAt)],
+        ['worker', job.worker ?? ''],
+      ])}
       <h2>Payload</h2>
       <pre>${json(job.payload)}</pre>
       ${
@@ -361,16 +318,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
         runs.length === 0
           ? html`<p class="muted">No attempt has finished yet.</p>`
           : html`<table>
-              <tr>
-                <th>attempt</th>
-                <th>status</th>
-                <th>started</th>
-                <th>finished</th>
-                <th>wait ms</th>
-                <th>run ms</th>
-                <th>worker</th>
-                <th>error</th>
-              </tr>
+              ${headRow('attempt', 'status', 'started', 'finished', 'wait ms', 'run ms', 'worker', 'error')}
               ${runs.map(
                 (r) =>
                   html`<tr>

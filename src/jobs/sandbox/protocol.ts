@@ -7,10 +7,11 @@ import type { ErrorInfo } from '../errors.js';
  * The worker forks one small process that starts the children: by default a
  * fork server (fork-server.ts), which forks each child from itself, or, with
  * WORKER_SANDBOX_START=spawn, a launcher (launcher.ts), which starts each as a
- * fresh Node process. A child connects back to the worker over a Unix socket: its path and
- * the child's one-time token come in the environment. A fork copies the forking
- * process's page tables, about 7 ms for a 120 MB worker against about 1 ms for
- * the launcher, and the worker's event loop would stop for that on every recycle.
+ * fresh Node process. The worker never forks a child itself: a fork copies the
+ * forking process's page tables, about 7 ms for a 120 MB worker against about
+ * 1 ms for a small process, and the worker's event loop would stop for that on
+ * every recycle. A child connects back to the worker over a Unix socket: its
+ * path and the child's one-time token come in the environment.
  *
  * Children speak newline-delimited JSON on the socket; the launcher and the
  * fork server speak child_process IPC.

@@ -34,8 +34,8 @@ import {
   type ToLauncher,
 } from './protocol.js';
 
-/** Node flags for a module: TypeScript sources (tests, `npm run dev`) run under tsx. */
-const nodeArgs = (module: string) => (module.endsWith('.ts') ? ['--import', 'tsx', module] : [module]);
+/** Node flags a module needs: TypeScript sources (tests, `npm run dev`) run under tsx. */
+const loaderFlags = (module: string) => (module.endsWith('.ts') ? ['--import', 'tsx'] : []);
 const LAUNCHER = fileURLToPath(
   new URL(import.meta.url.endsWith('.ts') ? './launcher.ts' : './launcher.js', import.meta.url),
 );
@@ -327,7 +327,7 @@ export class SandboxPool {
         : {
             type: 'spawn',
             token: c.token,
-            args: nodeArgs(this.opts.childModule),
+            args: [...loaderFlags(this.opts.childModule), this.opts.childModule],
             env: { ...this.childEnv(socketPath), [SANDBOX_TOKEN_ENV]: c.token },
           };
     launcher.send(msg);
@@ -356,7 +356,7 @@ export class SandboxPool {
     const role = forkServer ? 'sandbox fork server' : 'sandbox launcher';
     const module = forkServer ? this.opts.childModule : LAUNCHER;
     const launcher = fork(module, [], {
-      execArgv: [...nodeArgs(module).slice(0, -1), ...(forkServer ? FORK_SERVER_NODE_FLAGS : [])],
+      execArgv: [...loaderFlags(module), ...(forkServer ? FORK_SERVER_NODE_FLAGS : [])],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',
       ...(forkServer ? { env: { ...this.childEnv(socketPath), [SANDBOX_FORK_SERVER_ENV]: '1' } } : {}),
