@@ -77,16 +77,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // The docs page and its assets are open, like /openapi.json.
   registerAuth(app, deps.apiKeys, ['/docs']);
-  // Writes are limited per API key; reads are not, and carry no limiter hook at all (hot path).
+  // Writes are limited per API key, one count per request whatever the route (a route-level limit
+  // would give every route its own counter); reads are not, and carry no limiter hook at all (hot path).
   const writeLimit = { max: deps.config.rateLimitWritesPerMin, timeWindow: 60_000 };
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    if (methods.some((m) => m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS')) {
-      route.config = { ...route.config, rateLimit: writeLimit };
+    if (methods.every((m) => m === 'GET' || m === 'HEAD' || m === 'OPTIONS')) {
+      route.config = { ...route.config, rateLimit: false };
     }
   });
   await app.register(rateLimit, {
-    global: false,
+    global: true,
     ...writeLimit,
     keyGenerator: (req) => (req.principal ? `key:${req.principal.keyId}` : `ip:${req.ip}`),
     // A Redis outage must not block writes: the limiter fails open.

@@ -13,7 +13,7 @@ const RANK: Record<Required, number> = { public: 0, viewer: 1, editor: 2, admin:
 const ADMIN_ROUTES: RegExp[] = [
   /^(GET|POST|PUT|PATCH|DELETE) \/api\/v1\/keys/,
   /^(GET|POST|DELETE) \/api\/v1\/cache\//,
-  /^POST \/api\/v1\/tasks$/,
+  /^POST \/api\/v1\/tasks(\/bulk)?$/,
   /^POST \/api\/v1\/queues\/\{name\}\/(pause|resume)$/,
 ];
 function expectedRole(r: RouteInfo): Required {

@@ -48,10 +48,12 @@ export async function makeTestApp(backend: DbBackend, env: Record<string, string
 /**
  * makeTestApp with its jobs on `queue` (the embedded engine, or BullMQ on this run's Redis under a
  * prefix of its own) and a worker of concurrency 2 in the same process; close() stops both.
+ * `env` overrides settings (RATE_LIMIT_WRITES_PER_MIN...).
  */
 export async function makeJobsTestApp(
   db: DbBackend,
   queue: 'sqlite' | 'bullmq',
+  env: Record<string, string> = {},
 ): Promise<TestApp & { worker: Worker }> {
   const t = await makeTestApp(db, {
     ...(queue === 'bullmq'
@@ -62,6 +64,7 @@ export async function makeJobsTestApp(
       : {}),
     JOBS_LEASE_MS: '2000',
     JOBS_CLEANUP_INTERVAL_S: '0',
+    ...env,
   });
   const worker = startWorker(t.system, t.system.jobs, { ...workerDefaults(t.system.config), concurrency: 2 });
   return {

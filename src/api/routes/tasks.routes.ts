@@ -1,8 +1,8 @@
 /**
- * The task API: tasks (list, get, enqueue diagnostics, retry, cancel, SSE
- * progress), queues (counts, pause, resume), workers, campaign statistics
- * (rolled up by stats.aggregate), and Bull Board at /admin/queues in
- * distributed mode. Viewers read; editors and admins act; queue control and
+ * The task API: tasks (list, get, enqueue by name one at a time or in bulk,
+ * retry, cancel, SSE progress), queues (counts, pause, resume), workers,
+ * campaign statistics (rolled up by stats.aggregate), and Bull Board at
+ * /admin/queues in distributed mode. Viewers read; editors and admins act; queue control and
  * enqueueing diagnostics need admin.
  */
 import { createBullBoard } from '@bull-board/api';
@@ -17,9 +17,10 @@ import { campaignStatsDeps } from '../../cache/cached-services.js';
 import type { Db } from '../../db/types.js';
 import { AppError, notFound } from '../../errors.js';
 import { InvalidPayloadError } from '../../jobs/errors.js';
-import type { Jobs } from '../../jobs/jobs.js';
+import type { EnqueueItem, Jobs } from '../../jobs/jobs.js';
 import { listTaskRuns } from '../../jobs/task-runs.js';
 import {
+  type EnqueueResult,
   FINISHED_STATES,
   type Job,
   JOB_STATES,
@@ -122,6 +123,32 @@ const WorkerSchema = Type.Object({
   last_seen_at: Type.String(),
 });
 
+/** Most tasks one POST /tasks/bulk request may enqueue. */
+export const MAX_BULK_TASKS = 1000;
+
+/** One task to enqueue by name: the body of POST /tasks, an item of POST /tasks/bulk. */
+const EnqueueBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    payload: Type.Optional(Type.Unknown()),
+    queue: Type.Optional(StringEnum(QUEUE_NAMES)),
+    delay_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 86_400_000 })),
+    priority: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    idempotency_key: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+type EnqueueBodyType = Static<typeof EnqueueBody>;
+
+const Enqueued = Type.Object({
+  task_id: Type.String(),
+  created: Type.Boolean(),
+  queue: StringEnum(QUEUE_NAMES),
+  state_url: Type.String(),
+});
+type EnqueuedType = Static<typeof Enqueued>;
+
 const Day = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'YYYY-MM-DD (UTC)' });
 
 /** A task by id, or the API's 404. */
@@ -182,65 +209,113 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
     },
   );
 
+  const accepted = () => [...jobs.adminEnqueueable].sort();
+
+  /**
+   * The enqueue of one request item, its name and payload checked: `at` prefixes the field in errors
+   * ('' for POST /tasks, `tasks.3.` for item 3 of a bulk request, as schema errors name it).
+   */
+  const checkedItem = (b: EnqueueBodyType, at: string, index?: number): EnqueueItem => {
+    const where = index === undefined ? {} : { index };
+    if (!jobs.adminEnqueueable.has(b.name) || !jobs.registry.get(b.name)) {
+      throw new AppError('TASK_UNKNOWN', `${at}name: ${b.name} cannot be enqueued here`, {
+        field: `${at}name`,
+        ...where,
+        accepted: accepted(),
+      });
+    }
+    const payload = b.payload ?? {};
+    try {
+      jobs.registry.validate(b.name, payload);
+    } catch (err) {
+      if (err instanceof InvalidPayloadError)
+        throw new AppError('VALIDATION_FAILED', `${at}payload${err.issues[0] ?? ''}`, {
+          field: `${at}payload`,
+          ...where,
+          issues: err.issues,
+        });
+      throw err;
+    }
+    return {
+      name: b.name,
+      payload,
+      opts: {
+        ...(b.queue ? { queue: b.queue } : {}),
+        ...(b.delay_ms !== undefined ? { delayMs: b.delay_ms } : {}),
+        ...(b.priority !== undefined ? { priority: b.priority } : {}),
+        ...(b.attempts !== undefined ? { attempts: b.attempts } : {}),
+        ...(b.idempotency_key ? { idempotencyKey: b.idempotency_key } : {}),
+      },
+    };
+  };
+  const enqueued = (item: EnqueueItem, r: EnqueueResult): EnqueuedType => ({
+    task_id: r.id,
+    created: r.created,
+    queue: item.opts?.queue ?? (jobs.registry.get(item.name)?.def.queue as QueueName),
+    state_url: `/api/v1/tasks/${r.id}`,
+  });
+
   app.post(
     '/tasks',
     {
       config: { auth: 'admin' },
       schema: {
         tags,
-        description: `Enqueues a task by name (admins; accepted: ${[...jobs.adminEnqueueable].sort().join(', ')}). 202 with the task id.`,
+        description: `Enqueues a task by name (admins; accepted: ${accepted().join(', ')}). 202 with the task id.`,
+        body: EnqueueBody,
+        response: { 202: Enqueued, ...errorResponses(400, 403) },
+      },
+    },
+    async (req, reply) => {
+      const item = checkedItem(req.body, '');
+      const r = await jobs.enqueue(item.name, item.payload, item.opts);
+      return reply.status(202).send(enqueued(item, r));
+    },
+  );
+
+  app.post(
+    '/tasks/bulk',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags,
+        description:
+          `Enqueues up to ${MAX_BULK_TASKS} tasks in one request. Every item is checked before any is enqueued ` +
+          '(an error names the item as `tasks.<index>.<field>` and gives `details.index`), then all are ' +
+          'enqueued together (embedded: one transaction; BullMQ: one pipeline per queue). Idempotency keys ' +
+          'apply per item (`created: false` for an existing task) and must differ within a request. ' +
+          'Counts as one write for the rate limit. 202 with the task ids in request order.',
         body: Type.Object(
-          {
-            name: Type.String({ minLength: 1, maxLength: 100 }),
-            payload: Type.Optional(Type.Unknown()),
-            queue: Type.Optional(StringEnum(QUEUE_NAMES)),
-            delay_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 86_400_000 })),
-            priority: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
-            attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
-            idempotency_key: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-          },
+          { tasks: Type.Array(EnqueueBody, { minItems: 1, maxItems: MAX_BULK_TASKS }) },
           { additionalProperties: false },
         ),
         response: {
-          202: Type.Object({
-            task_id: Type.String(),
-            created: Type.Boolean(),
-            queue: StringEnum(QUEUE_NAMES),
-            state_url: Type.String(),
-          }),
-          ...errorResponses(400, 403),
+          202: Type.Object({ items: Type.Array(Enqueued), created: Type.Integer() }),
+          ...errorResponses(400, 403, 413),
         },
       },
     },
     async (req, reply) => {
-      const b = req.body;
-      if (!jobs.adminEnqueueable.has(b.name) || !jobs.registry.get(b.name)) {
-        throw new AppError('TASK_UNKNOWN', `name: ${b.name} cannot be enqueued here`, {
-          field: 'name',
-          accepted: [...jobs.adminEnqueueable].sort(),
-        });
-      }
-      const payload = b.payload ?? {};
-      try {
-        const r = await jobs.enqueue(b.name, payload, {
-          ...(b.queue ? { queue: b.queue } : {}),
-          ...(b.delay_ms !== undefined ? { delayMs: b.delay_ms } : {}),
-          ...(b.priority !== undefined ? { priority: b.priority } : {}),
-          ...(b.attempts !== undefined ? { attempts: b.attempts } : {}),
-          ...(b.idempotency_key ? { idempotencyKey: b.idempotency_key } : {}),
-        });
-        const queueName = b.queue ?? (jobs.registry.get(b.name)?.def.queue as QueueName);
-        return reply
-          .status(202)
-          .send({ task_id: r.id, created: r.created, queue: queueName, state_url: `/api/v1/tasks/${r.id}` });
-      } catch (err) {
-        if (err instanceof InvalidPayloadError)
-          throw new AppError('VALIDATION_FAILED', `payload${err.issues[0] ?? ''}`, {
-            field: 'payload',
-            issues: err.issues,
-          });
-        throw err;
-      }
+      const keys = new Map<string, number>();
+      const items = req.body.tasks.map((b, i) => {
+        const key = b.idempotency_key;
+        if (key) {
+          const first = keys.get(key);
+          if (first !== undefined)
+            throw new AppError(
+              'VALIDATION_FAILED',
+              `tasks.${i}.idempotency_key: the same key as tasks.${first}`,
+              { field: `tasks.${i}.idempotency_key`, index: i },
+            );
+          keys.set(key, i);
+        }
+        return checkedItem(b, `tasks.${i}.`, i);
+      });
+      const results = await jobs.enqueueBulk(items);
+      return reply.status(202).send({
+        items: items.map((item, i) => enqueued(item, results[i] as EnqueueResult)),
+        created: results.filter((r) => r.created).length,
+      });
     },
   );
 
