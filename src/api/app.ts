@@ -13,7 +13,8 @@ import type { Jobs } from '../jobs/jobs.js';
 import { AppError } from '../errors.js';
 import { registerAuth } from './plugins/auth.js';
 import { adminRoutes } from './routes/admin.routes.js';
-import { registerErrorHandling } from './plugins/errors.js';
+import { registerErrorHandling, sendError, toAppError } from './plugins/errors.js';
+import { ajvOptions, registerStrictInput } from './plugins/strict-input.js';
 import { cacheRoutes } from './routes/cache.routes.js';
 import { campaignsRoutes } from './routes/campaigns.routes.js';
 import { clientsRoutes } from './routes/clients.routes.js';
@@ -51,13 +52,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const options: FastifyServerOptions = {
     bodyLimit: deps.config.bodyLimitBytes,
     trustProxy: false,
-    ajv: {
-      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
-    },
+    ajv: ajvOptions,
+    // A path that is not valid percent-encoding, or a path parameter too long, gets the API's error body.
+    frameworkErrors: (err, _request, reply) => sendError(reply, toAppError(err)),
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
   };
   const app = Fastify(options).withTypeProvider<TypeBoxTypeProvider>();
   registerErrorHandling(app);
+  registerStrictInput(app);
   app.addSchema(ErrorBody);
 
   await app.register(swagger, {

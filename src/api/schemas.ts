@@ -32,7 +32,18 @@ export const IdParams = Type.Object({ id: Id }, { additionalProperties: false })
 /** Text without NUL characters (PostgreSQL cannot store them). */
 export const Text = (maxLength: number, minLength = 0) =>
   Type.String({ minLength, maxLength, pattern: '^[^\\u0000]*$' });
-export const Name = Text(200, 1);
+/**
+ * A name shown in lists (clients, campaigns, API keys): besides NUL, no character that can make one
+ * name pass for another or hide part of it: control characters, format characters (bidirectional
+ * overrides and isolates, zero-width spaces and joiners, the byte-order mark, the soft hyphen), line
+ * and paragraph separators, and the invisible Hangul fillers.
+ */
+export const Name = Type.String({
+  minLength: 1,
+  maxLength: 200,
+  pattern: '^[^\\p{Cc}\\p{Cf}\\p{Zl}\\p{Zp}\\u115F\\u1160\\u3164\\uFFA0]*$',
+  description: 'no control, format (bidirectional, zero-width) or invisible filler characters',
+});
 
 export const DateTime = Type.String({ format: 'date-time', description: 'ISO 8601 date-time' });
 export const DateOnly = Type.String({ format: 'date', description: 'YYYY-MM-DD' });

@@ -14,6 +14,13 @@ export interface MetricInput {
   ctr?: number;
 }
 
+/**
+ * Largest value a counter (views, likes, comments, shares) may have: a trillion, far above what any
+ * platform reports for one item (the most-watched videos have tens of billions of views), and low
+ * enough that the daily campaign roll-up of thousands of contents stays a safe integer.
+ */
+export const MAX_METRIC_COUNT = 1_000_000_000_000;
+
 /** Most rows one ingest call accepts. */
 export const MAX_METRICS_BATCH = 1000;
 

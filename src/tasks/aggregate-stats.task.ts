@@ -11,6 +11,8 @@ import { defineTask } from '../jobs/registry.js';
 import { statsWrite } from '../cache/cached-services.js';
 import type { TaskDeps } from './deps.js';
 
+const MAX_SAFE_SUM = sql.lit(Number.MAX_SAFE_INTEGER);
+
 const Day = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'YYYY-MM-DD (UTC)' });
 
 export const aggregateStatsTask = defineTask({
@@ -39,6 +41,13 @@ export const aggregateStatsTask = defineTask({
     const from = p.from ?? '0000-01-01';
     const to = p.to ?? '9999-12-31';
     const campaign = p.campaign_id ?? null;
+    // A counter sum saturates at 2^53 - 1 instead of failing the run: SQLite's sum() raises
+    // "integer overflow" past 2^63 and PostgreSQL's bigint column refuses it, and a sum past 2^53
+    // is no longer exact in JavaScript anyway. total() (SQLite) and numeric sum() (PostgreSQL) never overflow.
+    const safeSum = (col: string) =>
+      ctx.deps.dialect === 'sqlite'
+        ? sql`cast(min(total(${sql.ref(col)}), ${MAX_SAFE_SUM}) as integer)`
+        : sql`least(sum(${sql.ref(col)}), ${MAX_SAFE_SUM})`;
     const result = await db.transaction().execute(async (tx) => {
       const only = (col: string) => (campaign === null ? sql`1 = 1` : sql`${sql.ref(col)} = ${campaign}`);
       await sql`delete from content_stats_daily where day between ${from} and ${to} and ${only('campaign_id')}`.execute(
@@ -66,7 +75,8 @@ export const aggregateStatsTask = defineTask({
       const campaignRows = await sql`
         insert into campaign_stats_daily
           (campaign_id, day, contents, views, likes, comments, shares, watch_time_s, avg_ctr, avg_engagement_rate, avg_performance_score)
-        select campaign_id, day, count(*), sum(views), sum(likes), sum(comments), sum(shares), sum(watch_time_s),
+        select campaign_id, day, count(*), ${safeSum('views')}, ${safeSum('likes')}, ${safeSum('comments')},
+               ${safeSum('shares')}, sum(watch_time_s),
                avg(ctr), avg(engagement_rate), avg(performance_score)
         from content_stats_daily
         where day between ${from} and ${to} and ${only('campaign_id')}

@@ -42,6 +42,12 @@ export function toAppError(err: unknown): AppError {
     );
   }
   switch (fe.code) {
+    case 'FST_ERR_BAD_URL':
+      return new AppError('VALIDATION_FAILED', 'the path is not valid percent-encoded UTF-8', {
+        location: 'path',
+      });
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new AppError('VALIDATION_FAILED', 'a path parameter is too long', { location: 'path' });
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new AppError('PAYLOAD_TOO_LARGE', 'request body is larger than the limit');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { MAX_METRICS_BATCH, type MetricsService } from '../../domain/metrics.service.js';
+import { MAX_METRIC_COUNT, MAX_METRICS_BATCH, type MetricsService } from '../../domain/metrics.service.js';
 import { DateTime, IdParams, MetricSchema, errorResponses } from '../schemas.js';
 
-const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+const Count = Type.Integer({ minimum: 0, maximum: MAX_METRIC_COUNT });
 const MetricBody = Type.Object(
   {
     recorded_at: DateTime,
