@@ -7,11 +7,13 @@ import type { Redis } from 'ioredis';
 import type { ApiKeysService } from '../auth/api-keys.service.js';
 import type { CacheService } from '../cache/cache.service.js';
 import type { Config } from '../config/config.js';
+import type { CampaignStatsRepo } from '../db/campaign-stats.repo.js';
 import type { DatabaseHandle } from '../db/database.js';
 import type { DomainServices } from '../domain/services.js';
 import type { Jobs } from '../jobs/jobs.js';
 import { AppError } from '../errors.js';
 import { registerAuth } from './plugins/auth.js';
+import { type BullBoardQueue, registerBullBoard } from './plugins/bull-board.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { registerErrorHandling, sendError, toAppError } from './plugins/errors.js';
 import { ajvOptions, registerStrictInput } from './plugins/strict-input.js';
@@ -23,9 +25,11 @@ import { healthRoutes } from './routes/health.routes.js';
 import { keysRoutes } from './routes/keys.routes.js';
 import { metricsRoutes } from './routes/metrics.routes.js';
 import { scriptsRoutes } from './routes/scripts.routes.js';
-import { registerBullBoard, tasksRoutes } from './routes/tasks.routes.js';
+import { campaignStatsRoutes } from './routes/campaign-stats.routes.js';
+import { queuesRoutes } from './routes/queues.routes.js';
+import { tasksRoutes } from './routes/tasks.routes.js';
 import { mediaRoutes } from './routes/media.routes.js';
-import type { MediaServices } from '../media/media-services.js';
+import type { MediaRequests } from '../media/media-requests.js';
 import { ErrorBody } from './schemas.js';
 
 export interface AppDeps {
@@ -39,10 +43,14 @@ export interface AppDeps {
   rateLimitRedis?: Redis;
   /** The cache, for its management routes (/cache/...); absent when caching is off. */
   cache?: CacheService;
-  /** The job queue, for the task API (/tasks, /queues, /workers, /campaigns/{id}/stats) and Bull Board. */
+  /** The daily roll-ups of stats.aggregate (/campaigns/{id}/stats). */
+  campaignStats: CampaignStatsRepo;
+  /** The job queue, for the task API (/tasks, /queues, /workers) and the operators' pages (/admin). */
   jobs?: Jobs;
-  /** Narration, renders and costs (/contents/{id}/audio, /renders/..., /costs); needs `jobs`. */
-  media?: MediaServices;
+  /** The BullMQ queues shown by Bull Board at /admin/queues (distributed mode); none: no board. */
+  bullBoardQueues?: readonly BullBoardQueue[];
+  /** Narration, renders and costs (/contents/{id}/audio, /renders/..., /costs). */
+  media?: MediaRequests;
 }
 
 const API_PREFIX = '/api/v1';
@@ -116,16 +124,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await api.register(metricsRoutes, { metrics: s.metrics });
       await api.register(keysRoutes, { apiKeys: deps.apiKeys });
       if (deps.cache) await api.register(cacheRoutes, { cache: deps.cache });
-      if (deps.jobs)
-        await api.register(tasksRoutes, { jobs: deps.jobs, db: deps.database.db, cache: deps.cache });
-      if (deps.jobs && deps.media)
-        await api.register(mediaRoutes, { jobs: deps.jobs, media: deps.media, cache: deps.cache });
+      await api.register(campaignStatsRoutes, { campaignStats: deps.campaignStats, cache: deps.cache });
+      if (deps.jobs) {
+        await api.register(tasksRoutes, { jobs: deps.jobs, db: deps.database.db });
+        await api.register(queuesRoutes, { queue: deps.jobs.queue });
+      }
+      if (deps.media) await api.register(mediaRoutes, { media: deps.media, cache: deps.cache });
     },
     { prefix: API_PREFIX },
   );
   if (deps.jobs) {
     await app.register(adminRoutes, { prefix: '/admin', jobs: deps.jobs, db: deps.database.db });
-    await registerBullBoard(app, deps.jobs);
   }
+  if (deps.bullBoardQueues) await registerBullBoard(app, deps.bullBoardQueues);
   return app;
 }

@@ -1,4 +1,5 @@
 import { ApiKeysRepo } from './api-keys.repo.js';
+import { CampaignStatsRepo } from './campaign-stats.repo.js';
 import { CampaignsRepo } from './campaigns.repo.js';
 import { ClientsRepo } from './clients.repo.js';
 import { ContentsRepo } from './contents.repo.js';
@@ -12,6 +13,8 @@ export interface Repos {
   contents: ContentsRepo;
   scripts: ScriptsRepo;
   metrics: MetricsRepo;
+  /** The daily roll-ups of stats.aggregate. */
+  campaignStats: CampaignStatsRepo;
   apiKeys: ApiKeysRepo;
 }
 
@@ -22,6 +25,7 @@ export function createRepos(db: Db, dialect: Dialect): Repos {
     contents: new ContentsRepo(db, dialect),
     scripts: new ScriptsRepo(db, dialect),
     metrics: new MetricsRepo(db),
+    campaignStats: new CampaignStatsRepo(db),
     apiKeys: new ApiKeysRepo(db),
   };
 }

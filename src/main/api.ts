@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { type AppDeps, buildApp } from '../api/app.js';
+import { BullmqQueue } from '../jobs/bullmq/bullmq-queue.js';
 import type { System } from './system.js';
 
 /** The app's dependencies taken from a System (serve and tests build the app the same way). */
@@ -12,8 +13,10 @@ export function appDepsFrom(system: System, overrides: Partial<AppDeps> = {}): A
     logger: system.logger,
     rateLimitRedis: system.rateLimitRedis,
     cache: system.cache,
+    campaignStats: system.repos.campaignStats,
     jobs: system.jobs,
-    media: system.media,
+    bullBoardQueues: system.jobs.queue instanceof BullmqQueue ? system.jobs.queue.bullQueues() : undefined,
+    media: system.mediaRequests,
     ...overrides,
   };
 }

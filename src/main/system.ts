@@ -10,6 +10,7 @@ import { createRepos, type Repos } from '../db/repos.js';
 import { createDomainServices, type DomainServices } from '../domain/services.js';
 import { createJobQueue } from '../jobs/create-queue.js';
 import { Jobs } from '../jobs/jobs.js';
+import { MediaRequests } from '../media/media-requests.js';
 import { createMediaServices, type MediaServices } from '../media/media-services.js';
 import { ADMIN_ENQUEUEABLE, createTaskRegistry } from '../tasks/index.js';
 
@@ -31,6 +32,8 @@ export interface System {
   jobs: Jobs;
   /** The media pipeline: narration, renders, storage, vendor costs. */
   media: MediaServices;
+  /** The media use cases the API offers (queue narration and renders, downloads, costs). */
+  mediaRequests: MediaRequests;
   close(): Promise<void>;
 }
 
@@ -93,6 +96,7 @@ export async function createSystem(
     rateLimitRedis,
     jobs,
     media,
+    mediaRequests: new MediaRequests(media, jobs),
     async close() {
       await jobs.queue.close(5000);
       await media.close();

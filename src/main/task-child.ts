@@ -13,6 +13,7 @@ import type { CacheService } from '../cache/cache.service.js';
 import type { DatabaseHandle } from '../db/database.js';
 import { runTaskChild } from '../jobs/sandbox/child.js';
 import type { JobQueue } from '../jobs/types.js';
+import type { MediaServices } from '../media/media-services.js';
 import type { TaskDeps } from '../tasks/deps.js';
 import { SANDBOX_CATALOGUE } from '../tasks/sandbox-catalogue.js';
 
@@ -35,25 +36,39 @@ const loadDepModules = () =>
     import('../db/database.js'),
     import('../jobs/create-queue.js'),
     import('../cache/create-cache.js'),
+    import('../media/media-services.js'),
   ]);
 let depModules: ReturnType<typeof loadDepModules> | undefined;
 
 async function makeDeps(): Promise<TaskDeps> {
-  const [{ loadConfig }, { openDatabase }, { createJobQueue }, { createCacheService }] = await (depModules ??=
-    loadDepModules());
+  const [
+    { loadConfig },
+    { openDatabase },
+    { createJobQueue },
+    { createCacheService },
+    { createMediaServices },
+  ] = await (depModules ??= loadDepModules());
   const config = loadConfig();
   let database: DatabaseHandle | undefined;
   let queue: JobQueue | undefined;
   let cache: CacheService | undefined;
+  let media: MediaServices | undefined;
+  const db = () => (database ??= openDatabase(config.database)).db;
+  // Only a shared (Redis) cache is worth opening here: a memory cache in a child would be its own.
+  const sharedCache = () =>
+    config.cache.mode === 'redis' ? (cache ??= createCacheService(config.cache, logger())) : undefined;
   return {
     config,
     logger: logger(),
     dialect: config.database.dialect,
-    db: () => (database ??= openDatabase(config.database)).db,
+    db,
     queue: () => (queue ??= createJobQueue(config, logger())),
-    // Only a shared (Redis) cache is worth opening here: a memory cache in a child would be its own.
-    cache: () =>
-      config.cache.mode === 'redis' ? (cache ??= createCacheService(config.cache, logger())) : undefined,
+    // Built once per child, so the eSpeak worker thread stays warm between tasks.
+    media: () =>
+      (media ??= createMediaServices(config.media, db(), config.database.dialect, logger(), {
+        cache: sharedCache(),
+      })),
+    cache: sharedCache,
   };
 }
 

@@ -50,6 +50,7 @@ export function taskDepsFrom(system: System, jobs: Jobs): TaskDeps {
     dialect: system.database.dialect,
     db: () => system.database.db,
     queue: () => jobs.queue,
+    media: () => system.media,
     cache: () => system.cache,
   };
 }

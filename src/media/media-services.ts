@@ -81,7 +81,7 @@ export function createVerifier(config: MediaConfig): Verifier {
     : new AcousticVerifier();
 }
 
-/** Builds the media pipeline's services for one process (composition roots and task deps call this). */
+/** Builds the media pipeline's services for one process (composition roots call this, once). */
 export interface MediaServicesOptions {
   /** The cache to invalidate when narration or a render changes a content's status. */
   cache?: CacheService;
@@ -156,28 +156,4 @@ export function createMediaServices(
       await Promise.all([...tts.values()].map((t) => t.close()));
     },
   };
-}
-
-const perDeps = new WeakMap<object, MediaServices>();
-
-/**
- * The media services of a task process, built once per deps object (the
- * worker's or a sandbox child's), so the eSpeak worker thread stays warm
- * between tasks.
- */
-export function mediaServicesFor(deps: {
-  config: { media: MediaConfig };
-  db(): Db;
-  dialect: Dialect;
-  logger: Logger;
-  cache?(): CacheService | undefined;
-}): MediaServices {
-  let m = perDeps.get(deps);
-  if (!m) {
-    m = createMediaServices(deps.config.media, deps.db(), deps.dialect, deps.logger, {
-      cache: deps.cache?.(),
-    });
-    perDeps.set(deps, m);
-  }
-  return m;
 }

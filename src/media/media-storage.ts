@@ -1,6 +1,25 @@
 import { randomUUID } from 'node:crypto';
+import { type BigIntStats, createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
+
+/** A stored file as a download sees it: what it is, and its bytes on demand. */
+export interface StoredFile {
+  size: number;
+  modifiedAt: Date;
+  /** A strong validator of exactly these bytes (quoted, as in an ETag header). */
+  etag: string;
+  /** The bytes from `start` to `end` (inclusive), or the whole file. */
+  open(range?: { start: number; end: number }): Readable;
+}
+
+/** A stored file ready to download: the bytes, their type and the name a client saves them under. */
+export interface FileDownload {
+  file: StoredFile;
+  contentType: string;
+  fileName: string;
+}
 
 /**
  * The storage root for media files. Rows store paths relative to it; files are
@@ -52,6 +71,28 @@ export class MediaStorage {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
+  }
+
+  /**
+   * The file at a relative path, or undefined when it is not stored. The ETag is
+   * made from size and modification time (nanoseconds): files are replaced whole
+   * (write() renames a temp file into place), so a change moves one or the other.
+   */
+  async file(relative: string): Promise<StoredFile | undefined> {
+    const abs = this.resolve(relative);
+    let st: BigIntStats;
+    try {
+      st = await fs.stat(abs, { bigint: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    return {
+      size: Number(st.size),
+      modifiedAt: new Date(Number(st.mtimeMs)),
+      etag: `"${st.size.toString(16)}-${st.mtimeNs.toString(16)}"`,
+      open: (range) => createReadStream(abs, range ?? {}),
+    };
   }
 
   async read(relative: string): Promise<Buffer> {

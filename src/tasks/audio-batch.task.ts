@@ -5,7 +5,6 @@
 import { Type } from '@sinclair/typebox';
 import { invalidateCosts } from '../cache/content-invalidation.js';
 import { defineTask, type TaskContext } from '../jobs/registry.js';
-import { mediaServicesFor } from '../media/media-services.js';
 import type { TaskDeps } from './deps.js';
 
 export const AudioBatchPayload = Type.Object(
@@ -46,7 +45,7 @@ export const audioBatchTask = defineTask({
   hardTimeoutMs: 61 * 60_000,
   description: 'narrates many contents in turn and returns a summary',
   async handler(p, ctx: TaskContext<TaskDeps>): Promise<AudioBatchSummary> {
-    const media = mediaServicesFor(ctx.deps);
+    const media = ctx.deps.media();
     const provider = p.provider ?? media.config.defaultTtsProvider;
     const items: AudioBatchItem[] = [];
     let cost = 0;

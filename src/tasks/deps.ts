@@ -3,6 +3,7 @@ import type { CacheService } from '../cache/cache.service.js';
 import type { Config } from '../config/config.js';
 import type { Db, Dialect } from '../db/types.js';
 import type { JobQueue } from '../jobs/types.js';
+import type { MediaServices } from '../media/media-services.js';
 
 /**
  * What task handlers receive as `ctx.deps`. The worker process builds it from
@@ -17,6 +18,8 @@ export interface TaskDeps {
   dialect: Dialect;
   /** The job queue (maintenance, follow-up jobs). */
   queue(): JobQueue;
+  /** The media pipeline (narration, renders, storage), built once per process by its composition root. */
+  media(): MediaServices;
   /** The cache, for tasks that change contents outside the domain services (undefined when there is none). */
   cache?(): CacheService | undefined;
 }

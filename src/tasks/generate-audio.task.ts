@@ -7,7 +7,6 @@ import { Type } from '@sinclair/typebox';
 import { invalidateCosts } from '../cache/content-invalidation.js';
 import { PermanentError, RetryAfterError } from '../jobs/errors.js';
 import { defineTask, type TaskContext } from '../jobs/registry.js';
-import { mediaServicesFor } from '../media/media-services.js';
 import { NarrationInputError, type NarrationOutcome } from '../media/narration.service.js';
 import { VendorError } from '../media/vendor-http.js';
 import type { TaskDeps } from './deps.js';
@@ -29,7 +28,7 @@ export async function narrationError(
   generationId: number,
   ctx: TaskContext<TaskDeps>,
 ): Promise<never> {
-  const media = mediaServicesFor(ctx.deps);
+  const media = ctx.deps.media();
   const final = ctx.attempt >= ctx.maxAttempts;
   if (err instanceof NarrationInputError || final) {
     await media.repo.updateAudioGeneration(generationId, {
@@ -53,7 +52,7 @@ export const generateAudioTask = defineTask({
   hardTimeoutMs: 11 * 60_000,
   description: 'Zero-Fault narration: normalise, TTS per block, verify, retry below the threshold, store',
   async handler(p, ctx: TaskContext<TaskDeps>): Promise<NarrationOutcome> {
-    const media = mediaServicesFor(ctx.deps);
+    const media = ctx.deps.media();
     try {
       return await media.narration.narrate({
         generationId: p.generation_id,

@@ -6,7 +6,6 @@
 import { Type } from '@sinclair/typebox';
 import { PermanentError } from '../jobs/errors.js';
 import { defineTask, type TaskContext } from '../jobs/registry.js';
-import { mediaServicesFor } from '../media/media-services.js';
 import { RENDER_QUALITIES } from '../media/render/presets.js';
 import { RenderInputError, type RenderOutcome } from '../media/render/render.service.js';
 import type { TaskDeps } from './deps.js';
@@ -31,7 +30,7 @@ export const renderVideoTask = defineTask({
   sandboxed: true,
   description: 'renders a content to an H.264/AAC MP4 for its platform preset, with captions and a thumbnail',
   async handler(p, ctx: TaskContext<TaskDeps>): Promise<RenderOutcome> {
-    const media = mediaServicesFor(ctx.deps);
+    const media = ctx.deps.media();
     try {
       return await media.renders.render({
         renderId: p.render_id,

@@ -56,6 +56,7 @@ describe.each(modes())('media API (%s)', (mode) => {
         db: () => system.database.db,
         dialect: system.database.dialect,
         queue: () => system.jobs.queue,
+        media: () => system.media,
         cache: () => system.cache,
       },
       logger: silentLogger,

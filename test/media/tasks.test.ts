@@ -7,7 +7,7 @@ import type { DatabaseHandle } from '../../src/db/database.js';
 import { Jobs } from '../../src/jobs/jobs.js';
 import type { JobQueue } from '../../src/jobs/types.js';
 import { Worker } from '../../src/jobs/worker-runtime.js';
-import { mediaServicesFor } from '../../src/media/media-services.js';
+import { createMediaServices, type MediaServices } from '../../src/media/media-services.js';
 import type { TaskDeps } from '../../src/tasks/deps.js';
 import { createTaskRegistry } from '../../src/tasks/index.js';
 import { dbBackends, embeddedEnabled, freshDatabaseConfig, redisUrl } from '../support/backends.js';
@@ -27,6 +27,7 @@ describe.each(modes())('media tasks through the job system (db $db, queue $queue
   let queue: JobQueue;
   let jobs: Jobs;
   let deps: TaskDeps;
+  let media: MediaServices;
   let env: Record<string, string>;
   const workers: Worker[] = [];
   const mediaDir = tempDir('ov-media-tasks-');
@@ -73,11 +74,19 @@ describe.each(modes())('media tasks through the job system (db $db, queue $queue
     queue = makeQueue(mode.queue);
     jobs = new Jobs(queue, createTaskRegistry());
     const config = loadConfig({ ...env });
-    deps = { config, logger: silentLogger, db: () => handle.db, dialect: handle.dialect, queue: () => queue };
+    media = createMediaServices(config.media, handle.db, handle.dialect, silentLogger);
+    deps = {
+      config,
+      logger: silentLogger,
+      db: () => handle.db,
+      dialect: handle.dialect,
+      queue: () => queue,
+      media: () => media,
+    };
   });
   afterAll(async () => {
     for (const w of workers) await w.stop({ now: true });
-    await mediaServicesFor(deps).close();
+    await media?.close();
     await queue?.close(1000);
     await handle?.close();
   });
@@ -85,7 +94,6 @@ describe.each(modes())('media tasks through the job system (db $db, queue $queue
   it('audio.generate then video.render (sandboxed): narration and MP4 stored, rows and content updated', async () => {
     worker();
     const { contentId } = await seedContent(handle.db, ['새 시즌이 시작됩니다.', '지금 확인하세요!']);
-    const media = mediaServicesFor(deps);
     const gen = await media.repo.createAudioGeneration({
       content_id: contentId,
       provider: 'espeak',
@@ -144,7 +152,6 @@ describe.each(modes())('media tasks through the job system (db $db, queue $queue
     fs.chmodSync(crashing, 0o755);
     worker({ FFMPEG_PATH: crashing });
     const { contentId } = await seedContent(handle.db, [{ text: '무음 렌더', duration_s: 1 }]);
-    const media = mediaServicesFor(deps);
     const render = await media.repo.createRender({
       content_id: contentId,
       preset: 'facebook',

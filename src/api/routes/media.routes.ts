@@ -1,33 +1,23 @@
 /**
  * The media API: narration (POST /contents/{id}/audio → audio.generate),
  * audio generations and their files, renders (POST /contents/{id}/renders →
- * video.render) and their files, batch narration, and vendor costs. What
- * cannot succeed is refused here with 422 and a reason, before anything is
- * queued. Files are found from their row by id, never from a client path.
+ * video.render) and their files, batch narration, and vendor costs. Each
+ * route validates, calls one use case of MediaRequests (src/media/media-requests.ts)
+ * and shapes the reply; downloads go through sendDownload (../file-download.ts).
  */
-import { createReadStream } from 'node:fs';
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyReply } from 'fastify';
 import type { CacheService } from '../../cache/cache.service.js';
 import { gens } from '../../cache/cached-services.js';
-import { AppError, notFound } from '../../errors.js';
-import type { Jobs } from '../../jobs/jobs.js';
-import type { ContentContext } from '../../media/media.repo.js';
-import type { MediaServices } from '../../media/media-services.js';
-import { estimateNarration } from '../../media/pricing.js';
-import { RENDER_PRESETS, RENDER_QUALITIES } from '../../media/render/presets.js';
-import { silentBlockDuration } from '../../media/render/render.service.js';
-import { countSyllables } from '../../media/stt/acoustic.verifier.js';
-import { normalizeNarration } from '../../media/text/normalize.js';
-import type { TtsProvider } from '../../media/tts/tts-provider.js';
+import { notFound } from '../../errors.js';
+import type { Render } from '../../media/media.repo.js';
+import type { GenerationDetails, MediaRequests } from '../../media/media-requests.js';
+import { RENDER_QUALITIES } from '../../media/render/presets.js';
+import { sendDownload } from '../file-download.js';
 import { DateOnly, Id, IdParams, Nullable, Platform, StringEnum, errorResponses } from '../schemas.js';
 
 export interface MediaRoutesOptions {
-  jobs: Jobs;
-  media: MediaServices;
+  media: MediaRequests;
   /** Caches cost summaries until narration records more usage (absent: no cache). */
   cache?: CacheService;
 }
@@ -37,10 +27,10 @@ const FileParams = Type.Object(
   { id: Type.String({ minLength: 1, maxLength: 200 }) },
   { additionalProperties: false },
 );
-const fileId = (raw: string): number | undefined => (/^[1-9]\d{0,9}$/.test(raw) ? Number(raw) : undefined);
+const DOWNLOAD_NOTE =
+  'Sends ETag and Last-Modified; answers 304 to If-None-Match (or If-Modified-Since); supports Range with one or several ranges (206, multipart/byteranges for several) and If-Range.';
 
-const refuse = (reason: string, message: string, details: Record<string, unknown> = {}) =>
-  new AppError('UNPROCESSABLE', message, { reason, ...details });
+const fileId = (raw: string): number | undefined => (/^[1-9]\d{0,9}$/.test(raw) ? Number(raw) : undefined);
 
 const NarrationOptions = {
   provider: Type.Optional(
@@ -109,104 +99,8 @@ const CostGroup = Type.Object({
   units: Type.Number(),
 });
 
-/** Sends a stored file, honouring a single `Range: bytes=a-b` (206, 416 when unsatisfiable). */
-async function sendFile(
-  reply: FastifyReply,
-  abs: string,
-  type: string,
-  range: string | undefined,
-  name: string,
-) {
-  let size: number;
-  try {
-    size = (await fs.stat(abs)).size;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new AppError('MEDIA_FILE_NOT_FOUND', 'the file is no longer stored');
-    throw err;
-  }
-  reply.header('accept-ranges', 'bytes').header('content-type', type);
-  reply.header('content-disposition', `inline; filename="${name}"`);
-  if (range) {
-    const m = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
-    let start = m?.[1] ? Number(m[1]) : undefined;
-    let end = m?.[2] ? Number(m[2]) : undefined;
-    if (m && start === undefined && end !== undefined) {
-      // suffix range: the last N bytes
-      start = Math.max(0, size - end);
-      end = size - 1;
-    }
-    if (!m || start === undefined || start >= size || (end !== undefined && end < start)) {
-      reply.header('content-range', `bytes */${size}`);
-      throw new AppError('RANGE_NOT_SATISFIABLE', `range ${range} is outside the file (${size} bytes)`, {
-        size,
-      });
-    }
-    end = Math.min(end ?? size - 1, size - 1);
-    reply
-      .status(206)
-      .header('content-range', `bytes ${start}-${end}/${size}`)
-      .header('content-length', end - start + 1);
-    return reply.send(createReadStream(abs, { start, end }));
-  }
-  reply.header('content-length', size);
-  return reply.send(createReadStream(abs));
-}
-
-export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async (
-  app,
-  { jobs, media, cache },
-) => {
-  const { repo, storage } = media;
-
-  async function content(id: number): Promise<ContentContext> {
-    const c = await repo.contentContext(id);
-    if (!c) throw notFound('CONTENT_NOT_FOUND', 'content', id);
-    return c;
-  }
-
-  function provider(name: string | undefined): TtsProvider {
-    const n = name ?? media.config.defaultTtsProvider;
-    const p = media.tts.get(n);
-    if (!p)
-      throw refuse('unknown_provider', `provider: ${n} is not configured`, {
-        field: 'provider',
-        available: [...media.tts.keys()],
-      });
-    return p;
-  }
-
-  /** The checks a narration must pass before it is queued; returns the voice to use and the script size. */
-  function checkNarratable(c: ContentContext, p: TtsProvider, voice: string | undefined) {
-    if (voice !== undefined && !p.isKnownVoice(voice))
-      throw refuse('unknown_voice', `voice: ${voice} is not a ${p.name} voice`, { field: 'voice' });
-    if (c.blocks.length === 0) throw refuse('no_blocks', `content ${c.content_id} has no script blocks`);
-    const spoken = c.blocks.map((b) => normalizeNarration(b.text, c.language).text.trim());
-    if (spoken.every((t) => t === ''))
-      throw refuse('empty_text', `content ${c.content_id} has no text to narrate`);
-    const chars = c.blocks.reduce((n, b) => n + [...b.text].length, 0);
-    const max = media.config.narration.maxChars;
-    if (chars > max)
-      throw refuse('text_too_long', `the script has ${chars} characters; at most ${max} are narrated`, {
-        chars,
-        max,
-      });
-    const long = spoken.findIndex((t) => [...t].length > p.maxCharsPerCall);
-    if (long >= 0)
-      throw refuse(
-        'block_too_long',
-        `block ${c.blocks[long]?.sequence} is longer than ${p.maxCharsPerCall} characters for ${p.name}`,
-        { max: p.maxCharsPerCall },
-      );
-    // The campaign's voice is used when it belongs to this provider.
-    const chosen = voice ?? (c.voice && p.isKnownVoice(c.voice) ? c.voice : p.defaultVoice(c.language));
-    return { voice: chosen, chars, spoken };
-  }
-
-  async function generationView(id: number) {
-    const g = await repo.audioGeneration(id);
-    if (!g) throw notFound('AUDIO_GENERATION_NOT_FOUND', 'audio generation', id);
-    const manifest = g.audio_path ? await media.narration.manifest(g.id) : undefined;
+export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async (app, { media, cache }) => {
+  function generationView({ generation: g, manifest }: GenerationDetails) {
     return {
       id: g.id,
       content_id: g.content_id,
@@ -234,9 +128,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
     };
   }
 
-  async function renderView(id: number) {
-    const r = await repo.render(id);
-    if (!r) throw notFound('RENDER_NOT_FOUND', 'render', id);
+  function renderView(r: Render) {
     return {
       id: r.id,
       content_id: r.content_id,
@@ -256,6 +148,13 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
     };
   }
 
+  const accepted = (taskId: string, idField: string, id: number) => ({
+    task_id: taskId,
+    [idField]: id,
+    status: 'queued' as const,
+    state_url: `/api/v1/tasks/${taskId}`,
+  });
+
   const tags = ['media'];
 
   app.post(
@@ -271,47 +170,21 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
       },
     },
     async (req, reply) => {
-      const c = await content(req.params.id);
-      const p = provider(req.body.provider);
-      const { voice } = checkNarratable(c, p, req.body.voice);
-      const gen = await repo.createAudioGeneration({
-        content_id: c.content_id,
-        provider: p.name,
-        voice,
-        language: c.language,
-        text_hash: null,
+      const b = req.body;
+      const q = await media.requestNarration(req.params.id, {
+        provider: b.provider,
+        voice: b.voice,
+        threshold: b.threshold,
+        maxAttempts: b.max_attempts,
       });
-      try {
-        const job = await jobs.enqueue(
-          'audio.generate',
-          {
-            generation_id: gen.id,
-            ...(req.body.threshold !== undefined ? { threshold: req.body.threshold } : {}),
-            ...(req.body.max_attempts !== undefined ? { max_attempts: req.body.max_attempts } : {}),
-          },
-          { idempotencyKey: `audio:${gen.id}` },
-        );
-        await repo.updateAudioGeneration(gen.id, { task_id: job.id });
-        return reply.status(202).send({
-          task_id: job.id,
-          generation_id: gen.id,
-          status: 'queued' as const,
-          state_url: `/api/v1/tasks/${job.id}`,
-        });
-      } catch (err) {
-        await repo.updateAudioGeneration(gen.id, {
-          status: 'failed',
-          error: `could not queue: ${(err as Error).message}`,
-        });
-        throw err;
-      }
+      return reply.status(202).send(accepted(q.taskId, 'generation_id', q.generationId));
     },
   );
 
   app.get(
     '/audio-generations/:id',
     { schema: { tags, params: IdParams, response: { 200: AudioGenerationSchema, ...errorResponses(404) } } },
-    async (req) => generationView(req.params.id),
+    async (req) => generationView(await media.audioGeneration(req.params.id)),
   );
 
   app.get(
@@ -319,7 +192,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
     {
       schema: {
         tags,
-        description: 'The narration: WAV (default) or the compressed m4a copy. Supports Range requests.',
+        description: `The narration: WAV (default) or the compressed m4a copy. ${DOWNLOAD_NOTE}`,
         params: FileParams,
         querystring: Type.Object(
           { format: Type.Optional(StringEnum(['wav', 'm4a'] as const)) },
@@ -330,22 +203,8 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
     },
     async (req, reply) => {
       const id = fileId(req.params.id);
-      const g = id === undefined ? undefined : await repo.audioGeneration(id);
-      if (!g) throw notFound('AUDIO_GENERATION_NOT_FOUND', 'audio generation', req.params.id);
-      if (!g.audio_path)
-        throw new AppError(
-          'MEDIA_FILE_NOT_FOUND',
-          `audio generation ${g.id} has no audio (status ${g.status})`,
-        );
-      const m4a = req.query.format === 'm4a';
-      const rel = m4a ? path.join(path.dirname(g.audio_path), 'narration.m4a') : g.audio_path;
-      return sendFile(
-        reply,
-        storage.resolve(rel),
-        m4a ? 'audio/mp4' : 'audio/wav',
-        req.headers.range,
-        `narration-${g.id}.${m4a ? 'm4a' : 'wav'}`,
-      );
+      if (id === undefined) throw notFound('AUDIO_GENERATION_NOT_FOUND', 'audio generation', req.params.id);
+      return sendDownload(req, reply, await media.narrationDownload(id, req.query.format ?? 'wav'));
     },
   );
 
@@ -369,54 +228,15 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
       },
     },
     async (req, reply) => {
-      const c = await content(req.params.id);
-      if (!media.ffmpegPath) throw refuse('ffmpeg_unavailable', media.ffmpegError ?? 'ffmpeg not found');
-      if (c.blocks.length === 0) throw refuse('no_blocks', `content ${c.content_id} has no script blocks`);
-      if (!req.body.silent && !(await repo.latestGoodAudio(c.content_id)))
-        throw refuse(
-          'no_narration',
-          `content ${c.content_id} has no narration yet; generate audio first or render with "silent": true`,
-        );
-      const preset = req.body.preset ?? c.platform;
-      const size = RENDER_PRESETS[preset];
-      const row = await repo.createRender({
-        content_id: c.content_id,
-        preset,
-        width: size.width,
-        height: size.height,
-        fps: size.fps,
-      });
-      try {
-        const job = await jobs.enqueue(
-          'video.render',
-          {
-            render_id: row.id,
-            quality: req.body.quality ?? 'medium',
-            ...(req.body.silent ? { silent: true } : {}),
-          },
-          { idempotencyKey: `render:${row.id}` },
-        );
-        await repo.updateRender(row.id, { task_id: job.id });
-        return reply.status(202).send({
-          task_id: job.id,
-          render_id: row.id,
-          status: 'queued' as const,
-          state_url: `/api/v1/tasks/${job.id}`,
-        });
-      } catch (err) {
-        await repo.updateRender(row.id, {
-          status: 'failed',
-          error: `could not queue: ${(err as Error).message}`,
-        });
-        throw err;
-      }
+      const q = await media.requestRender(req.params.id, req.body);
+      return reply.status(202).send(accepted(q.taskId, 'render_id', q.renderId));
     },
   );
 
   app.get(
     '/renders/:id',
     { schema: { tags, params: IdParams, response: { 200: RenderSchema, ...errorResponses(404) } } },
-    async (req) => renderView(req.params.id),
+    async (req) => renderView(await media.render(req.params.id)),
   );
 
   app.get(
@@ -424,39 +244,32 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
     {
       schema: {
         tags,
-        description: 'The MP4. Supports Range requests.',
+        description: `The MP4. ${DOWNLOAD_NOTE}`,
         params: FileParams,
         response: errorResponses(404, 416),
       },
     },
     async (req, reply) => {
       const id = fileId(req.params.id);
-      const r = id === undefined ? undefined : await repo.render(id);
-      if (!r) throw notFound('RENDER_NOT_FOUND', 'render', req.params.id);
-      if (!r.output_path)
-        throw new AppError('MEDIA_FILE_NOT_FOUND', `render ${r.id} has no video (status ${r.status})`);
-      return sendFile(
-        reply,
-        storage.resolve(r.output_path),
-        'video/mp4',
-        req.headers.range,
-        `render-${r.id}.mp4`,
-      );
+      if (id === undefined) throw notFound('RENDER_NOT_FOUND', 'render', req.params.id);
+      return sendDownload(req, reply, await media.renderDownload(id));
     },
   );
 
   app.get(
     '/renders/:id/thumbnail',
     {
-      schema: { tags, description: 'The PNG thumbnail.', params: FileParams, response: errorResponses(404) },
+      schema: {
+        tags,
+        description: `The PNG thumbnail. ${DOWNLOAD_NOTE}`,
+        params: FileParams,
+        response: errorResponses(404, 416),
+      },
     },
     async (req, reply) => {
       const id = fileId(req.params.id);
-      const r = id === undefined ? undefined : await repo.render(id);
-      if (!r) throw notFound('RENDER_NOT_FOUND', 'render', req.params.id);
-      if (!r.thumbnail_path)
-        throw new AppError('MEDIA_FILE_NOT_FOUND', `render ${r.id} has no thumbnail (status ${r.status})`);
-      return sendFile(reply, storage.resolve(r.thumbnail_path), 'image/png', undefined, `render-${r.id}.png`);
+      if (id === undefined) throw notFound('RENDER_NOT_FOUND', 'render', req.params.id);
+      return sendDownload(req, reply, await media.thumbnailDownload(id));
     },
   );
 
@@ -481,13 +294,11 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
       },
     },
     async (req, reply) => {
-      const p = provider(req.body.provider);
-      for (const id of req.body.content_ids) checkNarratable(await content(id), p, req.body.voice);
-      const { content_ids, ...rest } = req.body;
-      const job = await jobs.enqueue('audio.batch', { content_ids, ...rest, provider: p.name });
+      const { content_ids, max_attempts, ...o } = req.body;
+      const q = await media.requestNarrationBatch(content_ids, { ...o, maxAttempts: max_attempts });
       return reply
         .status(202)
-        .send({ task_id: job.id, contents: content_ids.length, state_url: `/api/v1/tasks/${job.id}` });
+        .send({ task_id: q.taskId, contents: q.contents, state_url: `/api/v1/tasks/${q.taskId}` });
     },
   );
 
@@ -522,10 +333,8 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
     },
     async (req) => {
       const q = req.query;
-      if (q.from && q.to && q.from > q.to)
-        throw new AppError('VALIDATION_FAILED', 'to: must not be before from', { field: 'to' });
       const load = () =>
-        repo.costs({
+        media.costs({
           from: q.from,
           to: q.to,
           provider: q.provider,
@@ -555,24 +364,10 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
         response: { 200: Type.Unknown(), ...errorResponses(400, 404, 422) },
       },
     },
-    async (req) => {
-      const c = await content(req.query.content_id);
-      const p = provider(req.query.provider);
-      const { chars } = checkNarratable(c, p, undefined);
-      const audioS = c.blocks.reduce(
-        (s, b) => s + silentBlockDuration({ text: b.text, duration_s: null }),
-        0,
-      );
-      const stt = media.verifier.name === 'openai';
-      return estimateNarration(media.config.prices, {
-        ttsProvider: p.name,
-        ttsModel: p.model,
-        sttProvider: stt ? 'openai' : null,
-        sttModel: stt ? media.config.stt.model : null,
-        chars,
-        audioS: Math.max(audioS, countSyllables(c.blocks.map((b) => b.text).join(' ')) / 4.5),
-        maxAttempts: req.query.max_attempts ?? media.config.narration.maxAttempts,
-      });
-    },
+    async (req) =>
+      media.estimateNarration(req.query.content_id, {
+        provider: req.query.provider,
+        maxAttempts: req.query.max_attempts,
+      }),
   );
 };

@@ -1,19 +1,12 @@
 /**
  * The task API: tasks (list, get, enqueue by name one at a time or in bulk,
- * retry, cancel, SSE progress), queues (counts, pause, resume), workers,
- * campaign statistics (rolled up by stats.aggregate), and Bull Board at
- * /admin/queues in distributed mode. Viewers read; editors and admins act; queue control and
- * enqueueing diagnostics need admin.
+ * retry, cancel) and their progress as server-sent events. Viewers read;
+ * editors and admins act; enqueueing by name needs admin. Queues and workers
+ * are in queues.routes.ts, campaign statistics in campaign-stats.routes.ts,
+ * Bull Board in plugins/bull-board.ts.
  */
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
-import { sql } from 'kysely';
-import type { CacheService } from '../../cache/cache.service.js';
-import { campaignStatsDeps } from '../../cache/cached-services.js';
 import type { Db } from '../../db/types.js';
 import { AppError, notFound } from '../../errors.js';
 import { InvalidPayloadError } from '../../jobs/errors.js';
@@ -28,15 +21,13 @@ import {
   QUEUE_NAMES,
   type QueueName,
 } from '../../jobs/types.js';
-import { IdParams, Nullable, StringEnum, errorResponses } from '../schemas.js';
+import { Nullable, StringEnum, errorResponses } from '../schemas.js';
 
 export interface TasksRoutesOptions {
   jobs: Jobs;
   db: Db;
   /** How often the SSE stream looks at the task, ms (default 200). */
   ssePollMs?: number;
-  /** Caches campaign stats until the next stats.aggregate run (absent: no cache). */
-  cache?: CacheService;
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -99,30 +90,6 @@ export const TaskIdParams = Type.Object(
   { id: Type.String({ minLength: 1, maxLength: 200 }) },
   { additionalProperties: false },
 );
-const QueueParams = Type.Object({ name: StringEnum(QUEUE_NAMES) }, { additionalProperties: false });
-
-const QueueSchema = Type.Object({
-  name: StringEnum(QUEUE_NAMES),
-  paused: Type.Boolean(),
-  counts: Type.Record(Type.String(), Type.Integer()),
-  completed_last_minute: Type.Integer(),
-  failed_last_minute: Type.Integer(),
-  oldest_waiting_age_ms: Type.Number(),
-});
-
-const WorkerSchema = Type.Object({
-  id: Type.String(),
-  host: Type.String(),
-  pid: Type.Integer(),
-  queues: Type.Array(Type.String()),
-  concurrency: Type.Integer(),
-  active: Type.Integer(),
-  processed: Type.Integer(),
-  failed: Type.Integer(),
-  started_at: Type.String(),
-  last_seen_at: Type.String(),
-});
-
 /** Most tasks one POST /tasks/bulk request may enqueue. */
 export const MAX_BULK_TASKS = 1000;
 
@@ -148,8 +115,6 @@ const Enqueued = Type.Object({
   state_url: Type.String(),
 });
 type EnqueuedType = Static<typeof Enqueued>;
-
-const Day = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'YYYY-MM-DD (UTC)' });
 
 /** A task by id, or the API's 404. */
 export async function getTaskOr404(queue: JobQueue, id: string): Promise<Job> {
@@ -422,194 +387,4 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
       }
     },
   );
-
-  app.get(
-    '/queues',
-    {
-      schema: {
-        tags: ['queues'],
-        description:
-          'Per queue: counts by state, paused, completed and failed in the last minute, age of the oldest waiting task.',
-        response: { 200: Type.Object({ backend: Type.String(), items: Type.Array(QueueSchema) }) },
-      },
-    },
-    async () => ({
-      backend: queue.backend,
-      items: (await queue.counts()).map((c) => ({
-        name: c.queue,
-        paused: c.paused,
-        counts: c.counts,
-        completed_last_minute: c.completedLastMinute,
-        failed_last_minute: c.failedLastMinute,
-        oldest_waiting_age_ms: c.oldestWaitingMs,
-      })),
-    }),
-  );
-
-  for (const action of ['pause', 'resume'] as const) {
-    app.post(
-      `/queues/:name/${action}`,
-      {
-        config: { auth: 'admin' },
-        schema: {
-          tags: ['queues'],
-          description:
-            action === 'pause'
-              ? 'Workers stop claiming from the queue (active tasks finish).'
-              : 'Workers claim from the queue again.',
-          params: QueueParams,
-          response: {
-            200: Type.Object({ name: Type.String(), paused: Type.Boolean() }),
-            ...errorResponses(400, 403),
-          },
-        },
-      },
-      async (req) => {
-        await queue[action](req.params.name);
-        return { name: req.params.name, paused: action === 'pause' };
-      },
-    );
-  }
-
-  app.get(
-    '/workers',
-    {
-      schema: {
-        tags: ['workers'],
-        description:
-          'Workers that published a heartbeat in the last hour; `last_seen_at` tells live from dead.',
-        response: { 200: Type.Object({ items: Type.Array(WorkerSchema) }) },
-      },
-    },
-    async () => ({
-      items: (await queue.listWorkers()).map((w) => ({
-        id: w.id,
-        host: w.host,
-        pid: w.pid,
-        queues: w.queues,
-        concurrency: w.concurrency,
-        active: w.active,
-        processed: w.processed,
-        failed: w.failed,
-        started_at: new Date(w.startedAt).toISOString(),
-        last_seen_at: new Date(w.lastSeenAt).toISOString(),
-      })),
-    }),
-  );
-
-  const StatsDay = Type.Object({
-    day: Type.String(),
-    contents: Type.Integer(),
-    views: Type.Number(),
-    likes: Type.Number(),
-    comments: Type.Number(),
-    shares: Type.Number(),
-    watch_time_s: Type.Number(),
-    avg_ctr: Type.Number(),
-    avg_engagement_rate: Type.Number(),
-    avg_performance_score: Type.Number(),
-  });
-  const ContentDay = Type.Object({
-    content_id: Type.Integer(),
-    day: Type.String(),
-    samples: Type.Integer(),
-    views: Type.Number(),
-    likes: Type.Number(),
-    comments: Type.Number(),
-    shares: Type.Number(),
-    watch_time_s: Type.Number(),
-    ctr: Type.Number(),
-    engagement_rate: Type.Number(),
-    performance_score: Type.Number(),
-  });
-  app.get(
-    '/campaigns/:id/stats',
-    {
-      schema: {
-        tags: ['metrics'],
-        description:
-          'Daily performance of a campaign and of each of its contents, as rolled up by the stats.aggregate task (low_priority). Days without a roll-up are absent.',
-        params: IdParams,
-        querystring: Type.Object(
-          { from: Type.Optional(Day), to: Type.Optional(Day) },
-          { additionalProperties: false },
-        ),
-        response: {
-          200: Type.Object({
-            campaign_id: Type.Integer(),
-            days: Type.Array(StatsDay),
-            contents: Type.Array(ContentDay),
-          }),
-          ...errorResponses(400, 404),
-        },
-      },
-    },
-    async (req) => {
-      const id = req.params.id;
-      const from = req.query.from ?? '0000-01-01';
-      const to = req.query.to ?? '9999-12-31';
-      return opts.cache
-        ? opts.cache.getOrSet('campaign_stats', [id, from, to], () => campaignStats(id, from, to), {
-            deps: campaignStatsDeps(id),
-          })
-        : campaignStats(id, from, to);
-    },
-  );
-
-  async function campaignStats(id: number, from: string, to: string) {
-    const exists = await db.selectFrom('campaigns').select('id').where('id', '=', id).executeTakeFirst();
-    if (!exists) throw notFound('CAMPAIGN_NOT_FOUND', 'campaign', id);
-    const days = await sql<Static<typeof StatsDay>>`
-      select day, contents, views, likes, comments, shares, watch_time_s, avg_ctr, avg_engagement_rate, avg_performance_score
-      from campaign_stats_daily where campaign_id = ${id} and day between ${from} and ${to} order by day limit 1000`.execute(
-      db,
-    );
-    const contents = await sql<Static<typeof ContentDay>>`
-      select content_id, day, samples, views, likes, comments, shares, watch_time_s, ctr, engagement_rate, performance_score
-      from content_stats_daily where campaign_id = ${id} and day between ${from} and ${to}
-      order by day, content_id limit 5000`.execute(db);
-    const num = <T extends Record<string, unknown>>(r: T) =>
-      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, k === 'day' ? v : Number(v)])) as T;
-    return { campaign_id: id, days: days.rows.map(num), contents: contents.rows.map(num) };
-  }
 };
-
-/**
- * Bull Board at /admin/queues (distributed mode only), admin role required:
- * every route of the board is registered in this context, whose onRoute hook
- * sets `auth: 'admin'`.
- */
-export async function registerBullBoard(app: FastifyInstance, jobs: Jobs): Promise<void> {
-  const queue = jobs.queue;
-  if (queue.backend !== 'bullmq' || !('bullQueues' in queue)) return;
-  const serverAdapter = new FastifyAdapter();
-  serverAdapter.setBasePath('/admin/queues');
-  const bull = (queue as { bullQueues(): ConstructorParameters<typeof BullMQAdapter>[0][] }).bullQueues();
-  createBullBoard({ queues: bull.map((q) => new BullMQAdapter(q)), serverAdapter });
-  // The board's own error handler would turn our 401/403 into 500s: keep the API's error format.
-  // (Its typings allow neither 401 nor our error body, hence the casts; fastify sends whatever status it is given.)
-  type BoardResponse = ReturnType<Parameters<FastifyAdapter['setErrorHandler']>[0]>;
-  serverAdapter.setErrorHandler((err: Error) => {
-    if (err instanceof AppError)
-      return {
-        status: err.status,
-        body: {
-          error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) },
-        },
-      } as unknown as BoardResponse;
-    app.log.error({ err: String(err) }, 'Bull Board failed');
-    return {
-      status: 500,
-      body: { error: { code: 'INTERNAL', message: 'Bull Board failed' } },
-    } as unknown as BoardResponse;
-  });
-  await app.register(
-    async (board) => {
-      board.addHook('onRoute', (route) => {
-        route.config = { ...(route.config ?? {}), auth: 'admin' };
-      });
-      await board.register(serverAdapter.registerPlugin());
-    },
-    { prefix: '/admin/queues' },
-  );
-}
