@@ -144,6 +144,25 @@ describe.each(modes())('media API (%s)', (mode) => {
     });
     expect(beyond.statusCode).toBe(416);
     expect(beyond.json().error.code).toBe('RANGE_NOT_SATISFIABLE');
+    // Validators and conditional requests (issue 12): a cached copy is confirmed with 304, several
+    // ranges come back as multipart/byteranges (not 416).
+    expect(full.headers.etag).toMatch(/^"[0-9a-f]+-[0-9a-f]+"$/);
+    expect(full.headers['last-modified']).toBeDefined();
+    const cached = await app.inject({
+      method: 'GET',
+      url: `/api/v1/audio-generations/${generation_id}/download`,
+      headers: { ...auth, 'if-none-match': full.headers.etag as string },
+    });
+    expect(cached.statusCode).toBe(304);
+    const several = await app.inject({
+      method: 'GET',
+      url: `/api/v1/audio-generations/${generation_id}/download`,
+      headers: { ...auth, range: 'bytes=0-3,8-11', 'if-range': full.headers.etag as string },
+    });
+    expect(several.statusCode).toBe(206);
+    expect(several.headers['content-type']).toMatch(/^multipart\/byteranges; boundary=/);
+    expect(several.rawPayload.toString('latin1')).toContain('content-range: bytes 8-11/');
+    expect(several.rawPayload.toString('latin1')).toContain('WAVE');
     const m4a = await get(`/audio-generations/${generation_id}/download?format=m4a`);
     expect(m4a.statusCode).toBe(200);
     expect(m4a.rawPayload.subarray(4, 8).toString()).toBe('ftyp');
