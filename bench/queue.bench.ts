@@ -18,12 +18,19 @@
  * Sandbox children start from dist/main/task-child.js when it exists (`npm run build` first, as in
  * production), otherwise from the TypeScript source under tsx (seconds per child start).
  *
- *   npm run bench:queue              full run (under five minutes)
- *   npm run bench:queue -- --quick   smaller sizes, under a minute
- *   --backend=sqlite|bullmq          one backend only (bullmq includes bullmq-raw)
- *   --case=inprocess,rss             only these cases: enqueue (single and bulk), inprocess, sandboxed,
- *                                    sandboxed_no_recycle, steady, priority, rss (bullmq-raw runs its
- *                                    enqueue, inprocess and steady cases when they are selected)
+ * The product as users run it (the built `omnivibe` serve, worker and start processes with their
+ * defaults, tasks enqueued over HTTP): see lib/queue-defaults.ts. Their throughput is compared with the
+ * in-process figure of the same backend (ratio) and, on BullMQ, with raw BullMQ (note).
+ *
+ *   npm run build && npm run bench:queue   full run
+ *   npm run bench:queue -- --quick         smaller sizes, under a minute
+ *   --backend=sqlite|bullmq                one backend only (bullmq includes bullmq-raw)
+ *   --case=inprocess,rss                   only these cases: enqueue (single and bulk), inprocess, sandboxed,
+ *                                          sandboxed_no_recycle, steady, priority, rss (bullmq-raw runs its
+ *                                          enqueue, inprocess and steady cases when they are selected), and
+ *                                          the product's: http_enqueue, serve_worker, serve_worker_one_queue,
+ *                                          serve_worker_steady, serve_worker_priority, start, start_steady
+ *                                          (`defaults` selects all seven)
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -42,7 +49,9 @@ import { Worker } from '../src/jobs/worker-runtime.js';
 import { createLogger } from '../src/main/logger.js';
 import { createTaskRegistry } from '../src/tasks/index.js';
 import { type RunningService, startRedis } from '../test/support/services.js';
-import { emit, isQuick, percentile, printTable } from './lib/report.js';
+import { DEFAULT_CASES, type DefaultSizes, runDefaultCases } from './lib/queue-defaults.js';
+import { CLI } from './lib/omnivibe-process.js';
+import { emit, isQuick, loadAverage, percentile, printTable } from './lib/report.js';
 
 const BENCH = 'queue';
 const quick = isQuick();
@@ -67,6 +76,18 @@ const N = quick
       probes: 100,
       rss: 200_000,
     };
+/** The product's cases (lib/queue-defaults.ts). */
+const DEFAULTS: DefaultSizes = quick
+  ? { drain: 3_000, single: 300, concurrent: 600, inFlight: 16, steady: 500, backlog: 10_000, probes: 20 }
+  : {
+      drain: 20_000,
+      single: 2_000,
+      concurrent: 4_000,
+      inFlight: 16,
+      steady: 5_000,
+      backlog: 100_000,
+      probes: 100,
+    };
 const CONCURRENCY = 4;
 /** The worker default (WORKER_PREFETCH): the seed's prefetch multiplier 4 × concurrency 4. */
 const PREFETCH = 16;
@@ -79,20 +100,6 @@ const SANDBOX_START = loadJobsConfig(process.env, dir).worker.sandboxStart;
 const CHILD = fs.existsSync(path.resolve('dist/main/task-child.js'))
   ? path.resolve('dist/main/task-child.js')
   : path.resolve('src/main/task-child.ts');
-// The worker runs from the sources while its children run from dist: a stale build would measure another protocol.
-if (CHILD.endsWith('.js')) {
-  const built = fs.statSync(CHILD).mtimeMs;
-  const sources = ['src/main', 'src/jobs/sandbox', 'src/tasks'].flatMap((d) =>
-    fs.readdirSync(d).map((f) => path.join(d, f)),
-  );
-  const newer = sources.filter((f) => fs.statSync(f).mtimeMs > built);
-  if (newer.length > 0) {
-    process.stderr.write(
-      `bench:queue: dist/ is older than ${newer.join(', ')}: run \`npm run build\` first\n`,
-    );
-    process.exit(2);
-  }
-}
 
 const CASES = [
   'enqueue',
@@ -102,14 +109,40 @@ const CASES = [
   'steady',
   'priority',
   'rss',
+  ...DEFAULT_CASES,
 ] as const;
 type CaseName = (typeof CASES)[number];
+/** Names that select several cases. */
+const CASE_GROUPS: Record<string, readonly CaseName[]> = { defaults: DEFAULT_CASES };
 const caseArg = process.argv.find((a) => a.startsWith('--case='))?.slice('--case='.length);
-const selected = new Set(caseArg ? caseArg.split(',') : CASES);
+const selected = new Set<string>(
+  caseArg ? caseArg.split(',').flatMap((c): readonly string[] => CASE_GROUPS[c] ?? [c]) : CASES,
+);
 for (const c of selected)
   if (!(CASES as readonly string[]).includes(c))
-    throw new Error(`unknown --case ${c} (one of ${CASES.join(', ')})`);
+    throw new Error(`unknown --case ${c} (one of ${[...CASES, ...Object.keys(CASE_GROUPS)].join(', ')})`);
 const want = (c: CaseName) => selected.has(c);
+
+// Sandbox children and the product's processes run from dist while this bench runs from the sources:
+// a stale build would measure other code.
+const sourceFiles = (d: string): string[] =>
+  fs
+    .readdirSync(d, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? sourceFiles(path.join(d, e.name)) : [path.join(d, e.name)]));
+if (DEFAULT_CASES.some(want) && !fs.existsSync(CLI)) {
+  process.stderr.write(`bench:queue: ${CLI} is missing: run \`npm run build\` first\n`);
+  process.exit(2);
+}
+if (CHILD.endsWith('.js')) {
+  const built = fs.statSync(CHILD).mtimeMs;
+  const newer = sourceFiles('src').filter((f) => fs.statSync(f).mtimeMs > built);
+  if (newer.length > 0) {
+    process.stderr.write(
+      `bench:queue: dist/ is older than ${newer.join(', ')}: run \`npm run build\` first\n`,
+    );
+    process.exit(2);
+  }
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round = (v: number) => Math.round(v * 100) / 100;
@@ -615,17 +648,31 @@ async function runBackend(backend: Backend, redis: string | undefined, rawNoop?:
     }
   };
   if (want('enqueue')) await fresh((q) => enqueueRates(backend, q));
-  if (want('inprocess')) await fresh((q) => noopThroughput(backend, q, 'inprocess', rawNoop));
+  const inprocess = want('inprocess')
+    ? await fresh((q) => noopThroughput(backend, q, 'inprocess', rawNoop))
+    : undefined;
   if (want('sandboxed')) await fresh((q) => noopThroughput(backend, q, 'sandboxed'));
   if (want('sandboxed_no_recycle')) await fresh((q) => noopThroughput(backend, q, 'sandboxed_no_recycle'));
   if (want('steady')) await fresh((q) => steady(backend, q));
   if (want('priority')) await fresh((q) => priorityBehindBacklog(backend, q));
   if (want('rss')) await fresh((q) => rssGrowth(backend, q));
+  if (DEFAULT_CASES.some(want))
+    await runDefaultCases({
+      bench: BENCH,
+      backend,
+      ...(redis ? { redisUrl: redis } : {}),
+      dir,
+      sizes: DEFAULTS,
+      want,
+      ...(inprocess !== undefined ? { inprocess } : {}),
+      ...(rawNoop !== undefined ? { raw: rawNoop } : {}),
+    });
 }
 
 async function main(): Promise<void> {
   const only = process.argv.find((a) => a.startsWith('--backend='))?.slice('--backend='.length);
   let redis: RunningService | undefined;
+  process.stderr.write(`bench:queue: load average at the start: ${loadAverage().join(' ')}\n`);
   try {
     if (!only || only === 'sqlite') await runBackend('sqlite', undefined);
     if (!only || only.startsWith('bullmq')) {
