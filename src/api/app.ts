@@ -14,6 +14,8 @@ import type { Jobs } from '../jobs/jobs.js';
 import { AppError } from '../errors.js';
 import { registerAuth } from './plugins/auth.js';
 import { type BullBoardQueue, registerBullBoard } from './plugins/bull-board.js';
+import { registerHttpMetrics } from './plugins/http-metrics.js';
+import type { Metrics } from '../telemetry/metrics.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { registerErrorHandling, sendError, toAppError } from './plugins/errors.js';
 import { ajvOptions, registerStrictInput } from './plugins/strict-input.js';
@@ -51,6 +53,8 @@ export interface AppDeps {
   bullBoardQueues?: readonly BullBoardQueue[];
   /** Narration, renders and costs (/contents/{id}/audio, /renders/..., /costs). */
   media?: MediaRequests;
+  /** This process's metrics: requests are timed and GET /metrics serves them (admin key or METRICS_TOKEN). */
+  metrics?: Metrics;
 }
 
 const API_PREFIX = '/api/v1';
@@ -87,6 +91,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // The docs page and its assets are open, like /openapi.json.
   registerAuth(app, deps.apiKeys, ['/docs']);
+  if (deps.metrics)
+    registerHttpMetrics(app, {
+      metrics: deps.metrics,
+      apiKeys: deps.apiKeys,
+      metricsToken: deps.config.telemetry.metricsToken,
+    });
   // Writes are limited per API key, one count per request whatever the route (a route-level limit
   // would give every route its own counter); reads are not, and carry no limiter hook at all (hot path).
   const writeLimit = { max: deps.config.rateLimitWritesPerMin, timeWindow: 60_000 };

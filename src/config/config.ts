@@ -4,6 +4,7 @@ import { ConfigError, intVar, parseEnv } from './env.js';
 import { type CacheConfig, loadCacheConfig } from '../cache/cache.config.js';
 import { type JobsConfig, loadJobsConfig } from '../jobs/jobs.config.js';
 import { loadMediaConfig, type MediaConfig } from '../media/media.config.js';
+import { loadTelemetryConfig, type TelemetryConfig } from '../telemetry/telemetry.config.js';
 
 export { ConfigError } from './env.js';
 
@@ -33,6 +34,8 @@ export interface Config {
   readonly jobs: JobsConfig;
   /** Narration, verification, rendering, media storage and vendor prices (see src/media/media.config.ts). */
   readonly media: MediaConfig;
+  /** Metrics, live figures and slow-query logging (see src/telemetry/telemetry.config.ts). */
+  readonly telemetry: TelemetryConfig;
 }
 
 export type DatabaseConfig =
@@ -102,6 +105,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cache: loadCacheConfig(env),
     jobs: loadJobsConfig(env, dataDir),
     media: loadMediaConfig(env),
+    telemetry: loadTelemetryConfig(env),
   });
 }
 

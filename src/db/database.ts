@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, type LogEvent, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { DatabaseConfig } from '../config/config.js';
 import type { Database, Db, Dialect } from './types.js';
@@ -18,10 +18,28 @@ export interface DatabaseHandle {
 export interface OpenDatabaseOptions {
   /** Called for errors on idle pooled connections (PostgreSQL restarts); without it they would crash the process. */
   onPoolError?: (err: Error) => void;
+  /** Called after every statement with its SQL text (never its parameters) and duration (metrics). */
+  onQuery?: (q: QueryEvent) => void;
 }
 
+/** One statement that ran: its compiled SQL, how long it took, and whether it failed. */
+export interface QueryEvent {
+  sql: string;
+  durationMs: number;
+  failed: boolean;
+}
+
+/** Kysely's log hook as a QueryEvent callback (no hook at all without one: no cost). */
+const queryLog = (onQuery: OpenDatabaseOptions['onQuery']) =>
+  onQuery
+    ? {
+        log: (e: LogEvent) =>
+          onQuery({ sql: e.query.sql, durationMs: e.queryDurationMillis, failed: e.level === 'error' }),
+      }
+    : {};
+
 export function openDatabase(config: DatabaseConfig, options: OpenDatabaseOptions = {}): DatabaseHandle {
-  return config.dialect === 'sqlite' ? openSqlite(config) : openPostgres(config, options);
+  return config.dialect === 'sqlite' ? openSqlite(config, options) : openPostgres(config, options);
 }
 
 /** Opens the SQLite file with the settings every connection to it needs (also used by the migration lock). */
@@ -35,9 +53,15 @@ export function openSqliteFile(file: string, busyTimeoutMs: number): SQLite.Data
   return conn;
 }
 
-function openSqlite(config: Extract<DatabaseConfig, { dialect: 'sqlite' }>): DatabaseHandle {
+function openSqlite(
+  config: Extract<DatabaseConfig, { dialect: 'sqlite' }>,
+  options: OpenDatabaseOptions,
+): DatabaseHandle {
   const conn = openSqliteFile(config.file, config.busyTimeoutMs);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: conn }) });
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: conn }),
+    ...queryLog(options.onQuery),
+  });
   return {
     db,
     dialect: 'sqlite',
@@ -97,7 +121,7 @@ function openPostgres(
   // discards such clients on release, so logging is all that is needed here.
   pool.on('error', onError);
   pool.on('connect', (client) => client.on('error', onError));
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...queryLog(options.onQuery) });
   return {
     db,
     dialect: 'postgres',

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { type AppDeps, buildApp } from '../api/app.js';
 import { BullmqQueue } from '../jobs/bullmq/bullmq-queue.js';
+import { startMetricsServer } from '../telemetry/metrics-server.js';
 import type { System } from './system.js';
 
 /** The app's dependencies taken from a System (serve and tests build the app the same way). */
@@ -17,13 +18,29 @@ export function appDepsFrom(system: System, overrides: Partial<AppDeps> = {}): A
     jobs: system.jobs,
     bullBoardQueues: system.jobs.queue instanceof BullmqQueue ? system.jobs.queue.bullQueues() : undefined,
     media: system.mediaRequests,
+    metrics: system.telemetry?.metrics,
     ...overrides,
   };
 }
 
-/** Builds the HTTP app from a System and listens on HOST:PORT. */
+/**
+ * Builds the HTTP app from a System and listens on HOST:PORT; with METRICS_PORT, also serves
+ * /metrics without a key on METRICS_HOST (loopback by default), closed with the app.
+ */
 export async function serve(system: System): Promise<FastifyInstance> {
   const app = await buildApp(appDepsFrom(system));
   await app.listen({ port: system.config.port, host: system.config.host });
+  const { telemetry } = system.config;
+  const metrics = system.telemetry?.metrics;
+  if (metrics && telemetry.apiMetricsPort !== undefined) {
+    const server = await startMetricsServer(
+      metrics,
+      telemetry.metricsHost,
+      telemetry.apiMetricsPort,
+      system.logger,
+    );
+    app.addHook('onClose', () => server.close());
+    system.logger.info({ url: `http://${telemetry.metricsHost}:${server.port}/metrics` }, 'metrics listener');
+  }
   return app;
 }

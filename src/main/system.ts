@@ -13,6 +13,11 @@ import { Jobs } from '../jobs/jobs.js';
 import { MediaRequests } from '../media/media-requests.js';
 import { createMediaServices, type MediaServices } from '../media/media-services.js';
 import { ADMIN_ENQUEUEABLE, createTaskRegistry } from '../tasks/index.js';
+import { cacheCountersSource } from '../telemetry/cache-metrics.js';
+import { dbQueryObserver } from '../telemetry/db-metrics.js';
+import { queueDepthSource } from '../telemetry/job-metrics.js';
+import { LiveRecorder } from '../telemetry/live-recorder.js';
+import { Metrics } from '../telemetry/metrics.js';
 
 export { createLogger } from './logger.js';
 
@@ -34,6 +39,8 @@ export interface System {
   media: MediaServices;
   /** The media use cases the API offers (queue narration and renders, downloads, costs). */
   mediaRequests: MediaRequests;
+  /** This process's Prometheus metrics and live figures; absent with METRICS_ENABLED=false. */
+  telemetry?: { metrics: Metrics; live: LiveRecorder };
   close(): Promise<void>;
 }
 
@@ -48,9 +55,14 @@ export async function createSystem(
   logger: Logger,
   opts: CreateSystemOptions = {},
 ): Promise<System> {
+  const live = config.telemetry.metricsEnabled ? new LiveRecorder() : undefined;
+  const metrics = live ? new Metrics({ live }) : undefined;
   const database = openDatabase(config.database, {
     onPoolError: (err) =>
       logger.warn({ err: err.message }, 'idle database connection failed; the pool reconnects'),
+    onQuery: metrics
+      ? dbQueryObserver(metrics, config.database.dialect, config.telemetry.slowQueryMs, logger)
+      : undefined,
   });
   try {
     if (opts.migrate ?? true) {
@@ -79,7 +91,14 @@ export async function createSystem(
   );
   const cache = createCacheService(config.cache, logger);
   const jobs = new Jobs(createJobQueue(config, logger), createTaskRegistry(), ADMIN_ENQUEUEABLE);
-  const media = createMediaServices(config.media, database.db, database.dialect, logger, { cache });
+  const media = createMediaServices(config.media, database.db, database.dialect, logger, {
+    cache,
+    observer: metrics,
+  });
+  if (metrics) {
+    metrics.addScrapeSource(queueDepthSource(metrics, jobs.queue));
+    if (cache) metrics.addScrapeSource(cacheCountersSource(metrics, cache, live));
+  }
   jobs.queue.on('completed', (_id, result) => {
     media
       .onJobCompleted(result)
@@ -97,6 +116,7 @@ export async function createSystem(
     jobs,
     media,
     mediaRequests: new MediaRequests(media, jobs),
+    telemetry: metrics && live ? { metrics, live } : undefined,
     async close() {
       await jobs.queue.close(5000);
       await media.close();

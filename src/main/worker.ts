@@ -14,6 +14,8 @@ import { TaskRunRecorder } from '../jobs/task-runs.js';
 import { type QueueName, QUEUE_NAMES, isQueueName } from '../jobs/types.js';
 import { Worker } from '../jobs/worker-runtime.js';
 import type { TaskDeps } from '../tasks/deps.js';
+import { meteredTaskRuns, workerSlotsSource } from '../telemetry/job-metrics.js';
+import { type MetricsServer, startMetricsServer } from '../telemetry/metrics-server.js';
 import { createLogger, createSystem, type System } from './system.js';
 
 export interface WorkerProcessOptions {
@@ -58,12 +60,14 @@ export function taskDepsFrom(system: System, jobs: Jobs): TaskDeps {
 /** Builds and starts a worker on the System's queue. */
 export function startWorker(system: System, jobs: Jobs, opts: WorkerProcessOptions): Worker {
   const cfg = system.config.jobs;
-  return new Worker({
+  const metrics = system.telemetry?.metrics;
+  const taskRuns = new TaskRunRecorder(system.database.db, system.logger);
+  const worker = new Worker({
     queue: jobs.queue,
     registry: jobs.registry,
     deps: taskDepsFrom(system, jobs),
     logger: system.logger,
-    taskRuns: new TaskRunRecorder(system.database.db, system.logger),
+    taskRuns: metrics ? meteredTaskRuns(taskRuns, metrics) : taskRuns,
     queues: opts.queues,
     concurrency: opts.concurrency,
     prefetch: opts.prefetch,
@@ -75,7 +79,30 @@ export function startWorker(system: System, jobs: Jobs, opts: WorkerProcessOptio
       maxMemoryMb: opts.maxMemoryPerChildMb,
     },
     cleanupIntervalMs: cfg.cleanupIntervalS * 1000,
-  }).start();
+  });
+  if (metrics) metrics.addScrapeSource(workerSlotsSource(metrics, worker));
+  return worker.start();
+}
+
+/**
+ * The worker's own /metrics listener on METRICS_HOST:`port` (0: none). A port already taken is
+ * logged as an error and the worker runs on without it: metrics must not stop the work.
+ */
+async function workerMetricsServer(system: System, port: number): Promise<MetricsServer | undefined> {
+  const metrics = system.telemetry?.metrics;
+  if (!metrics || port === 0) return undefined;
+  const host = system.config.telemetry.metricsHost;
+  try {
+    const server = await startMetricsServer(metrics, host, port, system.logger);
+    system.logger.info({ url: `http://${host}:${server.port}/metrics` }, 'worker metrics listener');
+    return server;
+  } catch (err) {
+    system.logger.error(
+      { err, host, port },
+      'worker metrics listener could not start (choose another --metrics-port or WORKER_METRICS_PORT); running without it',
+    );
+    return undefined;
+  }
 }
 
 /**
@@ -83,7 +110,13 @@ export function startWorker(system: System, jobs: Jobs, opts: WorkerProcessOptio
  * active tasks finish within the shutdown timeout (the rest go back to the
  * queue); a second signal stops at once.
  */
-export async function runWorker(system: System, jobs: Jobs, opts: WorkerProcessOptions): Promise<void> {
+export async function runWorker(
+  system: System,
+  jobs: Jobs,
+  opts: WorkerProcessOptions,
+  metricsPort = system.config.telemetry.workerMetricsPort,
+): Promise<void> {
+  const metricsServer = await workerMetricsServer(system, metricsPort);
   let signals = 0;
   // The handlers go in before the worker starts: its first claim can lease a job within start(), and a
   // signal that arrived before them would kill the process with the job still active. (They run on a
@@ -107,6 +140,7 @@ export async function runWorker(system: System, jobs: Jobs, opts: WorkerProcessO
   });
   const worker = startWorker(system, jobs, opts);
   await stopped;
+  await metricsServer?.close();
 }
 
 // ----------------------------------------------------------------- detached workers
@@ -231,6 +265,12 @@ function addWorkerOptions(cmd: Command, cfg: Config): Command {
       'on SIGTERM, time for active tasks to finish, ms',
       int(0),
       w.shutdownTimeoutMs,
+    )
+    .option(
+      '--metrics-port <port>',
+      'serve /metrics on METRICS_HOST at this port (0: none)',
+      int(0),
+      cfg.telemetry.workerMetricsPort,
     );
 }
 
@@ -241,6 +281,7 @@ interface WorkerFlags {
   maxTasksPerChild: number;
   maxMemoryPerChild: number;
   shutdownTimeout: number;
+  metricsPort: number;
 }
 
 const toOptions = (f: WorkerFlags): WorkerProcessOptions => ({
@@ -265,6 +306,8 @@ const toArgs = (f: WorkerFlags): string[] => [
   String(f.maxMemoryPerChild),
   '--shutdown-timeout',
   String(f.shutdownTimeout),
+  '--metrics-port',
+  String(f.metricsPort),
 ];
 
 /** The worker defaults from config (used by `omnivibe start`). */
@@ -286,7 +329,7 @@ export function registerWorkerCommands(program: Command, loadCfg: () => Config):
   const foreground = async (f: WorkerFlags) => {
     const system = await createSystem(cfg, createLogger(cfg));
     try {
-      await runWorker(system, system.jobs, toOptions(f));
+      await runWorker(system, system.jobs, toOptions(f), f.metricsPort);
     } finally {
       await system.close();
     }

@@ -5,6 +5,7 @@ import type { Db, Dialect } from '../db/types.js';
 import { FfmpegError, locateFfmpeg } from './ffmpeg.js';
 import type { MediaConfig, TtsProviderName } from './media.config.js';
 import { MediaRepo } from './media.repo.js';
+import type { MediaObserver } from './media-observer.js';
 import { MediaStorage } from './media-storage.js';
 import { NarrationService } from './narration.service.js';
 import { type RenderOutcome, RenderService } from './render/render.service.js';
@@ -85,6 +86,8 @@ export function createVerifier(config: MediaConfig): Verifier {
 export interface MediaServicesOptions {
   /** The cache to invalidate when narration or a render changes a content's status. */
   cache?: CacheService;
+  /** Told of vendor calls and narrations (metrics). */
+  observer?: MediaObserver;
 }
 
 export function createMediaServices(
@@ -121,6 +124,7 @@ export function createMediaServices(
     ffmpegPath,
     logger,
     defaults: config.narration,
+    observer: opts.observer,
   });
   const renders = new RenderService({
     repo,

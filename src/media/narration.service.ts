@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { concat, durationS, encodeWav, type PcmAudio, silence } from './audio/wav.js';
 import { FfmpegError, runFfmpeg } from './ffmpeg.js';
 import type { MediaRepo } from './media.repo.js';
+import type { MediaObserver } from './media-observer.js';
 import type { MediaStorage } from './media-storage.js';
 import { costOf, type PriceTable } from './pricing.js';
 import type { Verification, Verifier } from './stt/verifier.js';
@@ -108,6 +109,8 @@ export interface NarrationServiceDeps {
   ffmpegPath: string | undefined;
   logger: Logger;
   defaults: { threshold: number; maxAttempts: number; maxChars: number; blockPauseMs: number };
+  /** Told of every vendor call and of each narration's end (metrics). */
+  observer?: MediaObserver;
 }
 
 /** Below this, a first attempt is structurally wrong (a different text, a broken voice): stop early. */
@@ -163,6 +166,7 @@ export class NarrationService {
         finished_at: new Date().toISOString(),
       });
       await emit({ stage: 'done', attempt: attempts, percent: 100 });
+      this.deps.observer?.narrationFinished(gen.provider, 'failed', attempts, null);
       return {
         generationId: gen.id,
         status: 'failed',
@@ -199,7 +203,27 @@ export class NarrationService {
     const expected = blocks.map((b) => b.norm.text).join(' ');
     const pauseS = this.deps.defaults.blockPauseMs / 1000;
 
-    const record = async (usage: VendorUsage) => {
+    const observer = this.deps.observer;
+    /** Times one vendor call; a failed one is reported (no usage is recorded for it) and rethrown. */
+    const timed = async <T>(
+      what: { provider: string; model: string | null; operation: 'tts' | 'stt'; unit: 'char' | 'second' },
+      call: () => Promise<T>,
+    ): Promise<{ value: T; latencyS: number }> => {
+      const t0 = performance.now();
+      try {
+        return { value: await call(), latencyS: (performance.now() - t0) / 1000 };
+      } catch (err) {
+        observer?.vendorCall({
+          ...what,
+          outcome: 'error',
+          latencyS: (performance.now() - t0) / 1000,
+          units: 0,
+          costUsd: 0,
+        });
+        throw err;
+      }
+    };
+    const record = async (usage: VendorUsage, latencyS: number) => {
       const cost = costOf(this.deps.prices, usage);
       if (!cost.known)
         logger.warn(
@@ -213,6 +237,13 @@ export class NarrationService {
         campaign_id: ctx.campaign_id,
         content_id: ctx.content_id,
         task_id: req.taskId ?? null,
+      });
+      observer?.vendorCall({
+        ...usage,
+        outcome: 'ok',
+        latencyS,
+        costUsd: cost.usd,
+        campaignId: ctx.campaign_id,
       });
     };
 
@@ -229,14 +260,18 @@ export class NarrationService {
         let at = 0;
         for (const [i, { block, norm }] of blocks.entries()) {
           req.signal?.throwIfAborted();
-          const r = await provider.synthesize({
-            text: norm.text,
-            language: gen.language,
-            voice,
-            attempt,
-            signal: req.signal,
-          });
-          await record(r.usage);
+          const { value: r, latencyS } = await timed(
+            { provider: provider.name, model: provider.model, operation: 'tts', unit: 'char' },
+            () =>
+              provider.synthesize({
+                text: norm.text,
+                language: gen.language,
+                voice,
+                attempt,
+                signal: req.signal,
+              }),
+          );
+          await record(r.usage, latencyS);
           if (i > 0) {
             const gap = silence(r.audio.sampleRate, pauseS);
             parts.push(gap);
@@ -264,14 +299,19 @@ export class NarrationService {
         }
         const audio = concat(parts);
         await emit({ stage: 'verify', attempt, percent: base + span * 0.8 });
-        const verification = await this.deps.verifier.verify({
-          audio,
-          wav: encodeWav(audio),
-          expectedText: expected,
-          language: gen.language,
-          signal: req.signal,
-        });
-        if (verification.usage) await record(verification.usage);
+        const verified = await timed(
+          { provider: this.deps.verifier.name, model: null, operation: 'stt', unit: 'second' },
+          () =>
+            this.deps.verifier.verify({
+              audio,
+              wav: encodeWav(audio),
+              expectedText: expected,
+              language: gen.language,
+              signal: req.signal,
+            }),
+        );
+        const verification = verified.value;
+        if (verification.usage) await record(verification.usage, verified.latencyS);
         reports.push({
           attempt,
           similarity: round4(verification.similarity),
@@ -357,6 +397,7 @@ export class NarrationService {
     });
     if (status === 'succeeded') await repo.advanceContentStatus(ctx.content_id, 'audio_ready');
     await emit({ stage: 'done', attempt: attemptsMade, similarity: sim, percent: 100 });
+    observer?.narrationFinished(provider.name, status, attemptsMade, round4(sim));
     return {
       generationId: gen.id,
       status,

@@ -1,0 +1,61 @@
+import type { TaskRunRow, TaskRunSink } from '../jobs/task-runs.js';
+import type { JobQueue } from '../jobs/types.js';
+import { JOB_STATES } from '../jobs/types.js';
+import type { JobOutcome, Metrics } from './metrics.js';
+
+/** A lost attempt past the stall limit is recorded failed with this error prefix (see the worker runtime). */
+const STALLED = 'stalled:';
+
+export function jobOutcome(row: Pick<TaskRunRow, 'status' | 'error'>): JobOutcome {
+  switch (row.status) {
+    case 'succeeded':
+      return 'completed';
+    case 'retrying':
+      return 'retried';
+    case 'cancelled':
+      return 'cancelled';
+    default:
+      return row.error?.startsWith(STALLED) ? 'dead' : 'failed';
+  }
+}
+
+/**
+ * Wraps the worker's task_runs sink: every attempt it records (the one place that sees each
+ * attempt's outcome, wait and run time, in-process or sandboxed) is also counted and timed.
+ */
+export function meteredTaskRuns(inner: TaskRunSink, metrics: Metrics): TaskRunSink {
+  return {
+    record(row) {
+      metrics.jobFinished(
+        row.queue,
+        row.name,
+        jobOutcome(row),
+        row.wait_ms === null ? null : row.wait_ms / 1000,
+        row.run_ms === null ? null : row.run_ms / 1000,
+      );
+      inner.record(row);
+    },
+    close: () => inner.close(),
+  };
+}
+
+/** Queue depth by state and the oldest waiting job's age per queue, read from the queue at each scrape. */
+export function queueDepthSource(metrics: Metrics, queue: Pick<JobQueue, 'counts'>): () => Promise<void> {
+  return async () => {
+    for (const c of await queue.counts()) {
+      for (const state of JOB_STATES) metrics.queueDepth.set({ queue: c.queue, state }, c.counts[state]);
+      metrics.queueOldestWaiting.set({ queue: c.queue }, c.oldestWaitingMs / 1000);
+    }
+  };
+}
+
+/** Busy and free task slots of this process's worker, at each scrape. */
+export function workerSlotsSource(
+  metrics: Metrics,
+  worker: { readonly active: number; readonly concurrency: number },
+): () => void {
+  return () => {
+    metrics.workerSlots.set({ state: 'busy' }, worker.active);
+    metrics.workerSlots.set({ state: 'free' }, Math.max(0, worker.concurrency - worker.active));
+  };
+}

@@ -1,0 +1,131 @@
+/**
+ * What one process measured during the current interval, for the live summary: HTTP requests
+ * (count, 5xx and a latency sketch per route), job attempts (outcomes, wait and run sketches per
+ * queue and task), cache reads per prefix, database statements. `take()` hands the interval over
+ * (the publisher writes it to the database) and starts the next one.
+ */
+import type { DDSketch } from '@datadog/sketches-js';
+import { type EncodedSketch, encodeSketch, newSketch } from './sketch.js';
+
+export interface HttpFigures {
+  n: number;
+  /** 5xx answers. */
+  e: number;
+  s: EncodedSketch;
+}
+
+export interface JobFigures {
+  completed: number;
+  failed: number;
+  retried: number;
+  dead: number;
+  cancelled: number;
+  wait: EncodedSketch;
+  run: EncodedSketch;
+}
+
+export interface CacheFigures {
+  hit: number;
+  miss: number;
+  stale: number;
+  error: number;
+}
+
+/** One process's interval, as published (JSON). Keys: `METHOD route`, `queue task`, prefix. */
+export interface LiveInterval {
+  v: 1;
+  http: Record<string, HttpFigures>;
+  jobs: Record<string, JobFigures>;
+  cache: Record<string, CacheFigures>;
+  db: { n: number; slow: number; s: EncodedSketch };
+}
+
+export type JobOutcomeName = 'completed' | 'failed' | 'retried' | 'dead' | 'cancelled';
+
+interface HttpAcc {
+  n: number;
+  e: number;
+  s: DDSketch;
+}
+interface JobAcc {
+  counts: Record<JobOutcomeName, number>;
+  wait: DDSketch;
+  run: DDSketch;
+}
+
+/** The separator of composite keys (never in a route, queue or task name). */
+export const KEY_SEP = ' ';
+
+export class LiveRecorder {
+  private httpAcc = new Map<string, HttpAcc>();
+  private jobAcc = new Map<string, JobAcc>();
+  private cacheAcc = new Map<string, CacheFigures>();
+  private dbAcc = { n: 0, slow: 0, s: newSketch() };
+  private empty = true;
+
+  http(method: string, route: string, status: number, seconds: number): void {
+    const key = `${method}${KEY_SEP}${route}`;
+    let a = this.httpAcc.get(key);
+    if (!a) this.httpAcc.set(key, (a = { n: 0, e: 0, s: newSketch() }));
+    a.n++;
+    if (status >= 500) a.e++;
+    a.s.accept(seconds);
+    this.empty = false;
+  }
+
+  job(queue: string, task: string, outcome: JobOutcomeName, waitS: number | null, runS: number | null): void {
+    const key = `${queue}${KEY_SEP}${task}`;
+    let a = this.jobAcc.get(key);
+    if (!a)
+      this.jobAcc.set(
+        key,
+        (a = {
+          counts: { completed: 0, failed: 0, retried: 0, dead: 0, cancelled: 0 },
+          wait: newSketch(),
+          run: newSketch(),
+        }),
+      );
+    a.counts[outcome]++;
+    if (waitS !== null) a.wait.accept(waitS);
+    if (runS !== null) a.run.accept(runS);
+    this.empty = false;
+  }
+
+  cache(prefix: string, result: keyof CacheFigures, n = 1): void {
+    if (n <= 0) return;
+    let a = this.cacheAcc.get(prefix);
+    if (!a) this.cacheAcc.set(prefix, (a = { hit: 0, miss: 0, stale: 0, error: 0 }));
+    a[result] += n;
+    this.empty = false;
+  }
+
+  db(seconds: number, slow: boolean): void {
+    this.dbAcc.n++;
+    if (slow) this.dbAcc.slow++;
+    this.dbAcc.s.accept(seconds);
+    this.empty = false;
+  }
+
+  /** The interval so far (undefined when nothing happened), and a fresh one started. */
+  take(): LiveInterval | undefined {
+    if (this.empty) return undefined;
+    const out: LiveInterval = {
+      v: 1,
+      http: {},
+      jobs: {},
+      cache: {},
+      db: { n: 0, slow: 0, s: encodeSketch(newSketch()) },
+    };
+    for (const [k, a] of this.httpAcc) out.http[k] = { n: a.n, e: a.e, s: encodeSketch(a.s) };
+    for (const [k, a] of this.jobAcc)
+      out.jobs[k] = { ...a.counts, wait: encodeSketch(a.wait), run: encodeSketch(a.run) };
+    for (const [k, a] of this.cacheAcc) out.cache[k] = { ...a };
+    out.db = { n: this.dbAcc.n, slow: this.dbAcc.slow, s: encodeSketch(this.dbAcc.s) };
+    this.httpAcc = new Map();
+    this.jobAcc = new Map();
+    this.cacheAcc = new Map();
+    this.dbAcc = { n: 0, slow: 0, s: newSketch() };
+    this.empty = true;
+    return out;
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * The Prometheus metrics of one process (see docs/observability.md for each one).
+ *
+ * Cardinality rule: a label only ever holds a value from a set fixed by the code or the
+ * configuration (HTTP method, route template, status code, queue, registered task name, cache
+ * prefix, provider, model, operation, preset, dialect, outcome), never an id of a campaign,
+ * content, task, key or user, and never a raw URL. Values from outside such a set collapse
+ * (`unmatched` route, `other` method, `unknown` task). test/telemetry/cardinality.test.ts holds it.
+ *
+ * Both formats are served from one registry: /metrics picks by content negotiation and
+ * OpenMetrics is written from the Prometheus text (see toOpenMetrics: prom-client renames a
+ * counter shared with an OpenMetrics registry for good, so two registries cannot share metrics).
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { VendorCall } from '../media/media-observer.js';
+import type { LiveRecorder } from './live-recorder.js';
+
+/** HTTP and job durations: sub-millisecond cached GETs up to a 60 s upload, seconds. */
+export const DURATION_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
+/** Job waits and runs reach minutes (renders, back-offs), seconds. */
+const JOB_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
+/** Database statements, seconds. */
+const DB_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
+/** Vendor calls and renders, seconds. */
+const SLOW_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600];
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+/** The route label of a request no route matched. */
+export const UNMATCHED_ROUTE = 'unmatched';
+
+export type JobOutcome = 'completed' | 'failed' | 'retried' | 'dead' | 'cancelled';
+export type CacheResult = 'hit' | 'miss' | 'stale' | 'error';
+export type CacheTier = 'l1' | 'store';
+export type DbOperation = 'select' | 'insert' | 'update' | 'delete' | 'other';
+
+/** A source of figures computed when scraped (queue depth, worker slots, cache counters). */
+export type ScrapeSource = () => Promise<void> | void;
+
+export interface MetricsOptions {
+  /** Node runtime metrics (event-loop lag, heap, GC, handles); default true. */
+  runtime?: boolean;
+  /** Where the same observations go for the live summary (every process publishes them). */
+  live?: LiveRecorder;
+}
+
+export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
+
+/**
+ * Prometheus text exposition → OpenMetrics 1.0: a counter family is named without its `_total`
+ * (its samples keep it, and get it when missing), no blank lines, and `# EOF` at the end.
+ */
+export function toOpenMetrics(text: string): string {
+  const out: string[] = [];
+  const counters = new Set<string>();
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const type = /^# TYPE (\S+) counter$/.exec(line);
+    if (type) counters.add(type[1] as string);
+  }
+  const family = (name: string) => name.replace(/_total$/, '');
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const meta = /^# (HELP|TYPE) (\S+)(.*)$/.exec(line);
+    if (meta) {
+      const name = meta[2] as string;
+      out.push(counters.has(name) ? `# ${meta[1]} ${family(name)}${meta[3]}` : line);
+      continue;
+    }
+    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(.*)$/.exec(line);
+    const name = sample?.[1] as string;
+    out.push(counters.has(name) && !name.endsWith('_total') ? `${name}_total${sample?.[2]}` : line);
+  }
+  return `${out.join('\n')}\n# EOF\n`;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly sources: ScrapeSource[] = [];
+  private readonly live: LiveRecorder | undefined;
+
+  readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
+  readonly httpInFlight: Gauge;
+  readonly jobsEnqueued: Counter<'queue' | 'task'>;
+  readonly jobsFinished: Counter<'queue' | 'task' | 'outcome'>;
+  readonly jobWait: Histogram<'queue' | 'task'>;
+  readonly jobRun: Histogram<'queue' | 'task'>;
+  readonly queueDepth: Gauge<'queue' | 'state'>;
+  readonly queueOldestWaiting: Gauge<'queue'>;
+  readonly workerSlots: Gauge<'state'>;
+  readonly sandboxChildren: Counter<'event'>;
+  readonly cacheRequests: Counter<'prefix' | 'tier' | 'result'>;
+  readonly dbDuration: Histogram<'dialect' | 'operation'>;
+  readonly dbSlow: Counter<'dialect' | 'operation'>;
+  readonly dbErrors: Counter<'dialect' | 'operation'>;
+  readonly vendorRequests: Counter<'provider' | 'model' | 'operation' | 'outcome'>;
+  readonly vendorCost: Counter<'provider' | 'model' | 'operation'>;
+  readonly vendorUnits: Counter<'provider' | 'model' | 'operation' | 'unit'>;
+  readonly vendorLatency: Histogram<'provider' | 'model' | 'operation'>;
+  readonly narrationAttempts: Histogram<'provider' | 'status'>;
+  readonly narrationSimilarity: Histogram<'provider' | 'status'>;
+  readonly renderDuration: Histogram<'preset' | 'outcome'>;
+
+  constructor(opts: MetricsOptions = {}) {
+    this.live = opts.live;
+    const registers = [this.registry];
+    if (opts.runtime ?? true) collectDefaultMetrics({ register: this.registry });
+    this.httpDuration = new Histogram({
+      name: 'http_server_request_duration_seconds',
+      help: 'Duration of HTTP server requests, by method, route template and status code.',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.httpInFlight = new Gauge({
+      name: 'http_server_active_requests',
+      help: 'HTTP requests being served.',
+      registers,
+    });
+    this.jobsEnqueued = new Counter({
+      name: 'omnivibe_jobs_enqueued_total',
+      help: 'Jobs enqueued by this process, by queue and task.',
+      labelNames: ['queue', 'task'],
+      registers,
+    });
+    this.jobsFinished = new Counter({
+      name: 'omnivibe_jobs_finished_total',
+      help: 'Job attempts finished by this process, by queue, task and outcome (completed, failed, retried, dead, cancelled).',
+      labelNames: ['queue', 'task', 'outcome'],
+      registers,
+    });
+    this.jobWait = new Histogram({
+      name: 'omnivibe_job_wait_seconds',
+      help: 'Time from enqueue (or the retry time) to the start of an attempt.',
+      labelNames: ['queue', 'task'],
+      buckets: JOB_BUCKETS,
+      registers,
+    });
+    this.jobRun = new Histogram({
+      name: 'omnivibe_job_run_seconds',
+      help: 'Run time of one job attempt.',
+      labelNames: ['queue', 'task'],
+      buckets: JOB_BUCKETS,
+      registers,
+    });
+    this.queueDepth = new Gauge({
+      name: 'omnivibe_queue_jobs',
+      help: 'Jobs in each queue by state, read from the queue when scraped.',
+      labelNames: ['queue', 'state'],
+      registers,
+    });
+    this.queueOldestWaiting = new Gauge({
+      name: 'omnivibe_queue_oldest_waiting_seconds',
+      help: 'Age of the oldest job ready to run in each queue (0 when none), read when scraped.',
+      labelNames: ['queue'],
+      registers,
+    });
+    this.workerSlots = new Gauge({
+      name: 'omnivibe_worker_slots',
+      help: "Task slots of this process's worker, busy or free.",
+      labelNames: ['state'],
+      registers,
+    });
+    this.sandboxChildren = new Counter({
+      name: 'omnivibe_sandbox_children_total',
+      help: 'Sandbox child processes started and recycled by this worker.',
+      labelNames: ['event'],
+      registers,
+    });
+    this.cacheRequests = new Counter({
+      name: 'omnivibe_cache_requests_total',
+      help: 'Cache reads by prefix, tier (l1, store) and result (hit, miss, stale, error).',
+      labelNames: ['prefix', 'tier', 'result'],
+      registers,
+    });
+    this.dbDuration = new Histogram({
+      name: 'omnivibe_db_query_duration_seconds',
+      help: 'Duration of database statements, by dialect and operation.',
+      labelNames: ['dialect', 'operation'],
+      buckets: DB_BUCKETS,
+      registers,
+    });
+    this.dbSlow = new Counter({
+      name: 'omnivibe_db_slow_queries_total',
+      help: 'Statements slower than DB_SLOW_QUERY_MS.',
+      labelNames: ['dialect', 'operation'],
+      registers,
+    });
+    this.dbErrors = new Counter({
+      name: 'omnivibe_db_query_errors_total',
+      help: 'Statements that failed.',
+      labelNames: ['dialect', 'operation'],
+      registers,
+    });
+    this.vendorRequests = new Counter({
+      name: 'omnivibe_ai_requests_total',
+      help: 'Calls to AI vendors (TTS, STT), by provider, model, operation and outcome.',
+      labelNames: ['provider', 'model', 'operation', 'outcome'],
+      registers,
+    });
+    this.vendorCost = new Counter({
+      name: 'omnivibe_ai_cost_usd_total',
+      help: 'Cost of AI vendor calls in USD, as recorded in ai_api_usage.',
+      labelNames: ['provider', 'model', 'operation'],
+      registers,
+    });
+    this.vendorUnits = new Counter({
+      name: 'omnivibe_ai_billed_units_total',
+      help: 'Billed units of AI vendor calls (characters, seconds, tokens).',
+      labelNames: ['provider', 'model', 'operation', 'unit'],
+      registers,
+    });
+    this.vendorLatency = new Histogram({
+      name: 'omnivibe_ai_request_duration_seconds',
+      help: 'Duration of AI vendor calls.',
+      labelNames: ['provider', 'model', 'operation'],
+      buckets: SLOW_BUCKETS,
+      registers,
+    });
+    this.narrationAttempts = new Histogram({
+      name: 'omnivibe_narration_attempts',
+      help: 'Attempts one narration took, by TTS provider and final status.',
+      labelNames: ['provider', 'status'],
+      buckets: [1, 2, 3, 4, 5, 7, 10],
+      registers,
+    });
+    this.narrationSimilarity = new Histogram({
+      name: 'omnivibe_narration_similarity',
+      help: 'Final similarity of a narration to its script (0..1), by TTS provider and final status.',
+      labelNames: ['provider', 'status'],
+      buckets: [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99, 1],
+      registers,
+    });
+    this.renderDuration = new Histogram({
+      name: 'omnivibe_render_duration_seconds',
+      help: 'Wall time of one ffmpeg render, by preset and outcome.',
+      labelNames: ['preset', 'outcome'],
+      buckets: SLOW_BUCKETS,
+      registers,
+    });
+  }
+
+  /** Adds a figure computed at each scrape (its errors are the scrape's errors). */
+  addScrapeSource(source: ScrapeSource): void {
+    this.sources.push(source);
+  }
+
+  /** The exposition in the format the Accept header asks for (OpenMetrics when named, else Prometheus text). */
+  async expose(accept: string | undefined): Promise<{ contentType: string; body: string }> {
+    // Sources set gauges of several metrics, so they all run before any metric is read.
+    await Promise.all(this.sources.map((s) => s()));
+    const text = await this.registry.metrics();
+    return accept?.includes('application/openmetrics-text')
+      ? { contentType: OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(text) }
+      : { contentType: this.registry.contentType, body: text };
+  }
+
+  httpRequest(method: string, route: string | undefined, status: number, seconds: number): void {
+    const m = (HTTP_METHODS as readonly string[]).includes(method) ? method : 'other';
+    const r = route ?? UNMATCHED_ROUTE;
+    this.httpDuration.observe({ method: m, route: r, status_code: status }, seconds);
+    this.live?.http(m, r, status, seconds);
+  }
+
+  jobFinished(
+    queue: string,
+    task: string,
+    outcome: JobOutcome,
+    waitS: number | null,
+    runS: number | null,
+  ): void {
+    this.jobsFinished.inc({ queue, task, outcome });
+    if (waitS !== null) this.jobWait.observe({ queue, task }, waitS);
+    if (runS !== null) this.jobRun.observe({ queue, task }, runS);
+    this.live?.job(queue, task, outcome, waitS, runS);
+  }
+
+  dbQuery(dialect: string, operation: DbOperation, seconds: number, slow: boolean, failed: boolean): void {
+    this.dbDuration.observe({ dialect, operation }, seconds);
+    if (slow) this.dbSlow.inc({ dialect, operation });
+    if (failed) this.dbErrors.inc({ dialect, operation });
+    this.live?.db(seconds, slow);
+  }
+
+  vendorCall(c: VendorCall): void {
+    const labels = { provider: c.provider, model: c.model ?? 'none', operation: c.operation };
+    this.vendorRequests.inc({ ...labels, outcome: c.outcome });
+    this.vendorLatency.observe(labels, c.latencyS);
+    if (c.outcome === 'ok') {
+      this.vendorCost.inc(labels, c.costUsd);
+      this.vendorUnits.inc({ ...labels, unit: c.unit }, c.units);
+    }
+  }
+
+  narrationFinished(provider: string, status: string, attempts: number, similarity: number | null): void {
+    this.narrationAttempts.observe({ provider, status }, attempts);
+    if (similarity !== null) this.narrationSimilarity.observe({ provider, status }, similarity);
+  }
+
+  renderFinished(preset: string, outcome: 'ok' | 'error', seconds: number): void {
+    this.renderDuration.observe({ preset, outcome }, seconds);
+  }
+}
