@@ -31,6 +31,8 @@
  *                                          the product's: http_enqueue, serve_worker, serve_worker_one_queue,
  *                                          serve_worker_steady, serve_worker_priority, start, start_steady
  *                                          (`defaults` selects all seven)
+ *   --cli=<path>                           the product's cases run this build's dist/main/cli.js instead
+ *                                          (interleaved A/B runs of two builds)
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -129,8 +131,10 @@ const sourceFiles = (d: string): string[] =>
   fs
     .readdirSync(d, { withFileTypes: true })
     .flatMap((e) => (e.isDirectory() ? sourceFiles(path.join(d, e.name)) : [path.join(d, e.name)]));
-if (DEFAULT_CASES.some(want) && !fs.existsSync(CLI)) {
-  process.stderr.write(`bench:queue: ${CLI} is missing: run \`npm run build\` first\n`);
+const cliArg = process.argv.find((a) => a.startsWith('--cli='))?.slice('--cli='.length);
+const cli = cliArg ? path.resolve(cliArg) : CLI;
+if (DEFAULT_CASES.some(want) && !fs.existsSync(cli)) {
+  process.stderr.write(`bench:queue: ${cli} is missing: run \`npm run build\` first\n`);
   process.exit(2);
 }
 if (CHILD.endsWith('.js')) {
@@ -662,6 +666,7 @@ async function runBackend(backend: Backend, redis: string | undefined, rawNoop?:
       backend,
       ...(redis ? { redisUrl: redis } : {}),
       dir,
+      cli,
       sizes: DEFAULTS,
       want,
       ...(inprocess !== undefined ? { inprocess } : {}),

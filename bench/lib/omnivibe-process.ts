@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 
+/** The build users run (`npm run build`). */
 export const CLI = path.resolve('dist/main/cli.js');
 
 /** Clock ticks per second of /proc/<pid>/stat's CPU times (USER_HZ: 100 on Linux). */
@@ -35,13 +36,14 @@ export class OmnivibeProcess {
   private readonly child: ChildProcess;
 
   constructor(
+    cli: string,
     readonly command: string,
     args: string[],
     env: NodeJS.ProcessEnv,
     readonly logFile: string,
   ) {
     const out = fs.openSync(logFile, 'a');
-    this.child = spawn(process.execPath, [CLI, command, ...args], { env, stdio: ['ignore', out, out] });
+    this.child = spawn(process.execPath, [cli, command, ...args], { env, stdio: ['ignore', out, out] });
     fs.closeSync(out);
   }
 
@@ -209,6 +211,8 @@ export interface StackOptions {
   dir: string;
   /** BullMQ on this Redis (its own key prefix); embedded queue when absent. */
   redisUrl?: string;
+  /** The `omnivibe` entry point to run (default CLI; another build for A/B comparisons). */
+  cli?: string;
 }
 
 /**
@@ -245,7 +249,13 @@ export class ProductStack {
   async startServer(command: 'serve' | 'start'): Promise<void> {
     const port = await freePort();
     this.env.PORT = String(port);
-    this.server = new OmnivibeProcess(command, [], this.env, path.join(this.o.dir, `${command}.log`));
+    this.server = new OmnivibeProcess(
+      this.o.cli ?? CLI,
+      command,
+      [],
+      this.env,
+      path.join(this.o.dir, `${command}.log`),
+    );
     const base = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -266,7 +276,13 @@ export class ProductStack {
   /** Starts `omnivibe worker [args]` and waits until its heartbeat record shows. */
   async startWorker(args: string[] = []): Promise<OmnivibeProcess> {
     const n = this.workersStarted.length + 1;
-    const w = new OmnivibeProcess('worker', args, this.env, path.join(this.o.dir, `worker-${n}.log`));
+    const w = new OmnivibeProcess(
+      this.o.cli ?? CLI,
+      'worker',
+      args,
+      this.env,
+      path.join(this.o.dir, `worker-${n}.log`),
+    );
     this.workersStarted.push(w);
     await this.waitWorker(w);
     return w;

@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MAX_BULK_TASKS } from '../../src/api/routes/tasks.routes.js';
-import { type OmnivibeProcess, ProductStack } from './omnivibe-process.js';
+import { CLI, type OmnivibeProcess, ProductStack } from './omnivibe-process.js';
 import { type BenchResult, emit, percentile } from './report.js';
 
 export const DEFAULT_CASES = [
@@ -55,6 +55,8 @@ export interface DefaultCasesContext {
   redisUrl?: string;
   /** A directory for the data directories of the stacks. */
   dir: string;
+  /** The `omnivibe` entry point (default: this tree's dist/main/cli.js). */
+  cli?: string;
   sizes: DefaultSizes;
   want(c: DefaultCase): boolean;
   /** This run's figures to compare with: the in-process single-queue rate of this backend, raw BullMQ's. */
@@ -83,20 +85,24 @@ export async function runDefaultCases(ctx: DefaultCasesContext): Promise<void> {
     await withStack(ctx, 'serve', async (s) => {
       if (want('serve_worker_one_queue')) {
         const w = await s.startWorker(['--queues', 'default']);
-        oneQueue = await drain(ctx, s, w, 'serve_worker_one_queue', { overHttp: false });
+        oneQueue = await drain(ctx, s, w, 'serve_worker_one_queue', { overHttp: false, report: true });
         await w.stop();
       }
       if (!serveCases.some(want)) return;
       const w = await s.startWorker();
       if (want('http_enqueue') || want('serve_worker'))
-        await drain(ctx, s, w, 'serve_worker', { overHttp: want('http_enqueue'), oneQueue });
+        await drain(ctx, s, w, 'serve_worker', {
+          overHttp: want('http_enqueue'),
+          report: want('serve_worker'),
+          oneQueue,
+        });
       if (want('serve_worker_steady')) await steady(ctx, s, 'serve_worker_steady');
       if (want('serve_worker_priority')) await priority(ctx, s, 'serve_worker_priority');
     });
   }
   if (want('start') || want('start_steady')) {
     await withStack(ctx, 'start', async (s) => {
-      if (want('start')) await drain(ctx, s, s.server, 'start', { overHttp: false, oneQueue });
+      if (want('start')) await drain(ctx, s, s.server, 'start', { overHttp: false, report: true, oneQueue });
       if (want('start_steady')) await steady(ctx, s, 'start_steady');
     });
   }
@@ -108,7 +114,11 @@ async function withStack(
   fn: (s: ProductStack) => Promise<void>,
 ): Promise<void> {
   const dir = fs.mkdtempSync(path.join(ctx.dir, `${ctx.backend}-${command}-`));
-  const s = new ProductStack({ dir, ...(ctx.backend === 'bullmq' ? { redisUrl: ctx.redisUrl } : {}) });
+  const s = new ProductStack({
+    dir,
+    ...(ctx.cli ? { cli: ctx.cli } : {}),
+    ...(ctx.backend === 'bullmq' ? { redisUrl: ctx.redisUrl } : {}),
+  });
   try {
     await s.startServer(command);
     await fn(s);
@@ -121,7 +131,12 @@ function result(
   ctx: DefaultCasesContext,
   r: Pick<BenchResult, 'case' | 'metric' | 'value' | 'unit'> & Partial<BenchResult>,
 ): void {
-  emit({ bench: ctx.bench, backend: ctx.backend, ...r });
+  emit({
+    bench: ctx.bench,
+    backend: ctx.backend,
+    ...r,
+    ...(ctx.cli && ctx.cli !== CLI ? { cli: ctx.cli } : {}),
+  });
 }
 
 /** Sends `n` single enqueues with at most `inFlight` requests at once. */
@@ -138,15 +153,16 @@ async function enqueueConcurrently(s: ProductStack, n: number, inFlight: number)
 
 /**
  * Drains a paused backlog of no-ops with the worker `proc` (a `worker`, or `start` itself) and returns
- * the rate. With `overHttp`, the backlog is enqueued one request per task, then several in flight, then
- * in bulk, and each enqueue rate is reported (case http_enqueue); otherwise in bulk only.
+ * the rate (reported when `report`). With `overHttp`, the backlog is enqueued one request per task, then
+ * several in flight, then in bulk, and each enqueue rate is reported (case http_enqueue); otherwise in
+ * bulk only.
  */
 async function drain(
   ctx: DefaultCasesContext,
   s: ProductStack,
   proc: OmnivibeProcess,
   name: DefaultCase,
-  o: { overHttp: boolean; oneQueue?: number },
+  o: { overHttp: boolean; report: boolean; oneQueue?: number },
 ): Promise<number> {
   const { sizes } = ctx;
   let mark = s.runs.mark();
@@ -204,6 +220,7 @@ async function drain(
   const rows = s.runs.rows(mark, NOOP);
   const end = rows.reduce((m, r) => Math.max(m, r.finished ?? 0), 0);
   const rate = n / ((end - t0) / 1000);
+  if (!o.report) return rate;
   const notes: string[] = [];
   const vs = (label: string, key: string, base: number | undefined) => {
     if (base === undefined) return {};
