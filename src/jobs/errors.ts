@@ -88,3 +88,26 @@ export function describeError(err: unknown): ErrorInfo {
   if (err instanceof Error) return { name: err.name, message: err.message, permanent: false };
   return { name: 'Error', message: String(err), permanent: false };
 }
+
+/**
+ * An idempotency key already names a task of another name. Nothing of the
+ * request is enqueued (the API answers 409): returning the other task would
+ * tell the caller that its own task exists.
+ */
+export class IdempotencyConflictError extends Error {
+  readonly code = 'TASK_IDEMPOTENCY_CONFLICT';
+  constructor(
+    readonly idempotencyKey: string,
+    /** The task that has the key, and its name. */
+    readonly taskId: string,
+    readonly taskName: string,
+    /** The name asked for, and the position of that request in its batch (0 for one). */
+    readonly requestedName: string,
+    readonly index: number,
+  ) {
+    super(
+      `idempotency key ${idempotencyKey} already names task ${taskId} (${taskName}), not a ${requestedName}`,
+    );
+    this.name = 'IdempotencyConflictError';
+  }
+}

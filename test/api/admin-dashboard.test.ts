@@ -114,21 +114,24 @@ describe.each(queueBackends())('operator dashboard: %s queue', (backend) => {
   it('offers buttons by role, and acts on same-origin POSTs only', async () => {
     const id = await enqueue('diagnostics.noop', { tag: 'to-cancel' }, { delayMs: 600_000 });
     expect((await page(`/admin/tasks/${id}`, 'viewer')).body).not.toContain('<form');
-    expect((await page(`/admin/tasks/${id}`, 'editor')).body).toContain(`action="/admin/tasks/${id}/cancel"`);
+    // Only admins may enqueue diagnostics.*, so only they may act on one: editors get no button and a 403.
+    expect((await page(`/admin/tasks/${id}`, 'editor')).body).not.toContain('<form');
+    expect((await press(`/admin/tasks/${id}/cancel`, 'editor')).statusCode).toBe(403);
+    expect((await page(`/admin/tasks/${id}`, 'admin')).body).toContain(`action="/admin/tasks/${id}/cancel"`);
     expect((await press(`/admin/tasks/${id}/cancel`, 'viewer')).statusCode).toBe(403);
     // A form on another site would carry the browser's saved credentials: refused.
     expect(
-      (await press(`/admin/tasks/${id}/cancel`, 'editor', { 'sec-fetch-site': 'cross-site' })).statusCode,
+      (await press(`/admin/tasks/${id}/cancel`, 'admin', { 'sec-fetch-site': 'cross-site' })).statusCode,
     ).toBe(403);
     expect(
-      (await press(`/admin/tasks/${id}/cancel`, 'editor', { origin: 'https://evil.example' })).statusCode,
+      (await press(`/admin/tasks/${id}/cancel`, 'admin', { origin: 'https://evil.example' })).statusCode,
     ).toBe(403);
     expect(await state(id)).toBe('delayed');
-    const cancel = await press(`/admin/tasks/${id}/cancel`, 'editor');
+    const cancel = await press(`/admin/tasks/${id}/cancel`, 'admin');
     expect(cancel.statusCode).toBe(303);
     expect(cancel.headers.location).toBe(`/admin/tasks/${id}`);
     expect(await state(id)).toBe('cancelled');
-    const retry = await press(`/admin/tasks/${id}/retry`, 'editor');
+    const retry = await press(`/admin/tasks/${id}/retry`, 'admin');
     expect(retry.statusCode).toBe(303);
     // The retried task (BullMQ re-enqueues a task cancelled before it started under a new id).
     const again = decodeURIComponent(String(retry.headers.location).replace('/admin/tasks/', ''));

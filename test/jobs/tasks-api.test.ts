@@ -104,7 +104,7 @@ describe.each(queueBackends())('task API: %s queue', (backend) => {
     expect(events.at(-1)).toMatchObject({ event: 'end', data: { id, state: 'completed' } });
   });
 
-  it('retries (editor) and cancels tasks; viewers cannot', async () => {
+  it('retries and cancels tasks with the role that may enqueue them; viewers cannot', async () => {
     const r = await call('POST', '/tasks', 'admin', {
       name: 'diagnostics.fail',
       payload: { mode: 'permanent' },
@@ -112,16 +112,77 @@ describe.each(queueBackends())('task API: %s queue', (backend) => {
     const id = r.body.task_id as string;
     await waitTask(id, 'failed');
     expect((await call('POST', `/tasks/${id}/retry`, 'viewer')).status).toBe(403);
-    expect((await call('POST', `/tasks/${id}/retry`, 'editor')).status).toBe(200);
+    // Only admins may enqueue diagnostics.*, so only they may act on one (issue 11).
+    const editorRetry = await call('POST', `/tasks/${id}/retry`, 'editor');
+    expect(editorRetry.status).toBe(403);
+    expect(editorRetry.body.error).toMatchObject({ code: 'FORBIDDEN', details: { required: 'admin' } });
+    expect((await call('GET', `/tasks/${id}`, 'viewer')).body.state).toBe('failed');
+    expect((await call('POST', `/tasks/${id}/retry`, 'admin')).status).toBe(200);
     await waitTask(id, 'failed');
     const late = await call('POST', '/tasks', 'admin', { name: 'diagnostics.noop', delay_ms: 60_000 });
     const lateId = late.body.task_id as string;
     expect((await call('GET', `/tasks/${lateId}`, 'viewer')).body.state).toBe('delayed');
-    const c = await call('POST', `/tasks/${lateId}/cancel`, 'editor');
+    expect(code(await call('POST', `/tasks/${lateId}/cancel`, 'editor'))).toBe('FORBIDDEN');
+    expect((await call('GET', `/tasks/${lateId}`, 'viewer')).body.state).toBe('delayed');
+    const c = await call('POST', `/tasks/${lateId}/cancel`, 'admin');
     expect(c.body.state).toBe('cancelled');
-    expect(code(await call('POST', `/tasks/${lateId}/cancel`, 'editor'))).toBe('TASK_STATE_CONFLICT');
+    expect(code(await call('POST', `/tasks/${lateId}/cancel`, 'admin'))).toBe('TASK_STATE_CONFLICT');
     const list = await call('GET', '/tasks?state=cancelled', 'viewer');
     expect((list.body.items as Array<{ id: string }>).map((i) => i.id)).toContain(lateId);
+    // Editors enqueue narration (POST /contents/{id}/audio), so they may cancel it.
+    const narration = await t.system.jobs.enqueue(
+      'audio.generate',
+      { generation_id: 999_999 },
+      { delayMs: 60_000 },
+    );
+    expect((await call('POST', `/tasks/${narration.id}/cancel`, 'editor')).body.state).toBe('cancelled');
+  });
+
+  it('answers 409 to an idempotency key reused for another task name, enqueueing nothing', async () => {
+    const key = `idem-${backend}-${Math.random().toString(36).slice(2)}`;
+    const first = await call('POST', '/tasks', 'admin', {
+      name: 'diagnostics.noop',
+      delay_ms: 60_000,
+      idempotency_key: key,
+    });
+    expect(first.status).toBe(202);
+    expect(first.body.created).toBe(true);
+    const same = await call('POST', '/tasks', 'admin', {
+      name: 'diagnostics.noop',
+      delay_ms: 60_000,
+      idempotency_key: key,
+    });
+    expect(same.body).toMatchObject({ task_id: first.body.task_id, created: false });
+    // Another name, in the same queue and in another one.
+    for (const name of ['diagnostics.sleep', 'diagnostics.sleep_high']) {
+      const other = await call('POST', '/tasks', 'admin', { name, payload: { ms: 1 }, idempotency_key: key });
+      expect(other.status, name).toBe(409);
+      expect(other.body.error).toMatchObject({
+        code: 'IDEMPOTENCY_KEY_CONFLICT',
+        details: { field: 'idempotency_key', task_id: first.body.task_id, task_name: 'diagnostics.noop' },
+      });
+    }
+    // In a bulk request the conflict refuses the whole request: the other item is not enqueued.
+    const fresh = `${key}-fresh`;
+    const bulk = await call('POST', '/tasks/bulk', 'admin', {
+      tasks: [
+        { name: 'diagnostics.noop', delay_ms: 60_000, idempotency_key: fresh },
+        { name: 'diagnostics.sleep_low', payload: { ms: 1 }, idempotency_key: key },
+      ],
+    });
+    expect(bulk.status).toBe(409);
+    expect(bulk.body.error).toMatchObject({
+      code: 'IDEMPOTENCY_KEY_CONFLICT',
+      details: { field: 'tasks.1.idempotency_key', index: 1 },
+    });
+    const after = await call('POST', '/tasks', 'admin', {
+      name: 'diagnostics.noop',
+      delay_ms: 60_000,
+      idempotency_key: fresh,
+    });
+    expect(after.body.created).toBe(true);
+    const task = await call('GET', `/tasks/${first.body.task_id as string}`, 'viewer');
+    expect(task.body).toMatchObject({ name: 'diagnostics.noop', state: 'delayed' });
   });
 
   it('lists queues, pauses and resumes them (admin), and lists workers', async () => {

@@ -23,6 +23,7 @@ import type { Jobs } from '../../jobs/jobs.js';
 import { listTaskRuns } from '../../jobs/task-runs.js';
 import { JOB_STATES, QUEUE_NAMES } from '../../jobs/types.js';
 import { StringEnum } from '../schemas.js';
+import { assertMayActOn, mayActOn } from '../task-roles.js';
 import { getTaskOr404, TaskIdParams } from './tasks.routes.js';
 
 export interface AdminRoutesOptions {
@@ -276,8 +277,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
   app.get('/tasks/:id', { schema: { ...schema, params: TaskIdParams } }, async (req, reply) => {
     const job = await getTask(req.params.id);
     const runs = await listTaskRuns(opts.db, job.id);
-    const role = req.principal?.role;
-    const acts = role === 'admin' || role === 'editor';
+    const acts = mayActOn(opts.jobs, req.principal, job.name);
     const id = encodeURIComponent(job.id);
     const json = (v: unknown) => JSON.stringify(v, null, 2) ?? 'null';
     const body = html` <p><a href="/admin">← jobs</a></p>
@@ -340,6 +340,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
   for (const action of ['retry', 'cancel'] as const)
     app.post(`/tasks/:id/${action}`, { schema: { ...schema, params: TaskIdParams } }, async (req, reply) => {
       const job = await getTask(req.params.id);
+      assertMayActOn(opts.jobs, req.principal, job.name);
       // A retried task can come back under a new id (BullMQ, see its retry()): show that one.
       const after = await queue[action](job.id);
       return reply.redirect(`/admin/tasks/${encodeURIComponent(after.id)}`, 303);

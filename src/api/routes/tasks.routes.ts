@@ -7,9 +7,10 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from '@sinclair/typebox';
+import type { Principal } from '../../auth/api-keys.service.js';
 import type { Db } from '../../db/types.js';
 import { AppError, notFound } from '../../errors.js';
-import { InvalidPayloadError } from '../../jobs/errors.js';
+import { IdempotencyConflictError, InvalidPayloadError } from '../../jobs/errors.js';
 import type { EnqueueItem, Jobs } from '../../jobs/jobs.js';
 import { listTaskRuns } from '../../jobs/task-runs.js';
 import {
@@ -22,6 +23,7 @@ import {
   type QueueName,
 } from '../../jobs/types.js';
 import { Nullable, StringEnum, errorResponses } from '../schemas.js';
+import { assertMayActOn } from '../task-roles.js';
 
 export interface TasksRoutesOptions {
   jobs: Jobs;
@@ -129,6 +131,12 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
   const tags = ['tasks'];
 
   const getTask = (id: string) => getTaskOr404(queue, id);
+  /** A task the caller may cancel or retry (404, else 403 below the role that may enqueue it). */
+  const actionable = async (id: string, principal: Principal | null) => {
+    const job = await getTask(id);
+    assertMayActOn(jobs, principal, job.name);
+    return job;
+  };
 
   app.get(
     '/tasks',
@@ -213,6 +221,18 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
       },
     };
   };
+  /** A reused idempotency key naming a task of another name: 409, nothing enqueued. */
+  const keyConflict =
+    (bulk: boolean) =>
+    (err: unknown): never => {
+      if (!(err instanceof IdempotencyConflictError)) throw err;
+      const field = bulk ? `tasks.${err.index}.idempotency_key` : 'idempotency_key';
+      throw new AppError(
+        'IDEMPOTENCY_KEY_CONFLICT',
+        `${field}: the key already names task ${err.taskId}, a ${err.taskName}`,
+        { field, task_id: err.taskId, task_name: err.taskName, ...(bulk ? { index: err.index } : {}) },
+      );
+    };
   const enqueued = (item: EnqueueItem, r: EnqueueResult): EnqueuedType => ({
     task_id: r.id,
     created: r.created,
@@ -226,14 +246,14 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
       config: { auth: 'admin' },
       schema: {
         tags,
-        description: `Enqueues a task by name (admins; accepted: ${accepted().join(', ')}). 202 with the task id.`,
+        description: `Enqueues a task by name (admins; accepted: ${accepted().join(', ')}). 202 with the task id. An idempotency key that already names a task of the same name returns that task (\`created: false\`); of another name, 409 IDEMPOTENCY_KEY_CONFLICT.`,
         body: EnqueueBody,
-        response: { 202: Enqueued, ...errorResponses(400, 403) },
+        response: { 202: Enqueued, ...errorResponses(400, 403, 409) },
       },
     },
     async (req, reply) => {
       const item = checkedItem(req.body, '');
-      const r = await jobs.enqueue(item.name, item.payload, item.opts);
+      const r = await jobs.enqueue(item.name, item.payload, item.opts).catch(keyConflict(false));
       return reply.status(202).send(enqueued(item, r));
     },
   );
@@ -256,7 +276,7 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
         ),
         response: {
           202: Type.Object({ items: Type.Array(Enqueued), created: Type.Integer() }),
-          ...errorResponses(400, 403, 413),
+          ...errorResponses(400, 403, 409, 413),
         },
       },
     },
@@ -276,7 +296,7 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
         }
         return checkedItem(b, `tasks.${i}.`, i);
       });
-      const results = await jobs.enqueueBulk(items);
+      const results = await jobs.enqueueBulk(items).catch(keyConflict(true));
       return reply.status(202).send({
         items: items.map((item, i) => enqueued(item, results[i] as EnqueueResult)),
         created: results.filter((r) => r.created).length,
@@ -289,12 +309,13 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
     {
       schema: {
         tags,
-        description: 'Redrives a failed, dead or cancelled task with a fresh attempt budget.',
+        description:
+          'Redrives a failed, dead or cancelled task with a fresh attempt budget. Needs the role that may enqueue the task (admin for the tasks POST /tasks accepts).',
         params: TaskIdParams,
-        response: { 200: TaskSchema, ...errorResponses(404, 409) },
+        response: { 200: TaskSchema, ...errorResponses(403, 404, 409) },
       },
     },
-    async (req) => view(await queue.retry((await getTask(req.params.id)).id)),
+    async (req) => view(await queue.retry((await actionable(req.params.id, req.principal)).id)),
   );
 
   app.post(
@@ -302,12 +323,13 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
     {
       schema: {
         tags,
-        description: 'Cancels a waiting or delayed task; an active one is asked to stop (its signal aborts).',
+        description:
+          'Cancels a waiting or delayed task; an active one is asked to stop (its signal aborts). Needs the role that may enqueue the task (admin for the tasks POST /tasks accepts).',
         params: TaskIdParams,
-        response: { 200: TaskSchema, ...errorResponses(404, 409) },
+        response: { 200: TaskSchema, ...errorResponses(403, 404, 409) },
       },
     },
-    async (req) => view(await queue.cancel((await getTask(req.params.id)).id)),
+    async (req) => view(await queue.cancel((await actionable(req.params.id, req.principal)).id)),
   );
 
   app.get(

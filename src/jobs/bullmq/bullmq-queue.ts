@@ -34,6 +34,7 @@ import {
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AppError } from '../../errors.js';
+import { IdempotencyConflictError } from '../errors.js';
 import { DEFAULT_BACKOFF } from '../backoff.js';
 import { decodeJobCursor, encodeJobCursor, pageLimit } from '../paging.js';
 import {
@@ -292,26 +293,24 @@ export class BullmqQueue implements JobQueue {
   async enqueueBulk(reqs: readonly EnqueueRequest[]): Promise<EnqueueResult[]> {
     this.assertOpen();
     const out: EnqueueResult[] = new Array<EnqueueResult>(reqs.length);
+    // A key names one task across all queues, as in the embedded engine; a key that names a task of
+    // another name refuses the whole batch before anything is added.
+    const existing = await this.jobsByKey(reqs);
+    for (const [i, found] of existing) {
+      const r = reqs[i] as EnqueueRequest;
+      const id = this.publicId(found.queue, found.bullId);
+      if (found.name !== r.name)
+        throw new IdempotencyConflictError(r.idempotencyKey as string, id, found.name, r.name, i);
+      out[i] = { id, created: false };
+    }
     const byQueue = new Map<QueueName, number[]>();
     reqs.forEach((r, i) => {
+      if (existing.has(i)) return;
       const idx = byQueue.get(r.queue);
       if (idx) idx.push(i);
       else byQueue.set(r.queue, [i]);
     });
     for (const [queue, idx] of byQueue) {
-      const keyed = idx.filter((i) => (reqs[i] as EnqueueRequest).idempotencyKey);
-      const existed = new Set<number>();
-      if (keyed.length) {
-        const pipe = this.conn.pipeline();
-        for (const i of keyed) {
-          const jobId = this.jobOptions(reqs[i] as EnqueueRequest).jobId as string;
-          pipe.exists(`${this.opts.prefix}:${queue}:${jobId}`);
-        }
-        const res = (await pipe.exec()) ?? [];
-        keyed.forEach((i, n) => {
-          if (res[n]?.[1] === 1) existed.add(i);
-        });
-      }
       const jobs =
         idx.length === 1
           ? [
@@ -328,12 +327,41 @@ export class BullmqQueue implements JobQueue {
               }),
             );
       idx.forEach((i, n) => {
-        out[i] = { id: this.publicId(queue, String((jobs[n] as Bull).id)), created: !existed.has(i) };
+        out[i] = { id: this.publicId(queue, String((jobs[n] as Bull).id)), created: true };
       });
       this.events.emit('enqueued', queue);
     }
     this.wakeWaiters();
     return out;
+  }
+
+  /**
+   * The jobs that already have the idempotency keys of these requests, by request index: one
+   * pipeline reads the name of each keyed job id in every queue (its own queue first).
+   */
+  private async jobsByKey(
+    reqs: readonly EnqueueRequest[],
+  ): Promise<Map<number, { queue: QueueName; bullId: string; name: string }>> {
+    const found = new Map<number, { queue: QueueName; bullId: string; name: string }>();
+    const keyed = reqs.flatMap((r, i) => (r.idempotencyKey ? [i] : []));
+    if (keyed.length === 0) return found;
+    const pipe = this.conn.pipeline();
+    const asked: { i: number; queue: QueueName; bullId: string }[] = [];
+    for (const i of keyed) {
+      const r = reqs[i] as EnqueueRequest;
+      const bullId = this.jobOptions(r).jobId as string;
+      for (const queue of [r.queue, ...QUEUE_NAMES.filter((q) => q !== r.queue)]) {
+        pipe.hget(`${this.opts.prefix}:${queue}:${bullId}`, 'name');
+        asked.push({ i, queue, bullId });
+      }
+    }
+    const res = (await pipe.exec()) ?? [];
+    asked.forEach((a, n) => {
+      const name = res[n]?.[1];
+      if (typeof name === 'string' && !found.has(a.i))
+        found.set(a.i, { queue: a.queue, bullId: a.bullId, name });
+    });
+    return found;
   }
 
   private async toJob(queue: QueueName, j: Bull): Promise<Job> {

@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { AppError } from '../../errors.js';
+import { IdempotencyConflictError } from '../errors.js';
 import type {
   BackoffOptions,
   ClaimedJob,
@@ -169,7 +170,9 @@ export class SqliteQueue implements JobQueue {
          values (?, ?, ?, 'waiting', ?, ?, ?, ?, ?, ?)
          on conflict (idempotency_key) where idempotency_key is not null do nothing`,
       ),
-      byKey: d.prepare<[string], { id: number }>(`select id from jobs where idempotency_key = ?`),
+      byKey: d.prepare<[string], { id: number; name: string }>(
+        `select id, name from jobs where idempotency_key = ?`,
+      ),
       get: d.prepare<[number], JobRow>(`select * from jobs where id = ?`),
       claim: d.prepare<{ queue: string; now: number; lease: number; worker: string; n: number }, ClaimRow>(
         `update jobs set state = 'active', attempts_made = attempts_made + 1, started_at = @now,
@@ -255,7 +258,7 @@ export class SqliteQueue implements JobQueue {
     const now = this.now();
     const out = this.db
       .transaction(() =>
-        reqs.map((r): EnqueueResult => {
+        reqs.map((r, index): EnqueueResult => {
           const info = this.stmts.insert.run(
             r.queue,
             r.name,
@@ -270,6 +273,15 @@ export class SqliteQueue implements JobQueue {
           if (info.changes === 1) return { id: String(info.lastInsertRowid), created: true };
           const existing = this.stmts.byKey.get(r.idempotencyKey as string);
           if (!existing) throw new Error(`idempotency key ${r.idempotencyKey} conflicted but no job has it`);
+          // Thrown inside the transaction: nothing of this batch is enqueued.
+          if (existing.name !== r.name)
+            throw new IdempotencyConflictError(
+              r.idempotencyKey as string,
+              String(existing.id),
+              existing.name,
+              r.name,
+              index,
+            );
           return { id: String(existing.id), created: false };
         }),
       )
