@@ -5,13 +5,14 @@
  * still names this file): one range is a 206 with `Content-Range`, several are a
  * 206 `multipart/byteranges`, none satisfiable is a 416. A `Range` header that is
  * not a well-formed bytes range set is ignored (the whole file, 200), as the RFC
- * allows. Every media download goes through here.
+ * allows. A download with a presigned URL (S3, MEDIA_PRESIGN_TTL_S) is a 302 to
+ * it. Every media download goes through here.
  */
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../errors.js';
-import type { FileDownload } from '../media/media-storage.js';
+import type { FileDownload } from '../media/storage/media-store.js';
 
 export interface ByteRange {
   start: number;
@@ -103,6 +104,9 @@ export async function sendDownload(
   reply: FastifyReply,
   download: FileDownload,
 ): Promise<FastifyReply> {
+  // Object storage configured for presigned downloads: the client fetches from the store itself.
+  if (download.presignedUrl)
+    return reply.header('cache-control', 'no-store').redirect(download.presignedUrl, 302);
   const { file, contentType, fileName } = download;
   const { size, etag, modifiedAt } = file;
   reply

@@ -4,6 +4,7 @@ import { openSqliteFile } from './database.js';
 import * as m0001 from './migrations/0001-initial-schema.js';
 import * as m0002 from './migrations/0002-stats-rollups.js';
 import * as m0003 from './migrations/0003-query-indexes.js';
+import * as m0006 from './migrations/0006-media-assets.js';
 import { schemaHelpers, type SchemaHelpers } from './migrations/schema-helpers.js';
 import type { Database, Dialect } from './types.js';
 
@@ -14,6 +15,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0001-initial-schema': m0001,
   '0002-stats-rollups': m0002,
   '0003-query-indexes': m0003,
+  '0006-media-assets': m0006,
 };
 
 class DialectMigrationProvider implements MigrationProvider {

@@ -101,7 +101,12 @@ export interface AudioGenerationsTable extends Timestamps {
   text_hash: string | null;
   audio_path: string | null;
   duration_s: number | null;
+  /** A word similarity that was measured (speech-to-text); null when the verifier cannot hear words. */
   similarity: number | null;
+  /** The verifier that ran: `openai` (speech-to-text) or `acoustic` (duration, silence, clipping). */
+  verifier: string | null;
+  /** The verifier's 0..1 verdict, compared with the threshold. */
+  score: number | null;
   attempts: number;
   cost_usd: number;
   error: string | null;
@@ -123,6 +128,42 @@ export interface RendersTable extends Timestamps {
   size_bytes: number | null;
   error: string | null;
   finished_at: string | null;
+  /** The render request's options, JSON (see src/media/render/render-options.ts). */
+  options: string | null;
+  captions_srt_path: string | null;
+  captions_vtt_path: string | null;
+}
+
+export type AssetKind = 'image' | 'logo' | 'clip' | 'audio';
+
+export interface AssetsTable extends Timestamps {
+  id: Id;
+  client_id: number;
+  kind: AssetKind;
+  mime: string;
+  width: number | null;
+  height: number | null;
+  duration_s: number | null;
+  /** 0 or 1. */
+  has_alpha: number;
+  size_bytes: number;
+  sha256: string;
+  /** Key in media storage; one object per sha256, shared by every row with that hash. */
+  storage_key: string;
+  original_name: string | null;
+}
+
+export interface MediaChoicesTable extends Timestamps {
+  id: Id;
+  owner_kind: 'client' | 'campaign' | 'content';
+  owner_id: number;
+  role: 'logo' | 'music';
+  asset_id: number;
+}
+
+export interface RenderAssetsTable {
+  render_id: number;
+  asset_id: number;
 }
 
 export interface PerformanceMetricsTable extends Timestamps {
@@ -187,6 +228,9 @@ export interface Database {
   script_documents: ScriptDocumentsTable;
   audio_generations: AudioGenerationsTable;
   renders: RendersTable;
+  assets: AssetsTable;
+  media_choices: MediaChoicesTable;
+  render_assets: RenderAssetsTable;
   performance_metrics: PerformanceMetricsTable;
   ai_api_usage: AiApiUsageTable;
   task_runs: TaskRunsTable;

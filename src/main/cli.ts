@@ -202,6 +202,9 @@ export function buildCli(): Command {
         log(
           `narration: ${r.narration.status}, ${r.narration.duration_s} s of audio in ${r.timings_ms.narrate} ms → ${r.narration.audio}`,
         );
+        log(
+          `verifier:  ${r.narration.verifier} (${r.narration.verifier_checks}); score ${r.narration.score}, word similarity ${r.narration.similarity ?? 'not measured'}`,
+        );
         log(`video:     ${r.video} (${(r.size_bytes / 1e6).toFixed(2)} MB) in ${r.timings_ms.render} ms`);
         log(`thumbnail: ${r.thumbnail}`);
         log(`total:     ${Math.round(performance.now() - t0) + seedMs} ms`);

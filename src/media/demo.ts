@@ -5,7 +5,17 @@ import { RENDER_PRESETS, type RenderQuality } from './render/presets.js';
 export interface MediaDemoResult {
   generation_id: number;
   render_id: number;
-  narration: { status: string; similarity: number | null; duration_s: number | null; audio: string | null };
+  narration: {
+    status: string;
+    /** Which verifier ran, and what it checked. */
+    verifier: string;
+    verifier_checks: string;
+    score: number | null;
+    /** Measured word similarity; null when the verifier hears no words. */
+    similarity: number | null;
+    duration_s: number | null;
+    audio: string | null;
+  };
   video: string;
   thumbnail: string;
   size_bytes: number;
@@ -56,12 +66,15 @@ export async function runMediaDemo(
     render_id: render.id,
     narration: {
       status: narration.status,
+      verifier: narration.verifier,
+      verifier_checks: media.verifier.checks,
+      score: narration.score,
       similarity: narration.similarity,
       duration_s: narration.durationS,
-      audio: narration.audioPath ? media.storage.resolve(narration.audioPath) : null,
+      audio: narration.audioPath ? media.storage.locate(narration.audioPath) : null,
     },
-    video: media.storage.resolve(out.outputPath),
-    thumbnail: media.storage.resolve(out.thumbnailPath),
+    video: media.storage.locate(out.outputPath),
+    thumbnail: media.storage.locate(out.thumbnailPath),
     size_bytes: out.sizeBytes,
     timings_ms: { narrate: Math.round(narrateMs), render: Math.round(renderMs) },
   };

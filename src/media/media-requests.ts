@@ -12,12 +12,13 @@ import { AppError, notFound } from '../errors.js';
 import type { EnqueueOptions, EnqueueResult } from '../jobs/types.js';
 import type { AudioGeneration, ContentContext, CostFilter, CostTotals, Render } from './media.repo.js';
 import type { MediaServices } from './media-services.js';
-import type { FileDownload } from './media-storage.js';
+import type { FileDownload } from './storage/media-store.js';
 import type { NarrationManifest } from './narration.service.js';
 import { estimateNarration, type NarrationEstimate } from './pricing.js';
 import { RENDER_PRESETS, type RenderQuality } from './render/presets.js';
 import { silentBlockDuration } from './render/render.service.js';
 import { countSyllables } from './stt/acoustic.verifier.js';
+import { VERIFIER_CHECKS, type VerifierName } from './stt/verifier.js';
 import { normalizeNarration } from './text/normalize.js';
 import type { TtsProvider } from './tts/tts-provider.js';
 
@@ -47,6 +48,8 @@ export interface GenerationDetails {
   generation: AudioGeneration;
   /** The stored narration's manifest (timings, attempts), when its audio is stored. */
   manifest: NarrationManifest | undefined;
+  /** The verifier that ran; for one not started yet (or a row from before it was recorded), the one configured now. */
+  verifier: { name: VerifierName; checks: string };
 }
 
 const refuse = (reason: string, message: string, details: Record<string, unknown> = {}) =>
@@ -167,7 +170,9 @@ export class MediaRequests {
     const generation = await this.media.repo.audioGeneration(id);
     if (!generation) throw notFound('AUDIO_GENERATION_NOT_FOUND', 'audio generation', id);
     const manifest = generation.audio_path ? await this.media.narration.manifest(generation.id) : undefined;
-    return { generation, manifest };
+    const v = generation.verifier;
+    const name: VerifierName = v === 'openai' || v === 'acoustic' ? v : this.media.verifier.name;
+    return { generation, manifest, verifier: { name, checks: VERIFIER_CHECKS[name] } };
   }
 
   async render(id: number): Promise<Render> {
@@ -187,7 +192,7 @@ export class MediaRequests {
       );
     const m4a = format === 'm4a';
     return this.download(
-      m4a ? path.join(path.dirname(g.audio_path), 'narration.m4a') : g.audio_path,
+      m4a ? path.posix.join(path.posix.dirname(g.audio_path), 'narration.m4a') : g.audio_path,
       m4a ? 'audio/mp4' : 'audio/wav',
       `narration-${g.id}.${format}`,
     );
@@ -220,7 +225,8 @@ export class MediaRequests {
   private async download(relative: string, contentType: string, fileName: string): Promise<FileDownload> {
     const file = await this.media.storage.file(relative);
     if (!file) throw new AppError('MEDIA_FILE_NOT_FOUND', 'the file is no longer stored');
-    return { file, contentType, fileName };
+    const presignedUrl = await this.media.storage.presignedUrl(relative, { filename: fileName, contentType });
+    return { file, contentType, fileName, presignedUrl };
   }
 
   private async content(id: number): Promise<ContentContext> {

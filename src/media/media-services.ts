@@ -6,10 +6,11 @@ import { FfmpegError, locateFfmpeg } from './ffmpeg.js';
 import type { MediaConfig, TtsProviderName } from './media.config.js';
 import { MediaRepo } from './media.repo.js';
 import type { MediaObserver } from './media-observer.js';
-import { MediaStorage } from './media-storage.js';
 import { NarrationService } from './narration.service.js';
 import { type RenderOutcome, RenderService } from './render/render.service.js';
 import { defaultFontFile } from './render/renderer.js';
+import { createMediaStore } from './storage/create-store.js';
+import type { MediaStore } from './storage/media-store.js';
 import { AcousticVerifier } from './stt/acoustic.verifier.js';
 import { OpenAiSttVerifier } from './stt/openai-stt.verifier.js';
 import type { Verifier } from './stt/verifier.js';
@@ -21,7 +22,8 @@ import type { TtsProvider } from './tts/tts-provider.js';
 export interface MediaServices {
   config: MediaConfig;
   repo: MediaRepo;
-  storage: MediaStorage;
+  /** Where media files live (local directory or S3); this process's own scratch is config.scratchDir. */
+  storage: MediaStore;
   /** Configured TTS providers by name: espeak always; openai / elevenlabs when a key or a base URL is set. */
   tts: ReadonlyMap<string, TtsProvider>;
   verifier: Verifier;
@@ -103,7 +105,7 @@ export function createMediaServices(
     dialect,
     cache ? (contentId, campaignId) => cache.invalidate(...contentWrite(contentId, campaignId)) : undefined,
   );
-  const storage = new MediaStorage(config.storageDir);
+  const storage = createMediaStore(config.storage);
   const tts = createTtsProviders(config);
   const verifier = createVerifier(config);
   let ffmpegPath: string | undefined;
@@ -118,6 +120,7 @@ export function createMediaServices(
   const narration = new NarrationService({
     repo,
     storage,
+    scratchDir: config.scratchDir,
     tts,
     verifier,
     prices: config.prices,
@@ -129,6 +132,7 @@ export function createMediaServices(
   const renders = new RenderService({
     repo,
     storage,
+    scratchDir: config.scratchDir,
     narration,
     ffmpegPath,
     ffmpegError,
@@ -158,6 +162,7 @@ export function createMediaServices(
     },
     async close() {
       await Promise.all([...tts.values()].map((t) => t.close()));
+      storage.close();
     },
   };
 }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, intVar, parseEnv } from '../config/env.js';
 import { DEFAULT_PRICES, type Price, type PriceTable } from './pricing.js';
+import type { MediaStorageConfig } from './storage/create-store.js';
 import type { RetryPolicy } from './vendor-http.js';
 
 export type TtsProviderName = 'espeak' | 'openai' | 'elevenlabs';
@@ -9,8 +10,21 @@ export const TTS_PROVIDERS: readonly TtsProviderName[] = ['espeak', 'openai', 'e
 
 /** Media pipeline settings (narration, verification, rendering, storage, prices). Every variable is in `.env.example`. */
 export interface MediaConfig {
-  /** Root of stored audio and video, default `$DATA_DIR/media`. */
-  storageDir: string;
+  /** Where media files live: local `MEDIA_DIR` (default `$DATA_DIR/media`) or S3 (`MEDIA_STORAGE_URL`). */
+  storage: MediaStorageConfig;
+  /** Local working files of this process (downloads of inputs, ffmpeg output before upload), default `$DATA_DIR/scratch`. */
+  scratchDir: string;
+  /** Limits on uploaded assets. */
+  assets: {
+    /** Largest upload, bytes (default 500 MiB). */
+    maxBytes: number;
+    /** Largest image, width × height (default 40 megapixels). */
+    maxPixels: number;
+    /** Longest clip or audio file, seconds (default 600). */
+    maxDurationS: number;
+    /** ffprobe is killed after this long, ms (default 10 000). */
+    probeTimeoutMs: number;
+  };
   /** TTS provider used when a request names none. */
   defaultTtsProvider: TtsProviderName;
   espeak: { speedWpm: number; timeoutMs: number };
@@ -41,13 +55,13 @@ export interface MediaConfig {
   prices: PriceTable;
 }
 
-const url = (def: string) =>
+const optionalUrl = () =>
   z
     .string()
     .trim()
     .regex(/^https?:\/\/\S+$/, 'an http(s) URL')
-    .optional()
-    .default(def);
+    .optional();
+const url = (def: string) => optionalUrl().default(def);
 const floatVar = (min: number, max: number, def: number) =>
   z
     .string()
@@ -61,6 +75,22 @@ const floatVar = (min: number, max: number, def: number) =>
 const schema = z.object({
   DATA_DIR: z.string().trim().optional().default('./data'),
   MEDIA_DIR: z.string().trim().optional(),
+  MEDIA_STORAGE_URL: z
+    .string()
+    .trim()
+    .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\s]*)?$/, 's3://bucket or s3://bucket/prefix')
+    .optional(),
+  MEDIA_S3_ENDPOINT: optionalUrl(),
+  MEDIA_S3_REGION: z.string().trim().optional(),
+  AWS_REGION: z.string().trim().optional(),
+  MEDIA_S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).optional(),
+  MEDIA_S3_PART_SIZE_MB: intVar(5, 5120, 8),
+  MEDIA_PRESIGN_TTL_S: intVar(0, 604_800, 0),
+  MEDIA_SCRATCH_DIR: z.string().trim().optional(),
+  ASSET_MAX_MB: intVar(1, 10_240, 500),
+  ASSET_MAX_MEGAPIXELS: intVar(1, 1000, 40),
+  ASSET_MAX_DURATION_S: intVar(1, 86_400, 600),
+  ASSET_PROBE_TIMEOUT_MS: intVar(100, 600_000, 10_000),
   TTS_PROVIDER: z.enum(['espeak', 'openai', 'elevenlabs']).optional().default('espeak'),
   ESPEAK_SPEED_WPM: intVar(80, 450, 175),
   ESPEAK_TIMEOUT_MS: intVar(1000, 600_000, 30_000),
@@ -73,11 +103,7 @@ const schema = z.object({
   ELEVENLABS_MODEL: z.string().trim().optional().default('eleven_multilingual_v2'),
   ELEVENLABS_VOICE_ID: z.string().trim().optional().default('21m00Tcm4TlvDq8ikWAM'),
   NARRATION_VERIFIER: z.enum(['openai', 'acoustic']).optional(),
-  STT_BASE_URL: z
-    .string()
-    .trim()
-    .regex(/^https?:\/\/\S+$/, 'an http(s) URL')
-    .optional(),
+  STT_BASE_URL: optionalUrl(),
   STT_API_KEY: z.string().trim().optional(),
   STT_MODEL: z.string().trim().optional().default('whisper-1'),
   VENDOR_TIMEOUT_MS: intVar(100, 600_000, 60_000),
@@ -115,6 +141,30 @@ function parsePrices(json: string | undefined): PriceTable {
   return Object.freeze({ ...DEFAULT_PRICES, ...(r.data as Record<string, Price>) });
 }
 
+function storageConfig(e: z.infer<typeof schema>): MediaStorageConfig {
+  if (!e.MEDIA_STORAGE_URL) {
+    if (e.MEDIA_S3_ENDPOINT)
+      throw new ConfigError([
+        'MEDIA_S3_ENDPOINT is set but MEDIA_STORAGE_URL is not: set MEDIA_STORAGE_URL=s3://bucket/prefix',
+      ]);
+    return { kind: 'local', dir: path.resolve(e.MEDIA_DIR ?? path.join(e.DATA_DIR, 'media')) };
+  }
+  const [bucket = '', ...rest] = e.MEDIA_STORAGE_URL.slice('s3://'.length).split('/');
+  return {
+    kind: 's3',
+    bucket,
+    prefix: rest.filter(Boolean).join('/'),
+    endpoint: e.MEDIA_S3_ENDPOINT,
+    region: e.MEDIA_S3_REGION ?? e.AWS_REGION ?? 'us-east-1',
+    // S3-compatible servers mostly need path-style addressing; AWS itself prefers virtual hosts.
+    forcePathStyle: e.MEDIA_S3_FORCE_PATH_STYLE
+      ? e.MEDIA_S3_FORCE_PATH_STYLE === 'true'
+      : e.MEDIA_S3_ENDPOINT !== undefined,
+    partSizeBytes: e.MEDIA_S3_PART_SIZE_MB * 1024 * 1024,
+    presignTtlS: e.MEDIA_PRESIGN_TTL_S,
+  };
+}
+
 export function loadMediaConfig(env: NodeJS.ProcessEnv): MediaConfig {
   const e = parseEnv(schema, env);
   const sttBase = e.STT_BASE_URL ?? e.OPENAI_BASE_URL;
@@ -124,7 +174,14 @@ export function loadMediaConfig(env: NodeJS.ProcessEnv): MediaConfig {
   if (e.VENDOR_RETRY_BASE_MS > e.VENDOR_RETRY_MAX_MS)
     throw new ConfigError(['VENDOR_RETRY_BASE_MS must not exceed VENDOR_RETRY_MAX_MS']);
   return {
-    storageDir: path.resolve(e.MEDIA_DIR ?? path.join(e.DATA_DIR, 'media')),
+    storage: storageConfig(e),
+    scratchDir: path.resolve(e.MEDIA_SCRATCH_DIR ?? path.join(e.DATA_DIR, 'scratch')),
+    assets: {
+      maxBytes: e.ASSET_MAX_MB * 1024 * 1024,
+      maxPixels: e.ASSET_MAX_MEGAPIXELS * 1_000_000,
+      maxDurationS: e.ASSET_MAX_DURATION_S,
+      probeTimeoutMs: e.ASSET_PROBE_TIMEOUT_MS,
+    },
     defaultTtsProvider: e.TTS_PROVIDER,
     espeak: { speedWpm: e.ESPEAK_SPEED_WPM, timeoutMs: e.ESPEAK_TIMEOUT_MS },
     openai: {

@@ -1,12 +1,13 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { concat, durationS, encodeWav, type PcmAudio, silence } from './audio/wav.js';
 import { FfmpegError, runFfmpeg } from './ffmpeg.js';
 import type { MediaRepo } from './media.repo.js';
 import type { MediaObserver } from './media-observer.js';
-import type { MediaStorage } from './media-storage.js';
 import { costOf, type PriceTable } from './pricing.js';
+import { type MediaStore, mediaKeys } from './storage/media-store.js';
 import type { Verification, Verifier } from './stt/verifier.js';
 import { normalizeNarration, type Replacement } from './text/normalize.js';
 import type { WordMismatch } from './text/similarity.js';
@@ -28,7 +29,10 @@ export interface BlockTiming {
 
 export interface AttemptReport {
   attempt: number;
-  similarity: number;
+  /** The verifier's verdict 0..1 (see Verification.score). */
+  score: number;
+  /** Measured word similarity; null when the verifier cannot hear words (acoustic). */
+  similarity: number | null;
   transcript?: string;
   mismatches: WordMismatch[];
   issues: string[];
@@ -43,6 +47,8 @@ export interface NarrationManifest {
   voice: string;
   language: string;
   verifier: string;
+  /** What the verifier checked, in words. */
+  verifier_checks: string;
   threshold: number;
   outcome: 'succeeded' | 'partial' | 'failed';
   best_attempt: number;
@@ -64,7 +70,8 @@ export interface NarrationProgress {
   /** Blocks synthesised in this attempt. */
   block?: number;
   blocks?: number;
-  similarity?: number;
+  /** The verifier's verdict of the attempt, 0..1. */
+  score?: number;
   /** 0..100 overall. */
   percent: number;
 }
@@ -84,6 +91,11 @@ export interface NarrationOutcome {
   generationId: number;
   status: 'succeeded' | 'partial' | 'failed';
   attempts: number;
+  /** Which verifier ran: `openai` (speech-to-text) or `acoustic` (no words heard). */
+  verifier: string;
+  /** The verifier's verdict of the best attempt, 0..1. */
+  score: number | null;
+  /** Measured word similarity of the best attempt; null when none was measured. */
   similarity: number | null;
   durationS: number | null;
   audioPath: string | null;
@@ -100,7 +112,9 @@ export class NarrationInputError extends Error {
 
 export interface NarrationServiceDeps {
   repo: MediaRepo;
-  storage: MediaStorage;
+  storage: MediaStore;
+  /** Local working directory (the compressed copy is encoded here before upload). */
+  scratchDir: string;
   /** TTS providers by name. */
   tts: ReadonlyMap<string, TtsProvider>;
   verifier: Verifier;
@@ -171,6 +185,8 @@ export class NarrationService {
         generationId: gen.id,
         status: 'failed',
         attempts,
+        verifier: this.deps.verifier.name,
+        score: null,
         similarity: null,
         durationS: null,
         audioPath: null,
@@ -184,6 +200,7 @@ export class NarrationService {
       status: 'running',
       error: null,
       task_id: req.taskId ?? gen.task_id,
+      verifier: this.deps.verifier.name,
     });
     await emit({ stage: 'prepare', attempt: 0, percent: 0 });
     if (!provider) return fail(`unknown TTS provider ${gen.provider}`);
@@ -314,26 +331,35 @@ export class NarrationService {
         if (verification.usage) await record(verification.usage, verified.latencyS);
         reports.push({
           attempt,
-          similarity: round4(verification.similarity),
+          score: round4(verification.score),
+          similarity: verification.similarity === null ? null : round4(verification.similarity),
           transcript: verification.transcript,
           mismatches: verification.mismatches,
           issues: verification.issues,
           duration_s: round3(durationS(audio)),
         });
-        if (!best || verification.similarity > best.verification.similarity)
+        if (!best || verification.score > best.verification.score)
           best = { audio, timings, verification, attempt };
         await repo.updateAudioGeneration(gen.id, {
           attempts: attempt,
+          score: best.verification.score,
           similarity: best.verification.similarity,
           cost_usd: costUsd,
         });
-        await emit({ stage: 'verify', attempt, similarity: verification.similarity, percent: base + span });
+        await emit({ stage: 'verify', attempt, score: verification.score, percent: base + span });
         logger.info(
-          { generation: gen.id, attempt, similarity: verification.similarity, issues: verification.issues },
+          {
+            generation: gen.id,
+            attempt,
+            verifier: this.deps.verifier.name,
+            score: verification.score,
+            similarity: verification.similarity,
+            issues: verification.issues,
+          },
           'narration attempt verified',
         );
-        if (verification.similarity >= threshold) break;
-        if (attempt === 1 && verification.similarity < STRUCTURAL_MISMATCH) {
+        if (verification.score >= threshold) break;
+        if (attempt === 1 && verification.score < STRUCTURAL_MISMATCH) {
           structural = true;
           break;
         }
@@ -352,12 +378,15 @@ export class NarrationService {
     if (!best) return fail('no attempt completed', attempt);
 
     const attemptsMade = Math.min(attempt, maxAttempts);
-    const sim = best.verification.similarity;
+    const sim = best.verification.score;
+    const measured = best.verification.similarity;
     const status = sim >= threshold ? 'succeeded' : sim >= STRUCTURAL_MISMATCH ? 'partial' : 'failed';
     await emit({ stage: 'store', attempt: attemptsMade, percent: 92 });
-    const dir = storage.audioDir(gen.id);
-    const wavRel = await storage.write(path.join(dir, 'narration.wav'), encodeWav(best.audio));
-    const compressed = await this.compress(wavRel, path.join(dir, 'narration.m4a'));
+    const dir = mediaKeys.audioDir(gen.id);
+    const wavBytes = encodeWav(best.audio);
+    const wavRel = `${dir}/narration.wav`;
+    await storage.put(wavRel, wavBytes, { contentType: 'audio/wav' });
+    const compressed = await this.compress(wavBytes, `${dir}/narration.m4a`);
     const manifest: NarrationManifest = {
       generation_id: gen.id,
       content_id: ctx.content_id,
@@ -365,6 +394,7 @@ export class NarrationService {
       voice,
       language: gen.language,
       verifier: this.deps.verifier.name,
+      verifier_checks: this.deps.verifier.checks,
       threshold,
       outcome: status,
       best_attempt: best.attempt,
@@ -376,18 +406,22 @@ export class NarrationService {
       attempts: reports,
       replacements: blocks.map((b) => ({ block_id: b.block.id, replacements: b.norm.replacements })),
     };
-    await storage.write(path.join(dir, 'narration.json'), JSON.stringify(manifest, null, 2));
+    // The manifest is written last: a narration is found (manifest()) only once all its files are stored.
+    await storage.put(`${dir}/narration.json`, JSON.stringify(manifest, null, 2), {
+      contentType: 'application/json',
+    });
     const error =
       status === 'succeeded'
         ? null
         : structural
-          ? `structural mismatch: similarity ${round4(sim)} on the first attempt (below ${STRUCTURAL_MISMATCH})`
-          : `best similarity ${round4(sim)} after ${attemptsMade} attempts is below the threshold ${threshold}`;
+          ? `structural mismatch: ${this.deps.verifier.name} score ${round4(sim)} on the first attempt (below ${STRUCTURAL_MISMATCH})`
+          : `best ${this.deps.verifier.name} score ${round4(sim)} after ${attemptsMade} attempts is below the threshold ${threshold}`;
     await repo.updateAudioGeneration(gen.id, {
       status,
       audio_path: wavRel,
       duration_s: manifest.duration_s,
-      similarity: round4(sim),
+      score: round4(sim),
+      similarity: measured === null ? null : round4(measured),
       attempts: attemptsMade,
       cost_usd: costUsd,
       text_hash: scriptHash(ctx.blocks, provider.name, voice, gen.language),
@@ -396,13 +430,20 @@ export class NarrationService {
       finished_at: new Date().toISOString(),
     });
     if (status === 'succeeded') await repo.advanceContentStatus(ctx.content_id, 'audio_ready');
-    await emit({ stage: 'done', attempt: attemptsMade, similarity: sim, percent: 100 });
-    observer?.narrationFinished(provider.name, status, attemptsMade, round4(sim));
+    await emit({ stage: 'done', attempt: attemptsMade, score: sim, percent: 100 });
+    observer?.narrationFinished(
+      provider.name,
+      status,
+      attemptsMade,
+      measured === null ? null : round4(measured),
+    );
     return {
       generationId: gen.id,
       status,
       attempts: attemptsMade,
-      similarity: round4(sim),
+      verifier: this.deps.verifier.name,
+      score: round4(sim),
+      similarity: measured === null ? null : round4(measured),
       durationS: manifest.duration_s,
       audioPath: wavRel,
       costUsd,
@@ -413,35 +454,33 @@ export class NarrationService {
 
   /** The manifest of a stored narration (timings for captions), or undefined when none is stored. */
   async manifest(generationId: number): Promise<NarrationManifest | undefined> {
-    const rel = path.join(this.deps.storage.audioDir(generationId), 'narration.json');
-    if ((await this.deps.storage.size(rel)) === undefined) return undefined;
-    return JSON.parse((await this.deps.storage.read(rel)).toString('utf8')) as NarrationManifest;
+    const bytes = await this.deps.storage.read(`${mediaKeys.audioDir(generationId)}/narration.json`);
+    return bytes ? (JSON.parse(bytes.toString('utf8')) as NarrationManifest) : undefined;
   }
 
-  private async compress(wavRel: string, outRel: string): Promise<string | null> {
+  /** Encodes the AAC copy in the scratch directory and stores it; null when ffmpeg is missing or fails. */
+  private async compress(wav: Uint8Array, outKey: string): Promise<string | null> {
     if (!this.deps.ffmpegPath) return null;
+    const work = path.join(this.deps.scratchDir, `narration-${randomUUID()}`);
+    await fs.mkdir(work, { recursive: true });
     try {
+      const wavFile = path.join(work, 'narration.wav');
+      const m4aFile = path.join(work, 'narration.m4a');
+      await fs.writeFile(wavFile, wav);
       await runFfmpeg({
         ffmpeg: this.deps.ffmpegPath,
-        args: [
-          '-i',
-          this.deps.storage.resolve(wavRel),
-          '-c:a',
-          'aac',
-          '-b:a',
-          '96k',
-          '-movflags',
-          '+faststart',
-          this.deps.storage.resolve(outRel),
-        ],
+        args: ['-i', wavFile, '-c:a', 'aac', '-b:a', '96k', '-movflags', '+faststart', m4aFile],
         timeoutMs: 120_000,
       });
-      return outRel;
+      await this.deps.storage.putFile(outKey, m4aFile, { contentType: 'audio/mp4' });
+      return outKey;
     } catch (err) {
       // The WAV is the narration; a missing compressed copy is logged, not fatal.
       if (!(err instanceof FfmpegError)) throw err;
-      this.deps.logger.warn({ err: err.message }, 'could not write the compressed narration copy');
+      this.deps.logger.warn({ err }, 'could not write the compressed narration copy');
       return null;
+    } finally {
+      await fs.rm(work, { recursive: true, force: true });
     }
   }
 }

@@ -22,6 +22,11 @@ export interface AudioBatchItem {
   content_id: number;
   generation_id: number | null;
   status: 'succeeded' | 'partial' | 'failed' | 'skipped';
+  /** The verifier that ran (null when the content was skipped). */
+  verifier: string | null;
+  /** Its verdict 0..1 (see the generation's `score`). */
+  score: number | null;
+  /** Measured word similarity; null when the verifier hears no words or none ran. */
   similarity: number | null;
   error: string | null;
 }
@@ -57,6 +62,8 @@ export const audioBatchTask = defineTask({
           content_id: contentId,
           generation_id: null,
           status: 'skipped',
+          verifier: null,
+          score: null,
           similarity: null,
           error: content ? 'no script blocks' : 'content not found',
         });
@@ -82,6 +89,8 @@ export const audioBatchTask = defineTask({
           content_id: contentId,
           generation_id: gen.id,
           status: out.status,
+          verifier: out.verifier,
+          score: out.score,
           similarity: out.similarity,
           error: out.error,
         });
@@ -101,6 +110,8 @@ export const audioBatchTask = defineTask({
           content_id: contentId,
           generation_id: gen.id,
           status: 'failed',
+          verifier: media.verifier.name,
+          score: null,
           similarity: null,
           error: message,
         });

@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_RANGE_PARTS, parseRanges, sendDownload } from '../../src/api/file-download.js';
 import { registerErrorHandling } from '../../src/api/plugins/errors.js';
-import { MediaStorage } from '../../src/media/media-storage.js';
+import { LocalMediaStore } from '../../src/media/storage/local-store.js';
 
 /** Splits a multipart/byteranges body into its parts (headers and bytes). */
 function multipartParts(body: Buffer, boundary: string) {
@@ -70,14 +70,14 @@ describe('parseRanges', () => {
 
 describe('sendDownload (a stored file over HTTP)', () => {
   let app: FastifyInstance;
-  let storage: MediaStorage;
+  let storage: LocalMediaStore;
   let bytes: Buffer;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ov-download-'));
 
   beforeAll(async () => {
-    storage = new MediaStorage(dir);
+    storage = new LocalMediaStore(dir);
     bytes = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251));
-    await storage.write('f/data.bin', bytes);
+    await storage.put('f/data.bin', bytes);
     app = Fastify({ logger: false });
     registerErrorHandling(app);
     app.get('/file', async (req, reply) => {
@@ -200,11 +200,11 @@ describe('sendDownload (a stored file over HTTP)', () => {
 
   it('gives a replaced file a new ETag', async () => {
     const before = (await get()).headers.etag;
-    await storage.write('f/data.bin', Buffer.concat([bytes, Buffer.from('more')]));
+    await storage.put('f/data.bin', Buffer.concat([bytes, Buffer.from('more')]));
     const after = await get({ 'if-none-match': before as string });
     expect(after.statusCode).toBe(200);
     expect(after.headers.etag).not.toBe(before);
     expect(after.rawPayload.length).toBe(1004);
-    await storage.write('f/data.bin', bytes);
+    await storage.put('f/data.bin', bytes);
   });
 });

@@ -9,7 +9,9 @@ describe('media config', () => {
   it('defaults: local TTS, acoustic verification, storage under DATA_DIR, dated prices', () => {
     const c = loadMediaConfig({ DATA_DIR: '/tmp/ov-data' });
     expect(c).toMatchObject({
-      storageDir: path.resolve('/tmp/ov-data/media'),
+      storage: { kind: 'local', dir: path.resolve('/tmp/ov-data/media') },
+      scratchDir: path.resolve('/tmp/ov-data/scratch'),
+      assets: { maxBytes: 500 * 1024 * 1024, maxPixels: 40_000_000, maxDurationS: 600 },
       defaultTtsProvider: 'espeak',
       verifier: 'acoustic',
       narration: { threshold: 0.95, maxAttempts: 5, maxChars: 5000, blockPauseMs: 300 },
@@ -17,6 +19,35 @@ describe('media config', () => {
     });
     expect(c.prices).toBe(DEFAULT_PRICES);
     expect([...createTtsProviders(c).keys()]).toEqual(['espeak']);
+  });
+
+  it('S3 storage from MEDIA_STORAGE_URL, with path-style addressing for a custom endpoint', () => {
+    const c = loadMediaConfig({
+      MEDIA_STORAGE_URL: 's3://ov-media/prod/media',
+      MEDIA_S3_ENDPOINT: 'http://127.0.0.1:9000',
+      AWS_REGION: 'eu-west-1',
+    });
+    expect(c.storage).toEqual({
+      kind: 's3',
+      bucket: 'ov-media',
+      prefix: 'prod/media',
+      endpoint: 'http://127.0.0.1:9000',
+      region: 'eu-west-1',
+      forcePathStyle: true,
+      partSizeBytes: 8 * 1024 * 1024,
+      presignTtlS: 0,
+    });
+    expect(loadMediaConfig({ MEDIA_STORAGE_URL: 's3://ov-media' }).storage).toMatchObject({
+      prefix: '',
+      endpoint: undefined,
+      region: 'us-east-1',
+      forcePathStyle: false,
+    });
+    expect(() => loadMediaConfig({ MEDIA_STORAGE_URL: 'https://bucket' })).toThrow(/MEDIA_STORAGE_URL/);
+    expect(() => loadMediaConfig({ MEDIA_S3_ENDPOINT: 'http://127.0.0.1:9000' })).toThrow(
+      /MEDIA_S3_ENDPOINT is set but MEDIA_STORAGE_URL is not/,
+    );
+    expect(() => loadMediaConfig({ MEDIA_S3_PART_SIZE_MB: '1' })).toThrow(/MEDIA_S3_PART_SIZE_MB/);
   });
 
   it('uses speech-to-text when a key or a self-hosted server is configured', () => {

@@ -6,6 +6,7 @@ import type { DatabaseConfig } from '../../src/config/config.js';
 import { type DatabaseHandle, openDatabase } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrator.js';
 import type { BlockKind, Db } from '../../src/db/types.js';
+import type { MediaStore } from '../../src/media/storage/media-store.js';
 import { loadMediaConfig, type MediaConfig } from '../../src/media/media.config.js';
 
 export const silentLogger = pino({ level: 'silent' });
@@ -113,4 +114,9 @@ export async function seedContent(
       )
       .execute();
   return { clientId: client.id, campaignId: campaign.id, contentId: content.id };
+}
+
+/** A local file with a stored object's bytes, whatever the store (local directory or S3). */
+export async function storedFile(store: MediaStore, key: string): Promise<string> {
+  return store.localCopy(key, tempDir('ov-stored-'));
 }

@@ -6,7 +6,7 @@ import { createMediaServices, type MediaServices } from '../../src/media/media-s
 import type { NarrationProgress } from '../../src/media/narration.service.js';
 import { dbBackends, freshDatabaseConfig } from '../support/backends.js';
 import { apiError, FakeVendors, type Responder } from './fake-vendors.js';
-import { mediaConfig, openMigrated, seedContent, silentLogger } from './media-fixtures.js';
+import { mediaConfig, openMigrated, storedFile, seedContent, silentLogger } from './media-fixtures.js';
 
 const SCRIPT = ['안녕하세요, 오늘커피입니다.', '봄 한정 라떼가 3개 남았습니다.', '지금 바로 주문하세요!'];
 const RIGHT = '안녕하세요 오늘커피입니다 봄 한정 라떼가 세 개 남았습니다 지금 바로 주문하세요';
@@ -71,21 +71,30 @@ describe.each(dbBackends())('Zero-Fault narration (%s)', (backend) => {
       taskId: 'task-1',
       onProgress: (p) => void progress.push(p),
     });
-    expect(out).toMatchObject({ status: 'succeeded', attempts: 2, similarity: 1, error: null });
+    expect(out).toMatchObject({
+      status: 'succeeded',
+      attempts: 2,
+      verifier: 'openai',
+      score: 1,
+      similarity: 1,
+      error: null,
+    });
     expect(sttCalls() - before).toBe(2);
 
     const row = await media.repo.audioGeneration(gen.id);
     expect(row).toMatchObject({
       status: 'succeeded',
       attempts: 2,
+      verifier: 'openai',
+      score: 1,
       similarity: 1,
       task_id: 'task-1',
       audio_path: 'audio/' + gen.id + '/narration.wav',
     });
     expect(row?.finished_at).not.toBeNull();
-    const wav = parseWav(fs.readFileSync(media.storage.resolve(row?.audio_path ?? '')));
+    const wav = parseWav(fs.readFileSync(await storedFile(media.storage, row?.audio_path ?? '')));
     expect(row?.duration_s).toBeCloseTo(wav.samples.length / wav.sampleRate, 2);
-    expect(fs.statSync(media.storage.resolve(`audio/${gen.id}/narration.m4a`)).size).toBeGreaterThan(1000);
+    expect((await media.storage.file(`audio/${gen.id}/narration.m4a`))?.size).toBeGreaterThan(1000);
 
     const manifest = await media.narration.manifest(gen.id);
     expect(manifest?.timings).toHaveLength(3);
@@ -228,8 +237,21 @@ describe.each(dbBackends())('Zero-Fault narration (%s)', (backend) => {
         text_hash: null,
       });
       const out = await local.narration.narrate({ generationId: gen.id });
-      expect(out).toMatchObject({ status: 'succeeded', attempts: 1, similarity: 1, costUsd: 0 });
-      const audio = parseWav(fs.readFileSync(local.storage.resolve(out.audioPath ?? '')));
+      // The acoustic verifier hears no words: it says so, and reports no word similarity.
+      expect(out).toMatchObject({
+        status: 'succeeded',
+        attempts: 1,
+        verifier: 'acoustic',
+        score: 1,
+        similarity: null,
+        costUsd: 0,
+      });
+      const row = await local.repo.audioGeneration(gen.id);
+      expect(row).toMatchObject({ verifier: 'acoustic', score: 1, similarity: null });
+      const manifest = await local.narration.manifest(gen.id);
+      expect(manifest?.verifier_checks).toMatch(/no word similarity is measured/);
+      expect(manifest?.attempts.every((a) => a.similarity === null)).toBe(true);
+      const audio = parseWav(fs.readFileSync(await storedFile(local.storage, out.audioPath ?? '')));
       const a = analyse(audio);
       expect(a.rmsDbfs).toBeGreaterThan(-35);
       expect(a.durationS).toBeGreaterThan(4);

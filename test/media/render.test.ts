@@ -9,7 +9,14 @@ import { RENDER_PRESETS } from '../../src/media/render/presets.js';
 import { RenderInputError, RenderService } from '../../src/media/render/render.service.js';
 import { defaultFontFile, renderVideo, type TimelineBlock } from '../../src/media/render/renderer.js';
 import { dbBackends, freshDatabaseConfig } from '../support/backends.js';
-import { mediaConfig, openMigrated, seedContent, silentLogger, tempDir } from './media-fixtures.js';
+import {
+  mediaConfig,
+  openMigrated,
+  seedContent,
+  silentLogger,
+  storedFile,
+  tempDir,
+} from './media-fixtures.js';
 
 const FFMPEG = locateFfmpeg(undefined).path;
 
@@ -116,7 +123,7 @@ describe.each(dbBackends())('video rendering (%s)', (backend) => {
         quality: 'low',
         onProgress: (p) => progress.push(p),
       });
-      const file = media.storage.resolve(out.outputPath);
+      const file = await storedFile(media.storage, out.outputPath);
       const p = probe(file);
       const video = p.streams.find((s) => s.codec_type === 'video');
       const audio = p.streams.find((s) => s.codec_type === 'audio');
@@ -138,7 +145,7 @@ describe.each(dbBackends())('video rendering (%s)', (backend) => {
       expect(head.indexOf('moov')).toBeLessThan(
         head.indexOf('mdat') === -1 ? Infinity : head.indexOf('mdat'),
       );
-      const thumb = fs.readFileSync(media.storage.resolve(out.thumbnailPath));
+      const thumb = fs.readFileSync(await storedFile(media.storage, out.thumbnailPath));
       expect(thumb.subarray(1, 4).toString('latin1')).toBe('PNG');
       expect(progress.at(-1)).toBe(100);
       const saved = await media.repo.render(row.id);
@@ -170,14 +177,13 @@ describe.each(dbBackends())('video rendering (%s)', (backend) => {
       fps: 30,
     });
     const out = await media.renders.render({ renderId: row.id, quality: 'low', silent: true });
-    const p = probe(media.storage.resolve(out.outputPath));
+    const p = probe(await storedFile(media.storage, out.outputPath));
     expect(Math.abs(Number(p.format.duration) - 3.5)).toBeLessThan(0.1);
     expect(p.streams.some((s) => s.codec_type === 'audio')).toBe(true);
   });
 
   it('per-block backgrounds: the brand colour, a block colour, and an image from storage', async () => {
-    const img = media.storage.resolve('uploads/red.png');
-    fs.mkdirSync(path.dirname(img), { recursive: true });
+    const img = path.join(tempDir(), 'red.png');
     execFileSync(FFMPEG, [
       '-v',
       'error',
@@ -190,6 +196,7 @@ describe.each(dbBackends())('video rendering (%s)', (backend) => {
       '1',
       img,
     ]);
+    await media.storage.putFile('uploads/red.png', img);
     const seeded = await seedContent(
       handle.db,
       [
@@ -208,7 +215,7 @@ describe.each(dbBackends())('video rendering (%s)', (backend) => {
       fps: 30,
     });
     const out = await media.renders.render({ renderId: row.id, quality: 'high', silent: true });
-    const file = media.storage.resolve(out.outputPath);
+    const file = await storedFile(media.storage, out.outputPath);
     const rgbAt = (t: number) => {
       const px = execFileSync(FFMPEG, [
         '-v',
@@ -251,6 +258,7 @@ describe.each(dbBackends())('video rendering (%s)', (backend) => {
     const noFfmpeg = new RenderService({
       repo: media.repo,
       storage: media.storage,
+      scratchDir: tempDir(),
       narration: media.narration,
       ffmpegPath: undefined,
       ffmpegError: 'ffmpeg not found: set FFMPEG_PATH',

@@ -34,12 +34,15 @@ describe('acoustic verifier', () => {
 
   it('accepts speech-like audio of plausible length', async () => {
     const r = await v.verify(req(tone(4), TEXT));
-    expect(r).toMatchObject({ similarity: 1, issues: [] });
+    // All checks pass (score 1), and no word similarity is claimed: none was measured.
+    expect(r).toMatchObject({ score: 1, similarity: null, issues: [] });
+    expect(v.name).toBe('acoustic');
+    expect(v.checks).toMatch(/no word similarity is measured/);
   });
 
   it('rejects silence outright', async () => {
     const r = await v.verify(req(silence(RATE, 4), TEXT));
-    expect(r.similarity).toBe(0);
+    expect(r).toMatchObject({ score: 0, similarity: null });
     expect(r.issues[0]).toMatch(/silent/);
   });
 
@@ -51,7 +54,8 @@ describe('acoustic verifier', () => {
   it('flags a dropout inside the narration', async () => {
     const r = await v.verify(req(concat([tone(2), silence(RATE, 3), tone(2)]), TEXT + ' ' + TEXT));
     expect(r.issues.some((i) => /dropout/.test(i))).toBe(true);
-    expect(r.similarity).toBeLessThan(1);
+    expect(r.score).toBeLessThan(1);
+    expect(r.similarity).toBeNull();
   });
 
   it('flags clipping', async () => {
@@ -85,6 +89,7 @@ describe('openai speech-to-text verifier (fake server, real wire format)', () =>
     expect(call?.file?.name).toBe('narration.wav');
     expect(parseWav(call?.file?.bytes ?? new Uint8Array()).samples.length).toBe(audio.samples.length);
     expect(r).toMatchObject({
+      score: 1,
       similarity: 1,
       transcript: fake.transcript,
       usage: { provider: 'openai', model: 'whisper-1', operation: 'stt', units: 2, unit: 'second' },

@@ -52,7 +52,27 @@ const AudioGenerationSchema = Type.Object({
   voice: Nullable(Type.String()),
   language: Type.String(),
   duration_s: Nullable(Type.Number()),
-  similarity: Nullable(Type.Number()),
+  verifier: Type.Object(
+    {
+      name: Type.String({
+        description: '`openai` (speech-to-text) or `acoustic` (no speech-to-text configured)',
+      }),
+      checks: Type.String({ description: 'what that verifier checks' }),
+    },
+    { description: 'The verifier that judged (or will judge) this narration.' },
+  ),
+  score: Nullable(
+    Type.Number({
+      description:
+        "the verifier's verdict 0..1, compared with the threshold (acoustic: share of its checks passed)",
+    }),
+  ),
+  similarity: Nullable(
+    Type.Number({
+      description:
+        'word similarity 0..1 of the transcript to the script, only when speech-to-text measured it; null otherwise',
+    }),
+  ),
   attempts: Type.Integer(),
   cost_usd: Type.Number(),
   error: Nullable(Type.String()),
@@ -100,7 +120,7 @@ const CostGroup = Type.Object({
 });
 
 export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async (app, { media, cache }) => {
-  function generationView({ generation: g, manifest }: GenerationDetails) {
+  function generationView({ generation: g, manifest, verifier }: GenerationDetails) {
     return {
       id: g.id,
       content_id: g.content_id,
@@ -110,6 +130,8 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
       voice: g.voice,
       language: g.language,
       duration_s: g.duration_s,
+      verifier,
+      score: g.score,
       similarity: g.similarity,
       attempts: g.attempts,
       cost_usd: g.cost_usd,

@@ -1,11 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { ScriptBlock } from '../../db/types.js';
 import { FfmpegError } from '../ffmpeg.js';
-import type { MediaRepo } from '../media.repo.js';
-import type { MediaStorage } from '../media-storage.js';
+import type { ContentContext, MediaRepo, Render } from '../media.repo.js';
 import type { NarrationService } from '../narration.service.js';
+import { type MediaStore, mediaKeys } from '../storage/media-store.js';
 import { countSyllables } from '../stt/acoustic.verifier.js';
 import { RENDER_PRESETS, type RenderQuality } from './presets.js';
 import { type Background, renderVideo, type TimelineBlock } from './renderer.js';
@@ -42,7 +43,9 @@ export class RenderInputError extends Error {
 
 export interface RenderServiceDeps {
   repo: MediaRepo;
-  storage: MediaStorage;
+  storage: MediaStore;
+  /** This process's working directory: inputs are fetched and ffmpeg writes here before upload. */
+  scratchDir: string;
   narration: NarrationService;
   ffmpegPath: string | undefined;
   /** Why ffmpeg is unavailable, when it is. */
@@ -65,18 +68,21 @@ export function silentBlockDuration(b: Pick<ScriptBlock, 'duration_s' | 'text'>)
 export class RenderService {
   constructor(private readonly deps: RenderServiceDeps) {}
 
-  private async background(b: ScriptBlock | undefined, brand: string | null): Promise<Background> {
+  private async background(
+    b: ScriptBlock | undefined,
+    brand: string | null,
+    workDir: string,
+  ): Promise<Background> {
     const fallback = brand && HEX.test(brand) ? brand : DEFAULT_BACKGROUND;
     const value = b?.background?.trim();
     if (!value) return { kind: 'color', color: fallback };
     if (HEX.test(value)) return { kind: 'color', color: value.startsWith('#') ? value : `#${value}` };
-    // Anything else names an image in the storage root (never outside it).
+    // Anything else names an image in media storage (never outside it).
     try {
-      const abs = this.deps.storage.resolve(value);
-      if ((await fs.stat(abs)).isFile()) return { kind: 'image', path: abs };
+      return { kind: 'image', path: await this.deps.storage.localCopy(value, path.join(workDir, 'inputs')) };
     } catch (err) {
       this.deps.logger.warn(
-        { background: value, err: (err as Error).message },
+        { background: value, err },
         'block background is not a colour or a stored image; using the brand colour',
       );
     }
@@ -84,14 +90,33 @@ export class RenderService {
   }
 
   async render(req: RenderRequest): Promise<RenderOutcome> {
-    const { repo, storage } = this.deps;
+    const { repo } = this.deps;
     const row = await repo.render(req.renderId);
     if (!row) throw new RenderInputError(`render ${req.renderId} does not exist`);
-    if (!this.deps.ffmpegPath) throw new RenderInputError(this.deps.ffmpegError ?? 'ffmpeg not found');
+    const ffmpeg = this.deps.ffmpegPath;
+    if (!ffmpeg) throw new RenderInputError(this.deps.ffmpegError ?? 'ffmpeg not found');
     const ctx = await repo.contentContext(row.content_id);
     if (!ctx) throw new RenderInputError(`content ${row.content_id} does not exist`);
     if (ctx.blocks.length === 0) throw new RenderInputError(`content ${row.content_id} has no script blocks`);
     await repo.updateRender(row.id, { status: 'running', error: null, task_id: req.taskId ?? row.task_id });
+    // Inputs are fetched into and outputs made in this process's scratch directory, then uploaded.
+    const workDir = path.join(this.deps.scratchDir, `render-${row.id}-${randomUUID()}`);
+    await fs.mkdir(workDir, { recursive: true });
+    try {
+      return await this.renderIn(req, row, ctx, workDir, ffmpeg);
+    } finally {
+      await fs.rm(workDir, { recursive: true, force: true });
+    }
+  }
+
+  private async renderIn(
+    req: RenderRequest,
+    row: Render,
+    ctx: ContentContext,
+    workDir: string,
+    ffmpeg: string,
+  ): Promise<RenderOutcome> {
+    const { repo, storage } = this.deps;
 
     const byId = new Map(ctx.blocks.map((b) => [b.id, b]));
     let timeline: TimelineBlock[];
@@ -107,7 +132,7 @@ export class RenderService {
           start_s: at,
           end_s: at + d,
           caption: b.subtitle_text ?? b.text,
-          background: await this.background(b, ctx.brand_color),
+          background: await this.background(b, ctx.brand_color, workDir),
         });
         at += d;
       }
@@ -120,7 +145,7 @@ export class RenderService {
           `content ${row.content_id} has no narration; generate audio first or ask for a silent render`,
         );
       audioGenerationId = audio.id;
-      audioFile = storage.resolve(manifest.wav);
+      audioFile = await storage.localCopy(manifest.wav, path.join(workDir, 'inputs'));
       durationS = manifest.duration_s;
       timeline = [];
       for (const t of manifest.timings) {
@@ -129,15 +154,16 @@ export class RenderService {
           start_s: t.start_s,
           end_s: t.end_s,
           caption: b?.subtitle_text ?? t.subtitle_text ?? b?.text ?? t.text,
-          background: await this.background(b, ctx.brand_color),
+          background: await this.background(b, ctx.brand_color, workDir),
         });
       }
     }
 
-    const dir = storage.renderDir(row.id);
-    const outputPath = path.join(dir, 'video.mp4');
-    const thumbnailPath = path.join(dir, 'thumbnail.png');
-    const workDir = path.join(storage.resolve(dir), 'work');
+    const dir = mediaKeys.renderDir(row.id);
+    const outputPath = `${dir}/video.mp4`;
+    const thumbnailPath = `${dir}/thumbnail.png`;
+    const outputFile = path.join(workDir, 'video.mp4');
+    const thumbnailFile = path.join(workDir, 'thumbnail.png');
     const preset = RENDER_PRESETS[row.preset];
     try {
       const result = await renderVideo(
@@ -148,18 +174,21 @@ export class RenderService {
           durationS,
           audioFile,
           fontFile: this.deps.fontFile,
-          outputFile: storage.resolve(outputPath),
-          thumbnailFile: storage.resolve(thumbnailPath),
-          workDir,
+          outputFile,
+          thumbnailFile,
+          workDir: path.join(workDir, 'ffmpeg'),
         },
         {
-          ffmpeg: this.deps.ffmpegPath,
+          ffmpeg,
           timeoutMs: this.deps.timeoutMs,
           signal: req.signal,
           onProgress: req.onProgress,
           onSpawn: req.onSpawn,
         },
       );
+      // Uploaded before the row says so: a render is "succeeded" only once its files are stored.
+      await storage.putFile(thumbnailPath, thumbnailFile, { contentType: 'image/png' });
+      await storage.putFile(outputPath, outputFile, { contentType: 'video/mp4' });
       await repo.updateRender(row.id, {
         status: 'succeeded',
         width: preset.width,
@@ -188,8 +217,6 @@ export class RenderService {
       if (err instanceof FfmpegError)
         await repo.updateRender(row.id, { error: `retrying: ${err.message}`.slice(0, 8000) });
       throw err;
-    } finally {
-      await fs.rm(workDir, { recursive: true, force: true });
     }
   }
 

@@ -1,5 +1,5 @@
 import { analyse } from '../audio/wav.js';
-import type { Verification, Verifier, VerifyRequest } from './verifier.js';
+import { type Verification, type Verifier, VERIFIER_CHECKS, type VerifyRequest } from './verifier.js';
 
 export interface AcousticOptions {
   /** Plausible speaking rates, syllables per second (default 2..12). */
@@ -34,18 +34,25 @@ export function countSyllables(text: string): number {
  * Local verifier used when no speech-to-text is configured: it cannot hear
  * words, so it checks that the audio is speech-like for the text: duration
  * plausible for the syllable count, no long internal silence (dropouts), not
- * clipped, not silent. Similarity is 1 when every check passes, 0 for silence,
- * and drops by 0.25 per failed check otherwise.
+ * clipped, not silent. Its score is 1 when every check passes, 0 for silence,
+ * and drops by 0.25 per failed check otherwise; it measures no word
+ * similarity (null), and says so.
  */
 export class AcousticVerifier implements Verifier {
   readonly name = 'acoustic';
+  readonly checks = VERIFIER_CHECKS.acoustic;
   constructor(private readonly opts: AcousticOptions = DEFAULT_ACOUSTIC) {}
 
   async verify(req: VerifyRequest): Promise<Verification> {
     const a = analyse(req.audio);
     const issues: string[] = [];
     if (!(a.rmsDbfs > this.opts.silentBelowDbfs))
-      return { similarity: 0, mismatches: [], issues: [`silent: level ${a.rmsDbfs.toFixed(1)} dBFS`] };
+      return {
+        score: 0,
+        similarity: null,
+        mismatches: [],
+        issues: [`silent: level ${a.rmsDbfs.toFixed(1)} dBFS`],
+      };
     const syllables = countSyllables(req.expectedText);
     const speechS = Math.max(0.001, a.durationS - a.leadingSilenceS - a.trailingSilenceS);
     const rate = syllables / speechS;
@@ -57,6 +64,6 @@ export class AcousticVerifier implements Verifier {
       issues.push(`dropout: ${a.longestInternalSilenceS.toFixed(2)} s of silence inside the narration`);
     if (a.clippedRatio > this.opts.maxClippedRatio)
       issues.push(`clipped: ${(a.clippedRatio * 100).toFixed(2)} % of samples at full scale`);
-    return { similarity: Math.max(0, 1 - 0.25 * issues.length), mismatches: [], issues };
+    return { score: Math.max(0, 1 - 0.25 * issues.length), similarity: null, mismatches: [], issues };
   }
 }

@@ -1,7 +1,7 @@
 import { similarity } from '../text/similarity.js';
 import { durationS } from '../audio/wav.js';
 import { readBody, type RetryPolicy, VendorError, vendorFetch } from '../vendor-http.js';
-import type { Verification, Verifier, VerifyRequest } from './verifier.js';
+import { type Verification, type Verifier, VERIFIER_CHECKS, type VerifyRequest } from './verifier.js';
 
 export interface OpenAiSttOptions {
   /** API root: https://api.openai.com/v1, or a self-hosted Whisper server's. */
@@ -19,6 +19,7 @@ export interface OpenAiSttOptions {
  */
 export class OpenAiSttVerifier implements Verifier {
   readonly name = 'openai';
+  readonly checks = VERIFIER_CHECKS.openai;
   constructor(private readonly opts: OpenAiSttOptions) {}
 
   async verify(req: VerifyRequest): Promise<Verification> {
@@ -53,6 +54,7 @@ export class OpenAiSttVerifier implements Verifier {
       throw new VendorError('openai-stt', 'bad_response', 'transcription has no "text"');
     const sim = similarity(req.expectedText, text, { language });
     return {
+      score: sim.ratio,
       similarity: sim.ratio,
       transcript: text,
       mismatches: sim.mismatches,

@@ -13,8 +13,14 @@ export interface VerifyRequest {
 }
 
 export interface Verification {
-  /** 0..1: how closely the audio says the text. */
-  similarity: number;
+  /**
+   * 0..1: the verifier's verdict, compared with the narration threshold. For
+   * speech-to-text it is the word similarity; for the acoustic verifier, the
+   * share of its checks that passed.
+   */
+  score: number;
+  /** 0..1 word similarity of what was heard to the script; null when the verifier cannot hear words. */
+  similarity: number | null;
   /** What a speech-to-text verifier heard. */
   transcript?: string;
   mismatches: WordMismatch[];
@@ -23,8 +29,19 @@ export interface Verification {
   usage?: VendorUsage;
 }
 
+export type VerifierName = 'openai' | 'acoustic';
+
+/** What each verifier checks, in words, for responses, logs and docs. */
+export const VERIFIER_CHECKS: Readonly<Record<VerifierName, string>> = {
+  openai: 'speech-to-text transcript compared with the script (word similarity measured)',
+  acoustic:
+    'duration for the text, silence and clipping only; no speech-to-text, so no word similarity is measured',
+};
+
 /** Judges whether narration audio says its script. Implementations: openai (speech-to-text), acoustic (local). */
 export interface Verifier {
-  readonly name: string;
+  readonly name: VerifierName;
+  /** What it checks, in words (VERIFIER_CHECKS[name]). */
+  readonly checks: string;
   verify(req: VerifyRequest): Promise<Verification>;
 }

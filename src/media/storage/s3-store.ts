@@ -1,0 +1,176 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  type HeadObjectCommandOutput,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import {
+  type ByteRange,
+  checkKey,
+  type MediaStore,
+  type PutOptions,
+  type StoredFile,
+} from './media-store.js';
+
+/** S3 settings from `MEDIA_STORAGE_URL=s3://bucket/prefix` and the MEDIA_S3_* variables. */
+export interface S3StoreOptions {
+  bucket: string;
+  /** Key prefix without leading or trailing slash ('' for the bucket root). */
+  prefix: string;
+  /** An S3-compatible endpoint (MinIO, R2, a test server); AWS when unset. */
+  endpoint: string | undefined;
+  region: string;
+  /** Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need. */
+  forcePathStyle: boolean;
+  /** Multipart part size, bytes (at least 5 MiB, S3's minimum). */
+  partSizeBytes: number;
+  /** Lifetime of presigned download URLs, seconds; 0 streams downloads through the API instead. */
+  presignTtlS: number;
+}
+
+const isNotFound = (err: unknown) =>
+  err instanceof S3ServiceException &&
+  (err.$metadata.httpStatusCode === 404 || err.name === 'NotFound' || err.name === 'NoSuchKey');
+
+/**
+ * Media in an S3-compatible bucket through the AWS SDK v3. Credentials come
+ * from the SDK's default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+ * AWS_PROFILE, web identity, instance roles). Files over one part are sent as
+ * multipart uploads, which S3 makes visible only on completion; a failed
+ * upload is aborted, and one whose process died is never completed, so no
+ * half object appears under a key (a bucket lifecycle rule should expire
+ * incomplete multipart uploads to reclaim their parts).
+ */
+export class S3MediaStore implements MediaStore {
+  readonly kind = 's3';
+  readonly client: S3Client;
+  constructor(private readonly opts: S3StoreOptions) {
+    this.client = new S3Client({
+      region: opts.region,
+      endpoint: opts.endpoint,
+      forcePathStyle: opts.forcePathStyle,
+    });
+  }
+
+  get location(): string {
+    return `s3://${this.opts.bucket}${this.opts.prefix ? `/${this.opts.prefix}` : ''}`;
+  }
+
+  locate(key: string): string {
+    return `s3://${this.opts.bucket}/${this.key(key)}`;
+  }
+
+  private key(key: string): string {
+    const k = checkKey(key);
+    return this.opts.prefix ? `${this.opts.prefix}/${k}` : k;
+  }
+
+  async put(key: string, body: Uint8Array | string | Readable, opts: PutOptions = {}): Promise<void> {
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.opts.bucket, Key: this.key(key), Body: body, ContentType: opts.contentType },
+      partSize: this.opts.partSizeBytes,
+      queueSize: 4,
+      leavePartsOnError: false,
+    });
+    await upload.done();
+  }
+
+  async putFile(key: string, file: string, opts: PutOptions = {}): Promise<void> {
+    await this.put(key, createReadStream(file), opts);
+  }
+
+  async file(key: string): Promise<StoredFile | undefined> {
+    let head: HeadObjectCommandOutput;
+    try {
+      head = await this.client.send(new HeadObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key) }));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    const etag = head.ETag ?? '';
+    return {
+      size: head.ContentLength ?? 0,
+      modifiedAt: head.LastModified ?? new Date(0),
+      // S3's ETag is already quoted; a missing one (never from S3) falls back to size and date.
+      etag: etag.startsWith('"') ? etag : `"${head.ContentLength ?? 0}-${head.LastModified?.getTime() ?? 0}"`,
+      // IfMatch: a range read of an object replaced since the HEAD fails instead of mixing versions.
+      open: (range) => Readable.from(this.stream(key, range, etag || undefined)),
+    };
+  }
+
+  private async *stream(key: string, range: ByteRange | undefined, ifMatch?: string): AsyncGenerator<Buffer> {
+    const body = await this.open(key, range, ifMatch);
+    if (!body) throw new Error(`media object ${key} is no longer in ${this.location}`);
+    yield* body;
+  }
+
+  private async open(key: string, range?: ByteRange, ifMatch?: string): Promise<Readable | undefined> {
+    try {
+      const r = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.opts.bucket,
+          Key: this.key(key),
+          Range: range ? `bytes=${range.start}-${range.end}` : undefined,
+          IfMatch: ifMatch,
+        }),
+      );
+      if (!(r.Body instanceof Readable)) throw new Error('S3 GetObject returned no Node stream');
+      return r.Body;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async read(key: string): Promise<Buffer | undefined> {
+    const body = await this.open(key);
+    if (!body) return undefined;
+    const chunks: Buffer[] = [];
+    for await (const c of body) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  async localCopy(key: string, scratchDir: string): Promise<string> {
+    const body = await this.open(key);
+    if (!body) throw new Error(`media object ${key} is not in ${this.location}`);
+    const file = path.join(scratchDir, ...checkKey(key).split('/'));
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await pipeline(body, createWriteStream(file));
+    return file;
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key) }));
+  }
+
+  async presignedUrl(
+    key: string,
+    opts: { filename: string; contentType: string },
+  ): Promise<string | undefined> {
+    if (this.opts.presignTtlS <= 0) return undefined;
+    return getSignedUrl(
+      this.client,
+      new GetObjectCommand({
+        Bucket: this.opts.bucket,
+        Key: this.key(key),
+        ResponseContentType: opts.contentType,
+        ResponseContentDisposition: `inline; filename="${opts.filename}"`,
+      }),
+      { expiresIn: this.opts.presignTtlS },
+    );
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}
