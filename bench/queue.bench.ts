@@ -6,7 +6,12 @@
  *
  * Metrics (names fixed by the issue):
  *   enqueue_per_s            case single (one await per job) and bulk (batches of 1,000)
- *   noop_jobs_per_s          case inprocess and sandboxed, concurrency 4, one queue
+ *   noop_jobs_per_s          case inprocess, and sandboxed with children recycled every 100 tasks
+ *                            (sandboxed) and every 1,000 (sandboxed_1000); concurrency 4, one queue
+ *   sandbox_overhead_ms      what running in a sandbox child adds to a real task: a narration with
+ *                            espeak and a low-quality render of a two-block script, each timed
+ *                            enqueue to completion in-process and sandboxed (medians of interleaved
+ *                            rounds; embedded backend only: the child's cost does not depend on it)
  *   enqueue_to_start_p50_ms / enqueue_to_start_p99_ms at a steady 1,000 jobs/s
  *   priority_start_p99_ms    a high_priority job's start latency behind a 100,000-job low_priority backlog
  *   rss_growth_pct           process RSS after 200,000 jobs against RSS before them, after a warm-up of
@@ -26,7 +31,7 @@
  *   npm run bench:queue -- --quick         smaller sizes, under a minute
  *   --backend=sqlite|bullmq                one backend only (bullmq includes bullmq-raw)
  *   --case=inprocess,rss                   only these cases: enqueue (single and bulk), inprocess, sandboxed,
- *                                          sandboxed_no_recycle, steady, priority, rss (bullmq-raw runs its
+ *                                          sandboxed_1000, sandbox_overhead, steady, priority, rss (bullmq-raw runs its
  *                                          enqueue, inprocess and steady cases when they are selected), and
  *                                          the product's: http_enqueue, serve_worker, serve_worker_one_queue,
  *                                          serve_worker_steady, serve_worker_priority, start, start_steady
@@ -39,17 +44,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Queue, Worker as BullWorker } from 'bullmq';
+import { loadConfig } from '../src/config/config.js';
 import { openDatabase } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { BullmqQueue } from '../src/jobs/bullmq/bullmq-queue.js';
 import { Jobs } from '../src/jobs/jobs.js';
-import { loadJobsConfig } from '../src/jobs/jobs.config.js';
+import { TaskRegistry } from '../src/jobs/registry.js';
 import { SqliteQueue } from '../src/jobs/sqlite/sqlite-queue.js';
 import { TaskRunRecorder } from '../src/jobs/task-runs.js';
 import type { ClaimedJob, JobQueue, QueueName } from '../src/jobs/types.js';
 import { Worker } from '../src/jobs/worker-runtime.js';
 import { createLogger } from '../src/main/logger.js';
-import { createTaskRegistry } from '../src/tasks/index.js';
+import { createMediaServices } from '../src/media/media-services.js';
+import type { TaskDeps } from '../src/tasks/deps.js';
+import { createTaskRegistry, TASKS } from '../src/tasks/index.js';
+import { seedContent } from '../test/media/media-fixtures.js';
 import { type RunningService, startRedis } from '../test/support/services.js';
 import { DEFAULT_CASES, type DefaultSizes, runDefaultCases } from './lib/queue-defaults.js';
 import { CLI } from './lib/omnivibe-process.js';
@@ -97,8 +106,6 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ov-bench-queue-'));
 // The product's logger, writing to /dev/null instead of stdout.
 const logger = createLogger({ logLevel: 'info' }, '/dev/null');
 const registry = createTaskRegistry();
-/** How sandbox children start: the worker default (WORKER_SANDBOX_START). */
-const SANDBOX_START = loadJobsConfig(process.env, dir).worker.sandboxStart;
 const CHILD = fs.existsSync(path.resolve('dist/main/task-child.js'))
   ? path.resolve('dist/main/task-child.js')
   : path.resolve('src/main/task-child.ts');
@@ -107,7 +114,8 @@ const CASES = [
   'enqueue',
   'inprocess',
   'sandboxed',
-  'sandboxed_no_recycle',
+  'sandboxed_1000',
+  'sandbox_overhead',
   'steady',
   'priority',
   'rss',
@@ -223,7 +231,6 @@ async function withWorker<T>(
     prefetch: PREFETCH,
     sandbox: {
       childModule: CHILD,
-      start: SANDBOX_START,
       maxTasksPerChild: opts.maxTasksPerChild ?? 100,
       maxMemoryMb: 512,
     },
@@ -267,15 +274,15 @@ async function enqueueRates(backend: Backend, q: JobQueue): Promise<void> {
 async function noopThroughput(
   backend: Backend,
   q: JobQueue,
-  mode: 'inprocess' | 'sandboxed' | 'sandboxed_no_recycle',
+  mode: 'inprocess' | 'sandboxed' | 'sandboxed_1000',
   baseline?: number,
 ): Promise<number> {
   const jobs = new Jobs(q, registry);
   const sandboxed = mode !== 'inprocess';
   failures = 0;
   const name = sandboxed ? 'diagnostics.noop_sandboxed' : 'diagnostics.noop';
-  const n = mode === 'inprocess' ? N.noop : mode === 'sandboxed' ? N.sandboxed : N.noop / 5;
-  const maxTasksPerChild = mode === 'sandboxed_no_recycle' ? 1_000_000 : 100;
+  const n = mode === 'inprocess' ? N.noop : N.sandboxed;
+  const maxTasksPerChild = mode === 'sandboxed_1000' ? 1000 : 100;
   return withWorker(q, { queues: ['default'], maxTasksPerChild }, async () => {
     // Warm up (and, sandboxed, start the children) before timing.
     const warm = completions(q, 200);
@@ -306,6 +313,133 @@ async function noopThroughput(
     });
     return rate;
   });
+}
+
+/** Resolves with the time from enqueue to the job's end; rejects if it failed. */
+async function timedJob(q: JobQueue, jobs: Jobs, name: string, payload: unknown): Promise<number> {
+  const ended = new Map<string, string | null>();
+  const onCompleted = (id: string) => void ended.set(id, null);
+  const onFailed = (id: string, error: string, final: boolean) => void (final && ended.set(id, error));
+  q.on('completed', onCompleted);
+  q.on('failed', onFailed);
+  try {
+    const t = performance.now();
+    const { id } = await jobs.enqueue(name, payload);
+    while (!ended.has(id)) await sleep(2);
+    const error = ended.get(id);
+    if (error) throw new Error(`bench: ${name} failed: ${error}`);
+    return performance.now() - t;
+  } finally {
+    q.off('completed', onCompleted);
+    q.off('failed', onFailed);
+  }
+}
+
+/**
+ * What a sandbox child adds to a real task: a narration (espeak) and a low-quality render of a
+ * two-block script, run alternately in-process and in a child (bench/lib/narration-task-child.ts)
+ * by two workers on queues of their own. One untimed round first: the child has started and loaded
+ * both handlers and their dependencies, so what remains is what every task pays (the exchange, the
+ * child's own database connection and media services). A child's start is paid once every
+ * --max-tasks-per-child tasks: the sandboxed no-op cases measure it.
+ */
+async function sandboxOverhead(): Promise<void> {
+  const rounds = quick ? 3 : 7;
+  const file = path.join(dir, 'overhead.db');
+  const dbConfig = { dialect: 'sqlite' as const, file, busyTimeoutMs: 10_000 };
+  const h = openDatabase(dbConfig);
+  await migrateToLatest(h.db, dbConfig);
+  const env = { DATABASE_URL: `sqlite:${file}`, MEDIA_DIR: path.join(dir, 'media'), LOG_LEVEL: 'silent' };
+  const config = loadConfig(env);
+  const { contentId } = await seedContent(h.db, ['새 시즌이 시작됩니다.', '지금 확인하세요!']);
+  // The in-process side's media pipeline, as a worker's composition root builds it (the child builds its own).
+  const media = createMediaServices(config.media, h.db, 'sqlite', logger);
+  const repo = media.repo;
+  const side = (sandboxed: boolean) => {
+    const q = makeQueue('sqlite', undefined);
+    const deps: TaskDeps = {
+      config,
+      logger,
+      dialect: 'sqlite',
+      db: () => h.db,
+      queue: () => q,
+      media: () => media,
+    };
+    const reg = new TaskRegistry(
+      TASKS.map((t) => (t.name === 'audio.generate' || t.name === 'video.render' ? { ...t, sandboxed } : t)),
+    );
+    const w = new Worker({
+      queue: q,
+      registry: reg,
+      deps,
+      logger,
+      queues: ['high_priority', 'default'],
+      sandbox: {
+        childModule: path.resolve('bench/lib/narration-task-child.ts'),
+        maxTasksPerChild: 100,
+        maxMemoryMb: 1024,
+        env,
+      },
+    }).start();
+    return { q, w, jobs: new Jobs(q, reg), ms: { narration: [] as number[], render: [] as number[] } };
+  };
+  const sides = { inprocess: side(false), sandboxed: side(true) };
+  const runRound = async (s: ReturnType<typeof side>, timed: boolean) => {
+    const gen = await repo.createAudioGeneration({
+      content_id: contentId,
+      provider: 'espeak',
+      voice: null,
+      language: 'ko',
+      text_hash: null,
+    });
+    const n = await timedJob(s.q, s.jobs, 'audio.generate', { generation_id: gen.id, max_attempts: 1 });
+    const render = await repo.createRender({
+      content_id: contentId,
+      preset: 'tiktok',
+      width: 1080,
+      height: 1920,
+      fps: 30,
+    });
+    const r = await timedJob(s.q, s.jobs, 'video.render', { render_id: render.id, quality: 'low' });
+    if (timed) {
+      s.ms.narration.push(n);
+      s.ms.render.push(r);
+    }
+  };
+  try {
+    for (const s of Object.values(sides)) await runRound(s, false);
+    for (let i = 0; i < rounds; i++) {
+      const order = i % 2 ? [sides.sandboxed, sides.inprocess] : [sides.inprocess, sides.sandboxed];
+      for (const s of order) await runRound(s, true);
+    }
+    for (const task of ['narration', 'render'] as const) {
+      const median = (ms: number[]) =>
+        percentile(
+          [...ms].sort((a, b) => a - b),
+          50,
+        );
+      const inprocess = median(sides.inprocess.ms[task]);
+      const sandboxed = median(sides.sandboxed.ms[task]);
+      emit({
+        bench: BENCH,
+        case: `sandbox_overhead_${task}`,
+        backend: 'sqlite',
+        metric: 'sandbox_overhead_ms',
+        value: sandboxed - inprocess,
+        unit: 'ms',
+        inprocess_ms: round(inprocess),
+        sandboxed_ms: round(sandboxed),
+        rounds,
+      });
+    }
+  } finally {
+    for (const s of Object.values(sides)) {
+      await s.w.stop({ timeoutMs: 5000 });
+      await s.q.close(5000);
+    }
+    await media.close();
+    await h.close();
+  }
 }
 
 /**
@@ -656,7 +790,8 @@ async function runBackend(backend: Backend, redis: string | undefined, rawNoop?:
     ? await fresh((q) => noopThroughput(backend, q, 'inprocess', rawNoop))
     : undefined;
   if (want('sandboxed')) await fresh((q) => noopThroughput(backend, q, 'sandboxed'));
-  if (want('sandboxed_no_recycle')) await fresh((q) => noopThroughput(backend, q, 'sandboxed_no_recycle'));
+  if (want('sandboxed_1000')) await fresh((q) => noopThroughput(backend, q, 'sandboxed_1000'));
+  if (want('sandbox_overhead') && backend === 'sqlite') await sandboxOverhead();
   if (want('steady')) await fresh((q) => steady(backend, q));
   if (want('priority')) await fresh((q) => priorityBehindBacklog(backend, q));
   if (want('rss')) await fresh((q) => rssGrowth(backend, q));

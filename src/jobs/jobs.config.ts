@@ -1,8 +1,6 @@
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { z } from 'zod';
 import { intVar, parseEnv } from '../config/env.js';
-import type { SandboxStart } from './sandbox/sandbox-pool.js';
 
 /** Job system settings (env variables in `.env.example`, section `# --- jobs ---`). */
 export interface JobsConfig {
@@ -31,57 +29,33 @@ export interface JobsConfig {
     readonly maxTasksPerChild: number;
     readonly maxMemoryPerChildMb: number;
     readonly shutdownTimeoutMs: number;
-    /** How sandbox children start (WORKER_SANDBOX_START): `fork`ed from a fork server, or `spawn`ed as fresh Node processes. */
-    readonly sandboxStart: SandboxStart;
   };
 }
 
-const schema = (fork = forkAvailable()) =>
-  z.object({
-    JOBS_DB_FILE: z.string().trim().min(1, 'a file path').optional(),
-    JOBS_REDIS_PREFIX: z
-      .string()
-      .trim()
-      .regex(/^[A-Za-z0-9_:.-]{1,64}$/, 'letters, digits, _ : . - (at most 64)')
-      .optional()
-      .default('ov:q'),
-    JOBS_LEASE_MS: intVar(500, 3_600_000, 30_000),
-    JOBS_MAX_STALLS: intVar(0, 100, 3),
-    JOBS_POLL_MS: intVar(5, 60_000, 50),
-    JOBS_KEEP_LAST: intVar(0, 10_000_000, 1000),
-    JOBS_KEEP_HOURS: intVar(0, 24 * 365, 24),
-    JOBS_TASK_RUNS_KEEP_DAYS: intVar(0, 3650, 30),
-    JOBS_CLEANUP_INTERVAL_S: intVar(0, 86_400, 300),
-    WORKER_CONCURRENCY: intVar(1, 256, 4),
-    WORKER_PREFETCH: intVar(0, 1024, 16),
-    WORKER_MAX_TASKS_PER_CHILD: intVar(1, 1_000_000, 100),
-    WORKER_MAX_MEMORY_PER_CHILD_MB: intVar(32, 65_536, 512),
-    WORKER_SHUTDOWN_TIMEOUT_MS: intVar(0, 3_600_000, 30_000),
-    // fork() needs Linux and the native addon; without them children are spawned.
-    WORKER_SANDBOX_START: z
-      .enum(['fork', 'spawn'])
-      .optional()
-      .default(fork ? 'fork' : 'spawn')
-      .refine(
-        (v) => v === 'spawn' || fork,
-        'fork needs Linux and native/sandbox-fork built (npm ci builds it with python3, make and g++); or use spawn',
-      ),
-  });
-
-/** The fork server's addon is built (an optional dependency: npm skips it where it cannot build). */
-function forkAvailable(): boolean {
-  if (process.platform !== 'linux') return false;
-  try {
-    createRequire(import.meta.url).resolve('@omnivibe/sandbox-fork/build/Release/sandbox_fork.node');
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return false;
-    throw err;
-  }
-}
+const schema = z.object({
+  JOBS_DB_FILE: z.string().trim().min(1, 'a file path').optional(),
+  JOBS_REDIS_PREFIX: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9_:.-]{1,64}$/, 'letters, digits, _ : . - (at most 64)')
+    .optional()
+    .default('ov:q'),
+  JOBS_LEASE_MS: intVar(500, 3_600_000, 30_000),
+  JOBS_MAX_STALLS: intVar(0, 100, 3),
+  JOBS_POLL_MS: intVar(5, 60_000, 50),
+  JOBS_KEEP_LAST: intVar(0, 10_000_000, 1000),
+  JOBS_KEEP_HOURS: intVar(0, 24 * 365, 24),
+  JOBS_TASK_RUNS_KEEP_DAYS: intVar(0, 3650, 30),
+  JOBS_CLEANUP_INTERVAL_S: intVar(0, 86_400, 300),
+  WORKER_CONCURRENCY: intVar(1, 256, 4),
+  WORKER_PREFETCH: intVar(0, 1024, 16),
+  WORKER_MAX_TASKS_PER_CHILD: intVar(1, 1_000_000, 100),
+  WORKER_MAX_MEMORY_PER_CHILD_MB: intVar(32, 65_536, 512),
+  WORKER_SHUTDOWN_TIMEOUT_MS: intVar(0, 3_600_000, 30_000),
+});
 
 export function loadJobsConfig(env: NodeJS.ProcessEnv, dataDir: string): JobsConfig {
-  const e = parseEnv(schema(), env);
+  const e = parseEnv(schema, env);
   return Object.freeze({
     // An in-memory main database (tests, demos) gets an in-memory queue too, unless JOBS_DB_FILE says otherwise.
     sqliteFile: e.JOBS_DB_FILE
@@ -105,7 +79,6 @@ export function loadJobsConfig(env: NodeJS.ProcessEnv, dataDir: string): JobsCon
       maxTasksPerChild: e.WORKER_MAX_TASKS_PER_CHILD,
       maxMemoryPerChildMb: e.WORKER_MAX_MEMORY_PER_CHILD_MB,
       shutdownTimeoutMs: e.WORKER_SHUTDOWN_TIMEOUT_MS,
-      sandboxStart: e.WORKER_SANDBOX_START,
     }),
   });
 }

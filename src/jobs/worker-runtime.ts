@@ -63,7 +63,7 @@ export interface WorkerOptions {
   /** How long an idle worker waits before looking again without a wake-up, ms (default 1000). */
   idleWaitMs?: number;
   /** Sandbox children; required when a sandboxed task is registered. */
-  sandbox?: Pick<SandboxPoolOptions, 'childModule' | 'start' | 'maxTasksPerChild' | 'maxMemoryMb' | 'env'>;
+  sandbox?: Pick<SandboxPoolOptions, 'childModule' | 'maxTasksPerChild' | 'maxMemoryMb' | 'env'>;
   /** Schedules maintenance.cleanup this often, ms (0 = never). */
   cleanupIntervalMs?: number;
   id?: string;
@@ -257,7 +257,6 @@ export class Worker {
         concurrency: this.concurrency,
         prefetch: this.prefetch,
         backend: this.opts.queue.backend,
-        sandboxStart: this.opts.sandbox?.start,
       },
       'worker started',
     );

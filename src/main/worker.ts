@@ -74,7 +74,6 @@ export function startWorker(system: System, jobs: Jobs, opts: WorkerProcessOptio
     leaseMs: cfg.leaseMs,
     sandbox: {
       childModule: taskChildModule(),
-      start: cfg.worker.sandboxStart,
       maxTasksPerChild: opts.maxTasksPerChild,
       maxMemoryMb: opts.maxMemoryPerChildMb,
     },

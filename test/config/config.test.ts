@@ -41,11 +41,4 @@ describe('configuration', () => {
       expect((err as ConfigError).issues).toHaveLength(2);
     }
   });
-
-  it('starts sandbox children with the fork server on Linux with the addon built, and takes spawn', () => {
-    // npm ci builds native/sandbox-fork on this Linux machine.
-    expect(loadConfig({}).jobs.worker.sandboxStart).toBe('fork');
-    expect(loadConfig({ WORKER_SANDBOX_START: 'spawn' }).jobs.worker.sandboxStart).toBe('spawn');
-    expect(() => loadConfig({ WORKER_SANDBOX_START: 'exec' })).toThrow(/WORKER_SANDBOX_START/);
-  });
 });

@@ -5,7 +5,6 @@ import { Type } from '@sinclair/typebox';
 import pino from 'pino';
 import { BullmqQueue } from '../../src/jobs/bullmq/bullmq-queue.js';
 import { Jobs } from '../../src/jobs/jobs.js';
-import { loadJobsConfig } from '../../src/jobs/jobs.config.js';
 import { defineTask, TaskRegistry } from '../../src/jobs/registry.js';
 import { SqliteQueue } from '../../src/jobs/sqlite/sqlite-queue.js';
 import type { JobQueue, JobState } from '../../src/jobs/types.js';
@@ -40,8 +39,6 @@ export async function until(
 }
 
 export const CHILD_MODULE = path.resolve('src/main/task-child.ts');
-/** How the tests' sandbox children start: this machine's default (fork on Linux), or WORKER_SANDBOX_START. */
-export const SANDBOX_START = loadJobsConfig(process.env, os.tmpdir()).worker.sandboxStart;
 
 export function tmpFile(name: string): string {
   return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ov-jobs-')), name);
@@ -146,7 +143,7 @@ export function makeHarness(backend: QueueBackend, o: QueueOptions = {}): Harnes
         concurrency: 1,
         leaseMs: o.leaseMs ?? 2000,
         idleWaitMs: 200,
-        sandbox: { childModule: CHILD_MODULE, start: SANDBOX_START, maxTasksPerChild: 100, maxMemoryMb: 512 },
+        sandbox: { childModule: CHILD_MODULE, maxTasksPerChild: 100, maxMemoryMb: 512 },
         ...w,
       }).start();
       workers.push(worker);

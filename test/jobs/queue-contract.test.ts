@@ -247,7 +247,6 @@ describe.each(queueBackends())('queue contract: %s', (backend) => {
       queues: ['default'],
       sandbox: {
         childModule: (await import('./helpers.js')).CHILD_MODULE,
-        start: (await import('./helpers.js')).SANDBOX_START,
         maxTasksPerChild: 3,
         maxMemoryMb: 512,
       },

@@ -1,9 +1,10 @@
 /**
  * Sandbox children: the catalogue they load tasks from agrees with the task
- * catalogue; the fork server forks children that are processes of their own
- * (their pid, their randomness, their GC, their exits reported), fails fast when
- * it cannot start, and from the build lets a child load a handler after the
- * fork; with either start mode the memory ceiling recycles children, and a
+ * catalogue; children are spawned processes, each leading its own process
+ * group (a task's own processes die with it); how a child ended and what it
+ * wrote to stderr reach the worker's log (not the terminal); a child that
+ * cannot load or never connects fails its task fast; from the build a child
+ * loads a handler with its deps; the memory ceiling recycles children, and a
  * child that dies mid-task fails that attempt and is replaced. Real children
  * (the TypeScript composition root under tsx, and the built one), on the first
  * queue backend of this run.
@@ -12,18 +13,19 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pino from 'pino';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { migrateToLatest } from '../../src/db/migrator.js';
 import { openDatabase } from '../../src/db/database.js';
+import { TaskTimeoutError } from '../../src/jobs/errors.js';
 import {
   type AbortSource,
   SandboxPool,
   type SandboxPoolOptions,
-  type SandboxStart,
 } from '../../src/jobs/sandbox/sandbox-pool.js';
 import { TASKS } from '../../src/tasks/index.js';
 import { SANDBOX_CATALOGUE } from '../../src/tasks/sandbox-catalogue.js';
-import { CHILD_MODULE, type Harness, makeHarness, queueBackends, silent, sleep, until } from './helpers.js';
+import { CHILD_MODULE, type Harness, makeHarness, queueBackends, silent, until } from './helpers.js';
 
 const PROBE_CHILD = path.resolve('test/jobs/fixtures/probe-child.ts');
 const never: AbortSource = { aborted: false, reason: undefined, subscribe: () => () => undefined };
@@ -36,23 +38,22 @@ const task = (name: string, payload: unknown = {}) => ({
   maxAttempts: 1,
   onProgress: () => {},
 });
-const parentOf = (pid: number) =>
-  Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
-/** PIDs of live processes whose command line mentions `text`. */
-const processesWith = (text: string) =>
-  fs
-    .readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(text);
-      } catch (err) {
-        // It ended while we looked.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-        throw err;
-      }
-    })
-    .map(Number);
+/** Fields of /proc/<pid>/stat after the command name: [state, ppid, pgrp, ...]. */
+const stat = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+const gone = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+};
+/** A logger that keeps its lines, to check what reached the worker's log. */
+function capturingLogger() {
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+  return { logger, text: () => lines.join('') };
+}
 
 describe('sandbox catalogue', () => {
   const sandboxed = TASKS.filter((t) => t.sandboxed);
@@ -80,13 +81,11 @@ describe('sandbox pool', () => {
     fs.writeFileSync(mute, 'setInterval(() => {}, 1000);\n');
     const pool = new SandboxPool({
       childModule: mute,
-      start: 'spawn',
       maxTasksPerChild: 100,
       maxMemoryMb: 512,
       logger: silent,
       startTimeoutMs: 1000,
     });
-    const never = { aborted: false, reason: undefined, subscribe: () => () => undefined };
     const t0 = Date.now();
     const run = pool.run(
       {
@@ -104,29 +103,17 @@ describe('sandbox pool', () => {
     const [pid] = pool.pids();
     await failed;
     expect(Date.now() - t0).toBeLessThan(5000);
-    await until(
-      () => {
-        try {
-          process.kill(pid as number, 0);
-          return false;
-        } catch (err) {
-          return (err as NodeJS.ErrnoException).code === 'ESRCH';
-        }
-      },
-      5000,
-      'the mute child to be killed',
-    );
+    await until(() => gone(pid as number), 5000, 'the mute child to be killed');
     await pool.close(500);
   });
 });
 
-describe('sandbox fork server', () => {
+describe('sandbox children', () => {
   const pools: SandboxPool[] = [];
   const pool = (opts: Partial<SandboxPoolOptions> = {}) => {
     const p = new SandboxPool({
       childModule: PROBE_CHILD,
-      start: 'fork',
-      maxTasksPerChild: 1,
+      maxTasksPerChild: 100,
       maxMemoryMb: 512,
       logger: silent,
       ...opts,
@@ -138,66 +125,47 @@ describe('sandbox fork server', () => {
     await Promise.all(pools.splice(0).map((p) => p.close(500)));
   });
 
-  it('forks each child from one server; a child has its own pid, ppid, Math.random and random UUIDs', async () => {
+  it('spawns each child from the launcher, as the leader of its own process group', async () => {
     const p = pool();
-    const runs = [];
-    for (let i = 0; i < 3; i++) runs.push(await p.run(task('whoami'), never));
-    const who = runs.map(
-      (r) => r.result as { pid: number; ppid: number; realPid: number; random: number; uuid: string },
-    );
-    for (const [i, w] of who.entries()) {
-      expect(w.pid).toBe(w.realPid);
-      expect(w.pid).toBe(runs[i]?.pid);
-    }
-    expect(new Set(who.map((w) => w.pid)).size).toBe(3);
-    const servers = new Set(who.map((w) => w.ppid));
-    expect(servers.size).toBe(1);
-    const [server] = servers as Set<number>;
-    expect(server).not.toBe(process.pid);
-    expect(parentOf(server as number)).toBe(process.pid);
-    expect(new Set(who.map((w) => w.random)).size).toBe(3);
-    expect(new Set(who.map((w) => w.uuid)).size).toBe(3);
+    const { pid, result } = await p.run(task('whoami'), never);
+    expect((result as { pid: number }).pid).toBe(pid);
+    const [, ppid, pgrp] = stat(pid).map(Number);
+    // Its parent is the launcher, a child of this process; a terminal's Ctrl-C to our group misses it.
+    expect(Number(stat(ppid as number)[1])).toBe(process.pid);
+    expect(pgrp).toBe(pid);
+    expect(pgrp).not.toBe(Number(stat(process.pid)[2]));
   });
 
-  it('keeps the server and its children through a terminal interrupt (SIGINT to the process group)', async () => {
-    const p = pool({ maxTasksPerChild: 100 });
-    const first = await p.run(task('whoami'), never);
-    const { ppid: server } = first.result as { ppid: number };
-    process.kill(server, 'SIGINT');
-    process.kill(first.pid, 'SIGINT');
-    await sleep(200);
-    expect((await p.run(task('whoami'), never)).pid).toBe(first.pid);
-    expect(parentOf(first.pid)).toBe(server);
+  it('kills the processes a task started along with its child (hard timeout)', async () => {
+    const pidFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ov-sleeper-')), 'pid');
+    const p = pool();
+    const run = p.run({ ...task('spawnSleeper', { pidFile }), hardTimeoutMs: 1500 }, never);
+    await expect(run).rejects.toBeInstanceOf(TaskTimeoutError);
+    const sleeper = Number(fs.readFileSync(pidFile, 'utf8'));
+    expect(sleeper).toBeGreaterThan(0);
+    await until(() => gone(sleeper), 5000, 'the sleeper the task started to be killed');
   });
 
-  it('collects garbage in a child (V8 there has no background threads)', async () => {
-    const { result } = await pool().run(task('allocate', { mb: 300 }), never);
-    expect(result).toBeGreaterThan(0);
-  }, 30_000);
-
-  it("reports how a child ended: its exit code, or the uncaught error's", async () => {
-    const p = pool({ maxTasksPerChild: 100 });
+  it("reports how a child ended, its exit code or its uncaught error's, and logs what it wrote to stderr", async () => {
+    const log = capturingLogger();
+    const p = pool({ logger: log.logger });
     await expect(p.run(task('exit', { code: 3 }), never)).rejects.toThrow(/exited during task exit \(3\)/);
     await expect(p.run(task('throwLater'), never)).rejects.toThrow(/exited during task throwLater \(1\)/);
+    expect(log.text()).toMatch(
+      /"task":"throwLater".*probe: thrown outside the task.*sandbox child wrote to stderr/,
+    );
     // The pool goes on with a fresh child.
     expect((await p.run(task('whoami'), never)).pid).toBeGreaterThan(0);
   });
 
-  it('fails the task at once when the server cannot load its module', async () => {
+  it('fails the task at once when the child cannot load its module, and logs why', async () => {
+    const log = capturingLogger();
     const t0 = Date.now();
-    await expect(pool({ env: { PROBE_BROKEN: '1' } }).run(task('whoami'), never)).rejects.toThrow(
-      /fork server exited (at start )?\(1\)/,
-    );
+    await expect(
+      pool({ env: { PROBE_BROKEN: '1' }, logger: log.logger }).run(task('whoami'), never),
+    ).rejects.toThrow(/exited (before ready|during task whoami) \(1\)/);
     expect(Date.now() - t0).toBeLessThan(10_000);
-  });
-
-  it('kills a server that never gets ready, and fails its task', async () => {
-    const mute = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ov-mute-')), 'mute-server.mjs');
-    fs.writeFileSync(mute, 'setInterval(() => {}, 1000);\n');
-    const p = pool({ childModule: mute, startTimeoutMs: 1000 });
-    await expect(p.run(task('whoami'), never)).rejects.toThrow(/did not connect|exited at start/);
-    await until(() => processesWith(mute).length === 0, 5000, 'the mute server to be killed');
-    await p.close(500);
+    expect(log.text()).toContain('probe child: broken on purpose');
   });
 
   describe('from the build', () => {
@@ -211,7 +179,7 @@ describe('sandbox fork server', () => {
       const builtAt = fs.existsSync(built) ? fs.statSync(built).mtimeMs : 0;
       if (sources.some((f) => fs.existsSync(f) && fs.statSync(f).mtimeMs > builtAt))
         execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
-      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ov-fork-build-')), 'omnivibe.db');
+      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ov-sandbox-build-')), 'omnivibe.db');
       const config = { dialect: 'sqlite' as const, file, busyTimeoutMs: 5000 };
       const db = openDatabase(config);
       await migrateToLatest(db.db, config);
@@ -219,8 +187,7 @@ describe('sandbox fork server', () => {
       env = { DATABASE_URL: `sqlite:${file}`, LOG_LEVEL: 'silent' };
     }, 120_000);
 
-    it('a child loads a handler the server did not preload, with its deps, after the fork', async () => {
-      // video.render uses ctx.deps: the lean server leaves it, and the database layers, to the child.
+    it('a child loads a handler with its deps, and a lean one', async () => {
       const p = pool({ childModule: built, env });
       await expect(p.run(task('video.render', { render_id: 424242, quality: 'low' }), never)).rejects.toThrow(
         'render 424242 does not exist',
@@ -231,11 +198,7 @@ describe('sandbox fork server', () => {
   });
 });
 
-describe.each(
-  queueBackends()
-    .slice(0, 1)
-    .flatMap((backend) => (['fork', 'spawn'] as SandboxStart[]).map((start) => ({ backend, start }))),
-)('sandbox children: $backend, $start', ({ backend, start }) => {
+describe.each(queueBackends().slice(0, 1))('sandbox children in a worker: %s', (backend) => {
   let h: Harness;
   beforeEach(() => {
     h = makeHarness(backend, { leaseMs: 5000 });
@@ -251,7 +214,7 @@ describe.each(
     h.worker({
       concurrency: 1,
       queues: ['default'],
-      sandbox: { childModule: CHILD_MODULE, start, maxTasksPerChild: 100, maxMemoryMb: 1 },
+      sandbox: { childModule: CHILD_MODULE, maxTasksPerChild: 100, maxMemoryMb: 1 },
     });
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await h.jobs.enqueue('diagnostics.noop_sandboxed', {})).id);
@@ -264,7 +227,7 @@ describe.each(
     const w = h.worker({
       concurrency: 1,
       queues: ['default'],
-      sandbox: { childModule: CHILD_MODULE, start, maxTasksPerChild: 100, maxMemoryMb: 512 },
+      sandbox: { childModule: CHILD_MODULE, maxTasksPerChild: 100, maxMemoryMb: 512 },
     });
     const first = await h.jobs.enqueue('diagnostics.noop_sandboxed', {});
     await h.waitState(first.id, 'completed', 30_000);

@@ -7,7 +7,7 @@ import { Worker } from '../../src/jobs/worker-runtime.js';
 import { appDepsFrom } from '../../src/main/api.js';
 import { createSystem, type System } from '../../src/main/system.js';
 import { dbBackends, embeddedEnabled, freshDatabaseConfig, redisUrl } from '../support/backends.js';
-import { CHILD_MODULE, SANDBOX_START, until } from '../jobs/helpers.js';
+import { CHILD_MODULE, until } from '../jobs/helpers.js';
 import { seedContent, silentLogger, tempDir } from './media-fixtures.js';
 
 type Mode = 'embedded' | 'distributed';
@@ -64,7 +64,6 @@ describe.each(modes())('media API (%s)', (mode) => {
       idleWaitMs: 100,
       sandbox: {
         childModule: CHILD_MODULE,
-        start: SANDBOX_START,
         maxTasksPerChild: 10,
         maxMemoryMb: 1024,
         env: { ...process.env, ...env },

@@ -11,7 +11,7 @@ import { createMediaServices, type MediaServices } from '../../src/media/media-s
 import type { TaskDeps } from '../../src/tasks/deps.js';
 import { createTaskRegistry } from '../../src/tasks/index.js';
 import { dbBackends, embeddedEnabled, freshDatabaseConfig, redisUrl } from '../support/backends.js';
-import { CHILD_MODULE, makeQueue, SANDBOX_START, until } from '../jobs/helpers.js';
+import { CHILD_MODULE, makeQueue, until } from '../jobs/helpers.js';
 import { openMigrated, seedContent, silentLogger, tempDir } from './media-fixtures.js';
 
 type Mode = { db: 'sqlite' | 'postgres'; queue: 'sqlite' | 'bullmq' };
@@ -43,7 +43,6 @@ describe.each(modes())('media tasks through the job system (db $db, queue $queue
       idleWaitMs: 100,
       sandbox: {
         childModule: CHILD_MODULE,
-        start: SANDBOX_START,
         maxTasksPerChild: 100,
         maxMemoryMb: 1024,
         env: { ...process.env, ...env, ...extraEnv },

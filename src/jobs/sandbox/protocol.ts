@@ -4,17 +4,15 @@ import type { ErrorInfo } from '../errors.js';
 /**
  * How the worker, its launcher and the sandbox children talk.
  *
- * The worker forks one small process that starts the children: by default a
- * fork server (fork-server.ts), which forks each child from itself, or, with
- * WORKER_SANDBOX_START=spawn, a launcher (launcher.ts), which starts each as a
- * fresh Node process. The worker never forks a child itself: a fork copies the
- * forking process's page tables, about 7 ms for a 120 MB worker against about
- * 1 ms for a small process, and the worker's event loop would stop for that on
- * every recycle. A child connects back to the worker over a Unix socket: its
+ * The worker forks one small process, the launcher (launcher.ts), which
+ * starts each child as a fresh Node process. The worker never starts a child
+ * itself: a fork copies the forking process's page tables (a few ms for a
+ * worker of 100 MB and more), and the worker's event loop, and under
+ * `omnivibe start` the API in it, would stop for that on every recycle. A child connects back to the worker over a Unix socket: its
  * path and the child's one-time token come in the environment.
  *
- * Children speak newline-delimited JSON on the socket; the launcher and the
- * fork server speak child_process IPC.
+ * Children speak newline-delimited JSON on the socket; the launcher speaks
+ * child_process IPC.
  */
 export const SANDBOX_SOCKET_ENV = 'OV_SANDBOX_SOCKET';
 export const SANDBOX_TOKEN_ENV = 'OV_SANDBOX_TOKEN';
@@ -37,21 +35,20 @@ export type FromChild =
   | { type: 'done'; id: string; result: unknown; rssMb: number }
   | { type: 'error'; id: string; error: ErrorInfo; rssMb: number };
 
-export type ToLauncher =
-  | {
-      /** To the launcher: start a fresh Node process. */
-      type: 'spawn';
-      token: string;
-      /** Node flags, then the child's entry module. */
-      args: string[];
-      env: NodeJS.ProcessEnv;
-    }
-  /** To a fork server (fork-server.ts): fork a child; the token goes in its environment. */
-  | { type: 'fork'; token: string };
+/** To the launcher: start a fresh Node process. */
+export interface ToLauncher {
+  type: 'spawn';
+  token: string;
+  /** Node flags, then the child's entry module. */
+  args: string[];
+  env: NodeJS.ProcessEnv;
+}
 
 export type FromLauncher =
   | { type: 'ready' }
   | { type: 'spawned'; token: string; pid: number }
+  /** What a child wrote to stderr (an uncaught error, a Node warning): the worker logs it. */
+  | { type: 'stderr'; token: string; text: string }
   | { type: 'exit'; token: string; status: string };
 
 /**

@@ -4,14 +4,12 @@
  * fresh one) after `maxTasksPerChild` tasks or once its RSS passes
  * `maxMemoryMb`; a hard timeout kills it with SIGKILL.
  *
- * Children are started by a small process of their own, never by the worker
- * (see protocol.ts), and talk to the worker over a Unix socket in a private
- * directory. By default that process is a fork server (fork-server.ts): the
- * child module, preloaded, forking each child from itself in 1 to 2 ms. With
- * `start: 'spawn'` it is a launcher that starts each child as a fresh Node
- * process (about 65 ms of CPU here). Per task the worker writes one line and
- * reads one. A child halfway through its life gets its successor started in
- * the background (a spare), so recycling never waits for a process to start.
+ * Children are started by a small process of their own, the launcher
+ * (launcher.ts), never by the worker (see protocol.ts): each is a fresh Node
+ * process, spawned. They talk to the worker over a Unix socket in a private
+ * directory. Per task the worker writes one line and reads one. A child halfway
+ * through its life gets its successor started in the background (a spare), so
+ * recycling never waits for a process to start.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,7 +20,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { describeError, type ErrorInfo, TaskTimeoutError } from '../errors.js';
-import { FORK_SERVER_NODE_FLAGS, SANDBOX_FORK_SERVER_ENV } from './fork-server.js';
 import {
   type FromChild,
   type FromLauncher,
@@ -42,13 +39,9 @@ const LAUNCHER = fileURLToPath(
 /** How long a child whose socket closed waits for its exit status from the launcher. */
 const EXIT_REPORT_WAIT_MS = 1000;
 
-/** How children start: forked from a fork server (Linux), or spawned as fresh Node processes. */
-export type SandboxStart = 'fork' | 'spawn';
-
 export interface SandboxPoolOptions {
   /** Entry module of the child (a composition root calling runTaskChild). */
   childModule: string;
-  start: SandboxStart;
   maxTasksPerChild: number;
   maxMemoryMb: number;
   logger: Logger;
@@ -56,7 +49,7 @@ export interface SandboxPoolOptions {
   env?: NodeJS.ProcessEnv;
   /**
    * A child that has not connected this long after its start is killed and its task fails; so is a
-   * fork server not ready this long after its start, ms (default 30 000).
+   * launcher not ready this long after its start, ms (default 30 000).
    */
   startTimeoutMs?: number;
 }
@@ -144,10 +137,11 @@ class Child {
     else this.kill(how);
   }
 
+  /** Signals the child's process group: the child and whatever its task started (ffmpeg). */
   private kill(signal: NodeJS.Signals): void {
     if (this.pid <= 0 || this.exited) return;
     try {
-      process.kill(this.pid, signal);
+      process.kill(-this.pid, signal);
     } catch (err) {
       // Already gone (its exit is on its way); anything else is a real failure.
       if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
@@ -178,7 +172,7 @@ export class SandboxPool {
   /** Every child not yet exited, retiring ones included, by token. */
   private readonly alive = new Map<string, Child>();
   private closed = false;
-  /** The launcher or fork server, and the socket children connect to, started with the first child. */
+  /** The launcher, and the socket children connect to, started with the first child. */
   private infra: Promise<{ launcher: ChildProcess; socketPath: string }> | undefined;
   private server: net.Server | undefined;
   private socketDir: string | undefined;
@@ -318,23 +312,21 @@ export class SandboxPool {
     return c;
   }
 
-  /** Asks the launcher or fork server (started on first use) for the child's process. */
+  /** Asks the launcher (started on first use) for the child's process. */
   private async launch(c: Child): Promise<void> {
     const { launcher, socketPath } = await (this.infra ??= this.startInfra());
-    const msg: ToLauncher =
-      this.opts.start === 'fork'
-        ? { type: 'fork', token: c.token }
-        : {
-            type: 'spawn',
-            token: c.token,
-            args: [...loaderFlags(this.opts.childModule), this.opts.childModule],
-            env: { ...this.childEnv(socketPath), [SANDBOX_TOKEN_ENV]: c.token },
-          };
+    const msg: ToLauncher = {
+      type: 'spawn',
+      token: c.token,
+      args: [...loaderFlags(this.opts.childModule), this.opts.childModule],
+      env: {
+        ...process.env,
+        ...this.opts.env,
+        [SANDBOX_SOCKET_ENV]: socketPath,
+        [SANDBOX_TOKEN_ENV]: c.token,
+      },
+    };
     launcher.send(msg);
-  }
-
-  private childEnv(socketPath: string): NodeJS.ProcessEnv {
-    return { ...process.env, ...this.opts.env, [SANDBOX_SOCKET_ENV]: socketPath };
   }
 
   private async startInfra(): Promise<{ launcher: ChildProcess; socketPath: string }> {
@@ -352,45 +344,50 @@ export class SandboxPool {
       this.server = server;
     }
     const socketPath = path.join(this.socketDir as string, 'pool.sock');
-    const forkServer = this.opts.start === 'fork';
-    const role = forkServer ? 'sandbox fork server' : 'sandbox launcher';
-    const module = forkServer ? this.opts.childModule : LAUNCHER;
-    const launcher = fork(module, [], {
-      execArgv: [...loaderFlags(module), ...(forkServer ? FORK_SERVER_NODE_FLAGS : [])],
+    const launcher = fork(LAUNCHER, [], {
+      execArgv: loaderFlags(LAUNCHER),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',
-      ...(forkServer ? { env: { ...this.childEnv(socketPath), [SANDBOX_FORK_SERVER_ENV]: '1' } } : {}),
     });
     launcher.on('message', (m: FromLauncher) => {
       if (m.type === 'spawned') this.alive.get(m.token)?.spawned(m.pid);
+      else if (m.type === 'stderr') this.childStderr(this.alive.get(m.token), m.text);
       else if (m.type === 'exit') this.alive.get(m.token)?.ended(m.status);
     });
     launcher.once('exit', (code, signal) => {
       this.infra = undefined;
-      // The ones it had not started never will be. Children a launcher started stay connected;
-      // a fork server's die with it (SIGKILL), and their sockets close.
+      // The ones it had not started never will be. Children it started stay connected.
       for (const c of this.alive.values())
-        if (c.pid <= 0) c.ended(`${role} exited (${signal ?? code}) before starting it`);
+        if (c.pid <= 0) c.ended(`sandbox launcher exited (${signal ?? code}) before starting it`);
       if (!this.closed)
-        this.opts.logger.warn({ code, signal }, `${role} exited; the next child starts a new one`);
+        this.opts.logger.warn({ code, signal }, 'sandbox launcher exited; the next child starts a new one');
     });
-    // A fork server loads handlers before it is ready; one that never gets there is killed.
+    // A launcher that never gets ready is killed.
     const startTimeoutMs = this.opts.startTimeoutMs ?? 30_000;
     const startTimer = setTimeout(() => {
-      this.opts.logger.error({ startTimeoutMs }, `${role} not ready in time: killing it`);
+      this.opts.logger.error({ startTimeoutMs }, 'sandbox launcher not ready in time: killing it');
       launcher.kill('SIGKILL');
     }, startTimeoutMs);
     try {
       await new Promise<void>((resolve, reject) => {
         launcher.once('message', () => resolve());
         launcher.once('exit', (code, signal) =>
-          reject(new Error(`${role} exited at start (${signal ?? code})`)),
+          reject(new Error(`sandbox launcher exited at start (${signal ?? code})`)),
         );
       });
     } finally {
       clearTimeout(startTimer);
     }
     return { launcher, socketPath };
+  }
+
+  /** A child's stderr goes to the worker's log, with the task it was running. */
+  private childStderr(child: Child | undefined, text: string): void {
+    const task = child?.current?.task;
+    this.opts.logger.error(
+      { pid: child?.pid, ...(task ? { task: task.name, jobId: task.id } : {}), stderr: text.trimEnd() },
+      'sandbox child wrote to stderr',
+    );
   }
 
   /** A child connected: its first line names it by its token. */

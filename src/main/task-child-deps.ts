@@ -1,0 +1,66 @@
+/**
+ * What a sandbox child builds for its handlers: its logger and the task
+ * dependencies, each made on first use. It imports nothing heavy up front: the
+ * configuration, database, queue and cache only for a handler that uses them,
+ * and each of those only when first called. A child that runs only CPU work
+ * never opens a database or a Redis connection. Its connections end with the
+ * process: the child exits when the worker closes its socket.
+ */
+import { createRequire } from 'node:module';
+import type { Logger } from 'pino';
+import type { CacheService } from '../cache/cache.service.js';
+import type { DatabaseHandle } from '../db/database.js';
+import type { JobQueue } from '../jobs/types.js';
+import type { MediaServices } from '../media/media-services.js';
+import type { TaskDeps } from '../tasks/deps.js';
+
+let rootLogger: Logger | undefined;
+
+/** The child's logger, made on first use (the parent validated LOG_LEVEL; children inherit its environment). */
+export function childLogger(): Logger {
+  if (!rootLogger) {
+    // pino is CommonJS: required synchronously, so ctx.logger can stay a plain getter.
+    const { pino } = createRequire(import.meta.url)('pino') as typeof import('pino');
+    rootLogger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { pid: process.pid, sandbox: true } });
+  }
+  return rootLogger;
+}
+
+/** Builds the task dependencies from the environment the child inherited. */
+export async function childTaskDeps(): Promise<TaskDeps> {
+  const [
+    { loadConfig },
+    { openDatabase },
+    { createJobQueue },
+    { createCacheService },
+    { createMediaServices },
+  ] = await Promise.all([
+    import('../config/config.js'),
+    import('../db/database.js'),
+    import('../jobs/create-queue.js'),
+    import('../cache/create-cache.js'),
+    import('../media/media-services.js'),
+  ]);
+  const config = loadConfig();
+  let database: DatabaseHandle | undefined;
+  let queue: JobQueue | undefined;
+  let cache: CacheService | undefined;
+  let media: MediaServices | undefined;
+  const db = () => (database ??= openDatabase(config.database)).db;
+  // Only a shared (Redis) cache is worth opening here: a memory cache in a child would be its own.
+  const sharedCache = () =>
+    config.cache.mode === 'redis' ? (cache ??= createCacheService(config.cache, childLogger())) : undefined;
+  return {
+    config,
+    logger: childLogger(),
+    dialect: config.database.dialect,
+    db,
+    queue: () => (queue ??= createJobQueue(config, childLogger())),
+    // Built once per child, so the eSpeak worker thread stays warm between tasks.
+    media: () =>
+      (media ??= createMediaServices(config.media, db(), config.database.dialect, childLogger(), {
+        cache: sharedCache(),
+      })),
+    cache: sharedCache,
+  };
+}
