@@ -36,6 +36,8 @@ const loaderFlags = (module: string) => (module.endsWith('.ts') ? ['--import', '
 const LAUNCHER = fileURLToPath(
   new URL(import.meta.url.endsWith('.ts') ? './launcher.ts' : './launcher.js', import.meta.url),
 );
+/** A launcher (our own small module) not ready this long after its start is killed. */
+const LAUNCHER_START_TIMEOUT_MS = 30_000;
 /** How long a child whose socket closed waits for its exit status from the launcher. */
 const EXIT_REPORT_WAIT_MS = 1000;
 
@@ -48,8 +50,8 @@ export interface SandboxPoolOptions {
   /** Extra environment for children. */
   env?: NodeJS.ProcessEnv;
   /**
-   * A child that has not connected this long after its start is killed and its task fails; so is a
-   * launcher not ready this long after its start, ms (default 30 000).
+   * A child that has not connected this long after the launcher was asked for it is killed and its
+   * task fails, ms (default 30 000).
    */
   startTimeoutMs?: number;
 }
@@ -296,17 +298,24 @@ export class SandboxPool {
         ex.reject(new Error(`sandbox child ${c.pid} exited during task ${ex.task.name} (${c.status})`));
       }
     });
-    this.launch(c).catch((err: unknown) => c.ended(`not started: ${String(err)}`));
     // A child that never connects (a broken or mismatched child module) must fail its task, not hang it.
+    // Its time counts from the launcher's request: the launcher's own start has a timer of its own.
     const startTimeoutMs = this.opts.startTimeoutMs ?? 30_000;
-    const startTimer = setTimeout(() => {
-      this.opts.logger.error(
-        { pid: c.pid, startTimeoutMs },
-        'sandbox child did not connect in time: killing it',
-      );
-      c.leave('SIGKILL');
-      c.ended(`did not connect within ${startTimeoutMs} ms`);
-    }, startTimeoutMs);
+    let startTimer: NodeJS.Timeout | undefined;
+    this.launch(c).then(
+      () => {
+        if (c.exited) return;
+        startTimer = setTimeout(() => {
+          this.opts.logger.error(
+            { pid: c.pid, startTimeoutMs },
+            'sandbox child did not connect in time: killing it',
+          );
+          c.leave('SIGKILL');
+          c.ended(`did not connect within ${startTimeoutMs} ms`);
+        }, startTimeoutMs);
+      },
+      (err: unknown) => c.ended(`not started: ${String(err)}`),
+    );
     const clear = () => clearTimeout(startTimer);
     c.ready.then(clear, clear);
     return c;
@@ -363,11 +372,13 @@ export class SandboxPool {
         this.opts.logger.warn({ code, signal }, 'sandbox launcher exited; the next child starts a new one');
     });
     // A launcher that never gets ready is killed.
-    const startTimeoutMs = this.opts.startTimeoutMs ?? 30_000;
     const startTimer = setTimeout(() => {
-      this.opts.logger.error({ startTimeoutMs }, 'sandbox launcher not ready in time: killing it');
+      this.opts.logger.error(
+        { startTimeoutMs: LAUNCHER_START_TIMEOUT_MS },
+        'sandbox launcher not ready in time: killing it',
+      );
       launcher.kill('SIGKILL');
-    }, startTimeoutMs);
+    }, LAUNCHER_START_TIMEOUT_MS);
     try {
       await new Promise<void>((resolve, reject) => {
         launcher.once('message', () => resolve());
