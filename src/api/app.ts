@@ -2,7 +2,8 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Server } from 'node:http';
+import Fastify, { type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { ApiKeysService } from '../auth/api-keys.service.js';
 import type { CacheService } from '../cache/cache.service.js';
@@ -12,13 +13,17 @@ import type { DatabaseHandle } from '../db/database.js';
 import type { DomainServices } from '../domain/services.js';
 import type { Jobs } from '../jobs/jobs.js';
 import { AppError } from '../errors.js';
+import { FailedAuthLimiter } from '../auth/failed-auth-limiter.js';
 import { registerAuth } from './plugins/auth.js';
+import { RequestLogController } from './plugins/request-log.js';
 import { type BullBoardQueue, registerBullBoard } from './plugins/bull-board.js';
 import { registerHttpMetrics } from './plugins/http-metrics.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { registerErrorHandling, sendError, toAppError } from './plugins/errors.js';
 import { ajvOptions, registerStrictInput } from './plugins/strict-input.js';
+import { registerCloseOnRefusedBody, serverTimeouts } from './plugins/slow-clients.js';
+import { TaskEventHub } from './task-event-streams.js';
 import { cacheRoutes } from './routes/cache.routes.js';
 import { campaignsRoutes } from './routes/campaigns.routes.js';
 import { clientsRoutes } from './routes/clients.routes.js';
@@ -61,17 +66,24 @@ const API_PREFIX = '/api/v1';
 
 /** Builds the HTTP application without listening, so tests can use `inject()`. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const options: FastifyServerOptions = {
+  const requestLog = new RequestLogController();
+  const options: FastifyHttpOptions<Server> = {
     bodyLimit: deps.config.bodyLimitBytes,
+    ...serverTimeouts(deps.config.http),
     trustProxy: false,
     ajv: ajvOptions,
     // A path that is not valid percent-encoding, or a path parameter too long, gets the API's error body.
     frameworkErrors: (err, _request, reply) => sendError(reply, toAppError(err)),
-    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+    ...(deps.logger ? { loggerInstance: deps.logger, logController: requestLog } : { logger: false }),
   };
   const app = Fastify(options).withTypeProvider<TypeBoxTypeProvider>();
   registerErrorHandling(app);
+  if (deps.logger) {
+    requestLog.start(app.log);
+    app.addHook('onClose', async () => requestLog.stop());
+  }
   registerStrictInput(app);
+  registerCloseOnRefusedBody(app);
   app.addSchema(ErrorBody);
 
   await app.register(swagger, {
@@ -90,7 +102,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());
 
   // The docs page and its assets are open, like /openapi.json.
-  registerAuth(app, deps.apiKeys, ['/docs']);
+  registerAuth(app, deps.apiKeys, new FailedAuthLimiter(deps.config.http.authFailuresPerMin), ['/docs']);
   if (deps.metrics)
     registerHttpMetrics(app, {
       metrics: deps.metrics,
@@ -136,7 +148,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       if (deps.cache) await api.register(cacheRoutes, { cache: deps.cache });
       await api.register(campaignStatsRoutes, { campaignStats: deps.campaignStats, cache: deps.cache });
       if (deps.jobs) {
-        await api.register(tasksRoutes, { jobs: deps.jobs, db: deps.database.db });
+        const http = deps.config.http;
+        const events = new TaskEventHub(
+          deps.jobs.queue,
+          {
+            maxPerKey: http.eventStreamsPerKey,
+            maxTotal: http.eventStreamsMax,
+            maxLifetimeMs: http.eventStreamLifetimeMs,
+          },
+          http.eventStreamPollMs,
+        );
+        api.addHook('onClose', async () => events.close());
+        await api.register(tasksRoutes, { jobs: deps.jobs, db: deps.database.db, events });
         await api.register(queuesRoutes, { queue: deps.jobs.queue });
       }
       if (deps.media) await api.register(mediaRoutes, { media: deps.media, cache: deps.cache });

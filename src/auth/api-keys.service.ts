@@ -20,8 +20,14 @@ export const roleAllows = (role: Role, required: Role) => ROLE_RANK[role] >= ROL
 
 export const hashKey = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
 
-/** Visible part of a key, stored and listed so operators can tell keys apart. */
+/** Visible part of a generated key (`ov_` and its 8 public characters), listed so operators can tell keys apart. */
 export const keyPrefix = (key: string) => key.slice(0, 11);
+
+/**
+ * Identifier listed for an operator-chosen key (OMNIVIBE_ADMIN_KEY): `op_` and 8 hex digits of its
+ * SHA-256, so no character of the secret itself is shown.
+ */
+export const operatorKeyId = (key: string) => `op_${hashKey(key).slice(0, 8)}`;
 
 function toView({ key_hash: _hash, ...rest }: ApiKey): ApiKeyView {
   return rest;
@@ -41,10 +47,35 @@ export interface ApiKeysServiceOptions {
  * Keys are 256-bit random, so a fast hash is enough; the stored hash is compared
  * in constant time.
  */
+/** A bounded map that forgets its oldest entry when full (insertion order). */
+class BoundedCache<V> {
+  private readonly map = new Map<string, { value: V; expires: number }>();
+  constructor(private readonly max: number) {}
+  get(key: string, now: number): V | undefined {
+    const hit = this.map.get(key);
+    return hit && hit.expires > now ? hit.value : undefined;
+  }
+  set(key: string, value: V, expires: number): void {
+    this.map.delete(key);
+    this.map.set(key, { value, expires });
+    if (this.map.size > this.max) {
+      const oldest = this.map.keys().next().value;
+      if (oldest !== undefined) this.map.delete(oldest);
+    }
+  }
+  clear(): void {
+    this.map.clear();
+  }
+}
+
 export class ApiKeysService {
-  private readonly cache = new Map<string, { principal: Principal | null; expires: number }>();
+  /**
+   * Valid and unknown keys are cached apart: unknown keys (a flood of random ones) fill only their
+   * own small cache and can never push a valid key out. Each forgets its oldest entry when full.
+   */
+  private readonly known = new BoundedCache<Principal>(10_000);
+  private readonly unknown = new BoundedCache<null>(1_000);
   private readonly lastTouch = new Map<number, number>();
-  private static readonly CACHE_MAX = 10_000;
 
   constructor(
     private readonly keys: ApiKeysRepo,
@@ -54,17 +85,20 @@ export class ApiKeysService {
   /** Creates a key; the returned `key` is the only time the secret exists outside the caller. */
   async create(name: string, role: Role): Promise<{ key: string; record: ApiKeyView }> {
     const key = `ov_${randomBytes(6).toString('base64url')}_${randomBytes(32).toString('base64url')}`;
-    return { key, record: await this.insert(name, role, key) };
+    return { key, record: await this.insert(name, role, key, keyPrefix(key)) };
   }
 
   /** Registers a key chosen by the operator (OMNIVIBE_ADMIN_KEY); a no-op when it is already registered. */
   async ensure(name: string, role: Role, key: string): Promise<ApiKeyView> {
     const existing = await this.keys.byHash(hashKey(key));
-    return existing ? toView(existing) : this.insert(name, role, key);
+    const prefix = operatorKeyId(key);
+    if (!existing) return this.insert(name, role, key, prefix);
+    // Rows registered when the listing showed the key's first characters get the identifier.
+    return toView(existing.prefix === prefix ? existing : await this.keys.setPrefix(existing.id, prefix));
   }
 
-  private async insert(name: string, role: Role, key: string): Promise<ApiKeyView> {
-    return toView(await this.keys.create({ name, role, key_hash: hashKey(key), prefix: keyPrefix(key) }));
+  private async insert(name: string, role: Role, key: string, prefix: string): Promise<ApiKeyView> {
+    return toView(await this.keys.create({ name, role, key_hash: hashKey(key), prefix }));
   }
 
   async list(): Promise<ApiKeyView[]> {
@@ -82,19 +116,25 @@ export class ApiKeysService {
       if (!existing) throw notFound('API_KEY_NOT_FOUND', 'API key', id);
       return toView(existing);
     }
-    this.cache.clear();
+    this.known.clear();
     return toView(row);
+  }
+
+  /** The principal of a key already verified and still cached as valid, without any lookup; else undefined. */
+  cached(presented: string): Principal | undefined {
+    const now = Date.now();
+    const principal = this.known.get(presented, now);
+    if (principal) this.touch(principal.keyId, now);
+    return principal;
   }
 
   /** The principal for a presented key, or null when it is unknown or revoked. */
   async verify(presented: string): Promise<Principal | null> {
     const now = Date.now();
     // Keyed by the presented key itself: a hit costs one map lookup, no hashing, on the hot path.
-    const hit = this.cache.get(presented);
-    if (hit && hit.expires > now) {
-      if (hit.principal) this.touch(hit.principal.keyId, now);
-      return hit.principal;
-    }
+    const hit = this.cached(presented);
+    if (hit) return hit;
+    if (this.unknown.get(presented, now) === null) return null;
     const digest = hashKey(presented);
     const row = await this.keys.byHash(digest);
     const ok =
@@ -103,8 +143,9 @@ export class ApiKeysService {
       timingSafeEqual(Buffer.from(row.key_hash, 'hex'), Buffer.from(digest, 'hex'));
     const principal = ok ? { keyId: row.id, name: row.name, role: row.role } : null;
     if (this.options.cacheTtlMs > 0) {
-      if (this.cache.size >= ApiKeysService.CACHE_MAX) this.cache.clear();
-      this.cache.set(presented, { principal, expires: now + this.options.cacheTtlMs });
+      const expires = now + this.options.cacheTtlMs;
+      if (principal) this.known.set(presented, principal, expires);
+      else this.unknown.set(presented, null, expires);
     }
     if (principal) this.touch(principal.keyId, now);
     return principal;

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, intVar, parseEnv } from './env.js';
+import { type HttpConfig, loadHttpConfig } from '../api/http.config.js';
 import { type CacheConfig, loadCacheConfig } from '../cache/cache.config.js';
 import { type JobsConfig, loadJobsConfig } from '../jobs/jobs.config.js';
 import { loadMediaConfig, type MediaConfig } from '../media/media.config.js';
@@ -28,6 +29,8 @@ export interface Config {
   readonly rateLimitWritesPerMin: number;
   /** How long a verified API key is trusted before the database is asked again (revocation delay across processes). */
   readonly authCacheTtlMs: number;
+  /** HTTP time-outs, event-stream limits, failed-authentication limit (see src/api/http.config.ts). */
+  readonly http: HttpConfig;
   /** The cache: store, TTLs, Redis timeouts and L1 (see src/cache/cache.config.ts). */
   readonly cache: CacheConfig;
   /** Job queues and workers (see src/jobs/jobs.config.ts). */
@@ -102,6 +105,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitWritesPerMin: e.RATE_LIMIT_WRITES_PER_MIN,
     authCacheTtlMs: e.AUTH_CACHE_TTL_MS,
     // Capability sections below: each parses its own variables with parseEnv in its *.config.ts.
+    http: loadHttpConfig(env),
     cache: loadCacheConfig(env),
     jobs: loadJobsConfig(env, dataDir),
     media: loadMediaConfig(env),

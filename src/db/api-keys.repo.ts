@@ -44,6 +44,15 @@ export class ApiKeysRepo {
     return this.db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
+  async setPrefix(id: number, prefix: string): Promise<ApiKey> {
+    return this.db
+      .updateTable('api_keys')
+      .set({ prefix, updated_at: new Date().toISOString() })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+
   async touch(id: number, at: string): Promise<void> {
     await this.db.updateTable('api_keys').set({ last_used_at: at }).where('id', '=', id).execute();
   }

@@ -25,6 +25,7 @@ export async function makeTestApp(backend: DbBackend, env: Record<string, string
     DATABASE_URL: db.dialect === 'sqlite' ? 'sqlite::memory:' : db.url,
     LOG_LEVEL: 'silent',
     RATE_LIMIT_WRITES_PER_MIN: '1000000',
+    AUTH_FAILURES_PER_MIN: '1000000',
     ...env,
   });
   const system = await createSystem(config, createLogger(config));

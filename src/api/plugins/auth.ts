@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { type ApiKeysService, type Principal, roleAllows } from '../../auth/api-keys.service.js';
 import type { Role } from '../../db/types.js';
+import type { FailedAuthLimiter } from '../../auth/failed-auth-limiter.js';
 import { AppError } from '../../errors.js';
 
 declare module 'fastify' {
@@ -39,8 +40,36 @@ function presentedKey(header: string | undefined, browser: boolean): string | un
 export function registerAuth(
   app: FastifyInstance,
   apiKeys: ApiKeysService,
+  failedAuth: FailedAuthLimiter,
   publicPrefixes: string[] = [],
 ): void {
+  /** A key that is not cached as valid: refused at once when its address failed too often, else looked up. */
+  const authenticate = async (key: string | undefined, address: string, browser: boolean) => {
+    const wait = failedAuth.retryAfterS(address);
+    if (wait > 0) {
+      throw new AppError(
+        'RATE_LIMITED',
+        'too many failed authentications from this address',
+        { scope: 'address' },
+        wait,
+      );
+    }
+    if (!key) {
+      failedAuth.fail(address);
+      throw new AppError(
+        'UNAUTHENTICATED',
+        browser
+          ? 'sign in with an API key (as the HTTP Basic password, or Authorization: Bearer <api key>)'
+          : 'send Authorization: Bearer <api key>',
+      );
+    }
+    const principal = await apiKeys.verify(key);
+    if (!principal) {
+      failedAuth.fail(address);
+      throw new AppError('UNAUTHENTICATED', 'API key is unknown or revoked');
+    }
+    return principal;
+  };
   app.decorateRequest('principal', null);
   // Document each route's role in the OpenAPI document, from the same rule the hook enforces.
   app.addHook('onRoute', (route) => {
@@ -66,16 +95,7 @@ export function registerAuth(
     const browser = url === BROWSER_PREFIX || url.startsWith(`${BROWSER_PREFIX}/`);
     const key = presentedKey(request.headers.authorization, browser);
     if (browser) reply.header('www-authenticate', BASIC_CHALLENGE);
-    if (!key) {
-      throw new AppError(
-        'UNAUTHENTICATED',
-        browser
-          ? 'sign in with an API key (as the HTTP Basic password, or Authorization: Bearer <api key>)'
-          : 'send Authorization: Bearer <api key>',
-      );
-    }
-    const principal = await apiKeys.verify(key);
-    if (!principal) throw new AppError('UNAUTHENTICATED', 'API key is unknown or revoked');
+    const principal = (key && apiKeys.cached(key)) || (await authenticate(key, request.ip, browser));
     if (browser) reply.removeHeader('www-authenticate');
     request.principal = principal;
     if (!roleAllows(principal.role, required)) {

@@ -15,7 +15,6 @@ import type { EnqueueItem, Jobs } from '../../jobs/jobs.js';
 import { listTaskRuns } from '../../jobs/task-runs.js';
 import {
   type EnqueueResult,
-  FINISHED_STATES,
   type Job,
   JOB_STATES,
   type JobQueue,
@@ -24,12 +23,13 @@ import {
 } from '../../jobs/types.js';
 import { Nullable, StringEnum, errorResponses } from '../schemas.js';
 import { assertMayActOn } from '../task-roles.js';
+import { streamTaskEvents, type TaskEventHub } from '../task-event-streams.js';
 
 export interface TasksRoutesOptions {
   jobs: Jobs;
   db: Db;
-  /** How often the SSE stream looks at the task, ms (default 200). */
-  ssePollMs?: number;
+  /** The source of live task events and the limits of their streams. */
+  events: TaskEventHub;
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -126,7 +126,7 @@ export async function getTaskOr404(queue: JobQueue, id: string): Promise<Job> {
 }
 
 export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async (app, opts) => {
-  const { jobs, db } = opts;
+  const { jobs, db, events } = opts;
   const queue = jobs.queue;
   const tags = ['tasks'];
 
@@ -338,75 +338,30 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
       schema: {
         tags,
         description:
-          'Server-sent events: `progress` (state and progress) whenever they change, then `end` with the final task. Closes when the task ends.',
+          'Server-sent events: `progress` (state and progress, with an `id`) whenever they change, then `end` with the final task. Closes when the task ends, or after EVENT_STREAM_LIFETIME_S: reconnect with `Last-Event-ID` to resume. At most EVENT_STREAMS_PER_KEY open streams per key (429 past it).',
         params: TaskIdParams,
         produces: ['text/event-stream'],
       },
     },
     async (req, reply) => {
-      let job = await getTask(req.params.id);
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-      });
-      const send = (event: string, data: unknown) =>
-        res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-      let closed = false;
-      req.raw.on('close', () => {
-        closed = true;
-      });
-      let last = '';
-      let lastBeat = Date.now();
-      const pollMs = opts.ssePollMs ?? 200;
-      // In-process progress events (worker in this process) are pushed at once; polling covers other processes.
-      let wake: (() => void) | undefined;
-      const onProgress = (id: string) => id === job.id && wake?.();
-      queue.on('progress', onProgress);
-      queue.on('completed', onProgress);
-      queue.on('failed', onProgress);
+      const release = events.acquire(req.principal?.keyId ?? 0);
+      let job: Job;
       try {
-        while (!closed) {
-          const state = {
-            id: job.id,
-            state: job.state,
-            progress: job.progress,
-            attempts_made: job.attemptsMade,
-          };
-          const key = JSON.stringify(state);
-          if (key !== last) {
-            send('progress', state);
-            last = key;
-          }
-          if (FINISHED_STATES.includes(job.state)) {
-            send('end', view(job));
-            break;
-          }
-          if (Date.now() - lastBeat > 15_000) {
-            res.write(': keep-alive\n\n');
-            lastBeat = Date.now();
-          }
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, pollMs);
-            wake = () => {
-              clearTimeout(t);
-              resolve();
-            };
-          });
-          job = (await queue.get(job.id)) ?? { ...job, state: 'cancelled' };
-        }
+        job = await getTask(req.params.id);
       } catch (err) {
-        req.log.warn({ err: String(err), taskId: job.id }, 'task event stream failed');
-        send('error', { code: 'INTERNAL', message: 'the task could not be read' });
-      } finally {
-        queue.off('progress', onProgress);
-        queue.off('completed', onProgress);
-        queue.off('failed', onProgress);
-        res.end();
+        release();
+        throw err;
       }
+      reply.hijack();
+      streamTaskEvents({
+        hub: events,
+        response: reply.raw,
+        job,
+        lastEventId: [req.headers['last-event-id']].flat()[0],
+        view,
+        release,
+        log: req.log,
+      });
     },
   );
 };
