@@ -12,6 +12,7 @@ import { createJobQueue } from '../jobs/create-queue.js';
 import { Jobs } from '../jobs/jobs.js';
 import { MediaRequests } from '../media/media-requests.js';
 import { createMediaServices, type MediaServices } from '../media/media-services.js';
+import { settleRowsOfTask } from '../media/unfinished-rows.js';
 import { ADMIN_ENQUEUEABLE, createTaskRegistry } from '../tasks/index.js';
 import { cacheCountersSource } from '../telemetry/cache-metrics.js';
 import { dbQueryObserver } from '../telemetry/db-metrics.js';
@@ -99,6 +100,14 @@ export async function createSystem(
     metrics.addScrapeSource(queueDepthSource(metrics, jobs.queue));
     if (cache) metrics.addScrapeSource(cacheCountersSource(metrics, cache, live));
   }
+  // A render or narration row whose task ended without finishing it (cancelled, failed for good, dead)
+  // is ended at once where the engine reports that here; reads and the cleanup sweep cover the rest.
+  const settle = (taskId: string) =>
+    void settleRowsOfTask(media.repo, jobs.queue, taskId).catch((err: unknown) =>
+      logger.warn({ err, taskId }, 'could not end the media rows of an ended task'),
+    );
+  jobs.queue.on('failed', (id, _error, final) => final && settle(id));
+  jobs.queue.on('stalled', (id, dead) => dead && settle(id));
   jobs.queue.on('completed', (_id, result) => {
     media
       .onJobCompleted(result)
@@ -115,7 +124,7 @@ export async function createSystem(
     rateLimitRedis,
     jobs,
     media,
-    mediaRequests: new MediaRequests(media, jobs),
+    mediaRequests: new MediaRequests(media, jobs, jobs.queue),
     telemetry: metrics && live ? { metrics, live } : undefined,
     async close() {
       await jobs.queue.close(5000);

@@ -21,6 +21,7 @@ import { countSyllables } from './stt/acoustic.verifier.js';
 import { VERIFIER_CHECKS, type VerifierName } from './stt/verifier.js';
 import { normalizeNarration } from './text/normalize.js';
 import type { TtsProvider } from './tts/tts-provider.js';
+import { settleRowsOfTask, type TaskStates } from './unfinished-rows.js';
 
 /** What the use cases need of the job system: enqueue a registered task by name. */
 export interface TaskEnqueuer {
@@ -59,6 +60,8 @@ export class MediaRequests {
   constructor(
     private readonly media: MediaServices,
     private readonly jobs: TaskEnqueuer,
+    /** Task states, to end rows whose task ended without finishing them (see unfinished-rows.ts). */
+    private readonly tasks: TaskStates,
   ) {}
 
   /** Checks and queues the narration of a content (audio.generate, one new audio_generations row). */
@@ -167,8 +170,10 @@ export class MediaRequests {
   }
 
   async audioGeneration(id: number): Promise<GenerationDetails> {
-    const generation = await this.media.repo.audioGeneration(id);
+    const { repo } = this.media;
+    let generation = await repo.audioGeneration(id);
     if (!generation) throw notFound('AUDIO_GENERATION_NOT_FOUND', 'audio generation', id);
+    if (await this.settled(generation)) generation = (await repo.audioGeneration(id)) ?? generation;
     const manifest = generation.audio_path ? await this.media.narration.manifest(generation.id) : undefined;
     const v = generation.verifier;
     const name: VerifierName = v === 'openai' || v === 'acoustic' ? v : this.media.verifier.name;
@@ -178,7 +183,18 @@ export class MediaRequests {
   async render(id: number): Promise<Render> {
     const r = await this.media.repo.render(id);
     if (!r) throw notFound('RENDER_NOT_FOUND', 'render', id);
-    return r;
+    return (await this.settled(r)) ? ((await this.media.repo.render(id)) ?? r) : r;
+  }
+
+  /**
+   * Ends a row left `queued` or `running` by a task that has ended. True when the row must be read
+   * again: it was unfinished, and it may have changed here or concurrently (the engine's end-of-task
+   * hook settles the same rows).
+   */
+  private async settled(row: { status: string; task_id: string | null }): Promise<boolean> {
+    if ((row.status !== 'queued' && row.status !== 'running') || row.task_id === null) return false;
+    await settleRowsOfTask(this.media.repo, this.tasks, row.task_id);
+    return true;
   }
 
   /** A narration's audio: the WAV, or its compressed m4a copy. */

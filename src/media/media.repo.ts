@@ -230,6 +230,45 @@ export class MediaRepo {
       .execute();
   }
 
+  /** Task ids of rows still `queued` or `running` (audio_generations and renders), oldest rows first. */
+  async tasksOfUnfinishedRows(limit: number): Promise<string[]> {
+    const of = (table: 'audio_generations' | 'renders') =>
+      this.db
+        .selectFrom(table)
+        .select(['task_id', 'created_at'])
+        .where('status', 'in', ['queued', 'running'])
+        .where('task_id', 'is not', null)
+        .orderBy('created_at')
+        .limit(limit)
+        .execute();
+    const rows = [...(await of('audio_generations')), ...(await of('renders'))].sort((a, b) =>
+      a.created_at < b.created_at ? -1 : 1,
+    );
+    return [...new Set(rows.map((r) => r.task_id as string))].slice(0, limit);
+  }
+
+  /** Ends the rows of a task that are still `queued` or `running` as failed with `error`; returns how many. */
+  async failUnfinishedRowsOfTask(taskId: string, error: string): Promise<number> {
+    const now = new Date().toISOString();
+    const patch = {
+      status: 'failed' as const,
+      error: error.slice(0, 8000),
+      finished_at: now,
+      updated_at: now,
+    };
+    let changed = 0;
+    for (const table of ['audio_generations', 'renders'] as const) {
+      const r = await this.db
+        .updateTable(table)
+        .set(patch)
+        .where('task_id', '=', taskId)
+        .where('status', 'in', ['queued', 'running'])
+        .executeTakeFirst();
+      changed += Number(r.numUpdatedRows);
+    }
+    return changed;
+  }
+
   async recordUsage(row: UsageRow): Promise<void> {
     const now = new Date().toISOString();
     await this.db

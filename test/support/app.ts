@@ -46,6 +46,16 @@ export async function makeTestApp(backend: DbBackend, env: Record<string, string
   };
 }
 
+/** Settings that put the jobs on `queue`: the embedded engine, or BullMQ on this run's Redis under a prefix of its own. */
+export function queueEnv(queue: 'sqlite' | 'bullmq'): Record<string, string> {
+  return queue === 'bullmq'
+    ? {
+        REDIS_URL: redisUrl() as string,
+        JOBS_REDIS_PREFIX: `ov:q:t${Math.random().toString(36).slice(2, 8)}`,
+      }
+    : {};
+}
+
 /**
  * makeTestApp with its jobs on `queue` (the embedded engine, or BullMQ on this run's Redis under a
  * prefix of its own) and a worker of concurrency 2 in the same process; close() stops both.
@@ -57,12 +67,7 @@ export async function makeJobsTestApp(
   env: Record<string, string> = {},
 ): Promise<TestApp & { worker: Worker }> {
   const t = await makeTestApp(db, {
-    ...(queue === 'bullmq'
-      ? {
-          REDIS_URL: redisUrl() as string,
-          JOBS_REDIS_PREFIX: `ov:q:t${Math.random().toString(36).slice(2, 8)}`,
-        }
-      : {}),
+    ...queueEnv(queue),
     JOBS_LEASE_MS: '2000',
     JOBS_CLEANUP_INTERVAL_S: '0',
     ...env,
