@@ -35,6 +35,8 @@ export const ErrorCodes = {
   RENDER_NOT_FOUND: 404,
   MEDIA_FILE_NOT_FOUND: 404,
   RANGE_NOT_SATISFIABLE: 416,
+  ASSET_NOT_FOUND: 404,
+  ASSET_IN_USE: 409,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

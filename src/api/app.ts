@@ -36,6 +36,8 @@ import { campaignStatsRoutes } from './routes/campaign-stats.routes.js';
 import { queuesRoutes } from './routes/queues.routes.js';
 import { tasksRoutes } from './routes/tasks.routes.js';
 import { mediaRoutes } from './routes/media.routes.js';
+import { assetsRoutes } from './routes/assets.routes.js';
+import type { AssetService } from '../media/assets/asset.service.js';
 import type { MediaRequests } from '../media/media-requests.js';
 import { ErrorBody } from './schemas.js';
 
@@ -60,6 +62,8 @@ export interface AppDeps {
   media?: MediaRequests;
   /** This process's metrics: requests are timed and GET /metrics serves them (admin key or METRICS_TOKEN). */
   metrics?: Metrics;
+  /** Uploaded assets and the logo/music choices (/clients/{id}/assets, /assets/...). */
+  assets?: { service: AssetService; maxBytes: number };
 }
 
 const API_PREFIX = '/api/v1';
@@ -163,6 +167,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         await api.register(queuesRoutes, { queue: deps.jobs.queue });
       }
       if (deps.media) await api.register(mediaRoutes, { media: deps.media, cache: deps.cache });
+      if (deps.assets)
+        await api.register(assetsRoutes, { assets: deps.assets.service, maxBytes: deps.assets.maxBytes });
     },
     { prefix: API_PREFIX },
   );

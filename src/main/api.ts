@@ -19,6 +19,7 @@ export function appDepsFrom(system: System, overrides: Partial<AppDeps> = {}): A
     bullBoardQueues: system.jobs.queue instanceof BullmqQueue ? system.jobs.queue.bullQueues() : undefined,
     media: system.mediaRequests,
     metrics: system.telemetry?.metrics,
+    assets: { service: system.media.assets, maxBytes: system.config.media.assets.maxBytes },
     ...overrides,
   };
 }

@@ -72,6 +72,26 @@ export function locateFfmpeg(configured: string | undefined, envPath?: string): 
   );
 }
 
+/**
+ * Finds ffprobe (asset probing): beside the ffmpeg in use, else on PATH.
+ * The npm ffmpeg package ships no ffprobe, so with only it, uploads cannot be probed.
+ */
+export function locateFfprobe(ffmpegPath: string | undefined, envPath?: string): string {
+  if (ffmpegPath) {
+    const sibling = path.join(
+      path.dirname(ffmpegPath),
+      path.basename(ffmpegPath).replace(/ffmpeg/, 'ffprobe'),
+    );
+    if (sibling !== ffmpegPath && executable(sibling)) return sibling;
+  }
+  const system = onPath('ffprobe', envPath);
+  if (system) return system;
+  throw new FfmpegError(
+    'not_found',
+    'ffprobe not found: install ffmpeg (with ffprobe) or put ffprobe beside FFMPEG_PATH',
+  );
+}
+
 export interface RunFfmpegOptions {
   ffmpeg: string;
   args: string[];

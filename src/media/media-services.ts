@@ -2,7 +2,9 @@ import type { Logger } from 'pino';
 import type { CacheService } from '../cache/cache.service.js';
 import { contentWrite } from '../cache/cached-services.js';
 import type { Db, Dialect } from '../db/types.js';
-import { FfmpegError, locateFfmpeg } from './ffmpeg.js';
+import { AssetService } from './assets/asset.service.js';
+import { AssetsRepo } from './assets/assets.repo.js';
+import { FfmpegError, locateFfmpeg, locateFfprobe } from './ffmpeg.js';
 import type { MediaConfig, TtsProviderName } from './media.config.js';
 import { MediaRepo } from './media.repo.js';
 import type { MediaObserver } from './media-observer.js';
@@ -29,6 +31,9 @@ export interface MediaServices {
   verifier: Verifier;
   narration: NarrationService;
   renders: RenderService;
+  /** Uploaded assets (images, clips, audio, logos) and the logo/music chosen on clients, campaigns, contents. */
+  assets: AssetService;
+  assetsRepo: AssetsRepo;
   /** The ffmpeg binary, or undefined with the reason in `ffmpegError`. */
   ffmpegPath: string | undefined;
   ffmpegError: string | undefined;
@@ -117,6 +122,25 @@ export function createMediaServices(
     ffmpegError = err.message;
     logger.warn({ err: err.message }, 'ffmpeg unavailable: no compressed narration copies and no renders');
   }
+  let ffprobePath: string | undefined;
+  let ffprobeError: string | undefined;
+  try {
+    ffprobePath = locateFfprobe(ffmpegPath);
+  } catch (err) {
+    if (!(err instanceof FfmpegError)) throw err;
+    ffprobeError = err.message;
+    logger.warn({ err }, 'ffprobe unavailable: asset uploads are refused');
+  }
+  const assetsRepo = new AssetsRepo(db);
+  const assets = new AssetService({
+    repo: assetsRepo,
+    storage,
+    scratchDir: config.scratchDir,
+    ffprobePath,
+    ffprobeError,
+    limits: config.assets,
+    logger,
+  });
   const narration = new NarrationService({
     repo,
     storage,
@@ -148,6 +172,8 @@ export function createMediaServices(
     verifier,
     narration,
     renders,
+    assets,
+    assetsRepo,
     ffmpegPath,
     ffmpegError,
     async onJobCompleted(result) {
