@@ -18,7 +18,9 @@ import { registerAuth } from './plugins/auth.js';
 import { RequestLogController } from './plugins/request-log.js';
 import { type BullBoardQueue, registerBullBoard } from './plugins/bull-board.js';
 import { registerHttpMetrics } from './plugins/http-metrics.js';
+import type { LiveSummary } from '../telemetry/live-summary.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { observabilityRoutes } from './routes/observability.routes.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { registerErrorHandling, sendError, toAppError } from './plugins/errors.js';
 import { ajvOptions, registerStrictInput } from './plugins/strict-input.js';
@@ -64,6 +66,8 @@ export interface AppDeps {
   metrics?: Metrics;
   /** Uploaded assets and the logo/music choices (/clients/{id}/assets, /assets/...). */
   assets?: { service: AssetService; maxBytes: number };
+  /** The live figures over every process (/observability/summary and /stream). */
+  liveSummary?: LiveSummary;
 }
 
 const API_PREFIX = '/api/v1';
@@ -149,6 +153,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await api.register(scriptsRoutes, { scripts: s.scripts });
       await api.register(metricsRoutes, { metrics: s.metrics });
       await api.register(keysRoutes, { apiKeys: deps.apiKeys });
+      if (deps.liveSummary) await api.register(observabilityRoutes, { summary: deps.liveSummary });
       if (deps.cache) await api.register(cacheRoutes, { cache: deps.cache });
       await api.register(campaignStatsRoutes, { campaignStats: deps.campaignStats, cache: deps.cache });
       if (deps.jobs) {

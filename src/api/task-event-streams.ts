@@ -15,6 +15,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../errors.js';
 import { FINISHED_STATES, type Job, type JobQueue } from '../jobs/types.js';
+import { SSE_HEADERS } from './event-stream.js';
 
 export interface TaskEventLimits {
   /** Open streams one API key may hold. */
@@ -187,12 +188,7 @@ export interface TaskEventStream {
  */
 export function streamTaskEvents(s: TaskEventStream): void {
   const { response: res } = s;
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-  });
+  res.writeHead(200, SSE_HEADERS);
   res.write(`retry: ${RECONNECT_MS}\n\n`);
   let last = s.lastEventId;
   let job = s.job;

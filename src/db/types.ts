@@ -220,6 +220,42 @@ export interface ApiKeysTable extends Timestamps {
   revoked_at: string | null;
 }
 
+export interface TelemetrySamplesTable {
+  id: Generated<number>;
+  /** The process that measured (host:pid:random). */
+  process: string;
+  /** api, worker or all (`omnivibe start`). */
+  role: string;
+  start_ms: number;
+  end_ms: number;
+  /** A LiveInterval as JSON (src/telemetry/live-recorder.ts). */
+  figures: string;
+}
+
+export const ALERT_STATES = ['firing', 'resolved'] as const;
+
+export interface AlertsTable extends Timestamps {
+  id: Id;
+  rule: string;
+  severity: string;
+  state: (typeof ALERT_STATES)[number];
+  /** What the rule is about (a queue, a route, or the whole service). */
+  subject: string;
+  value: number | null;
+  threshold: number;
+  started_at: string;
+  resolved_at: string | null;
+  last_notified_at: string | null;
+  /** JSON array of each notification's channel, time and result. */
+  notifications: string;
+}
+
+export interface TelemetryLeasesTable {
+  name: string;
+  holder: string;
+  expires_ms: number;
+}
+
 export interface Database {
   clients: ClientsTable;
   campaigns: CampaignsTable;
@@ -235,6 +271,9 @@ export interface Database {
   ai_api_usage: AiApiUsageTable;
   task_runs: TaskRunsTable;
   api_keys: ApiKeysTable;
+  telemetry_samples: TelemetrySamplesTable;
+  alerts: AlertsTable;
+  telemetry_leases: TelemetryLeasesTable;
 }
 
 export type Dialect = 'sqlite' | 'postgres';

@@ -20,6 +20,7 @@ export function appDepsFrom(system: System, overrides: Partial<AppDeps> = {}): A
     media: system.mediaRequests,
     metrics: system.telemetry?.metrics,
     assets: { service: system.media.assets, maxBytes: system.config.media.assets.maxBytes },
+    liveSummary: system.telemetry?.summary,
     ...overrides,
   };
 }
@@ -31,6 +32,7 @@ export function appDepsFrom(system: System, overrides: Partial<AppDeps> = {}): A
 export async function serve(system: System): Promise<FastifyInstance> {
   const app = await buildApp(appDepsFrom(system));
   await app.listen({ port: system.config.port, host: system.config.host });
+  system.telemetry?.publisher.begin('api');
   const { telemetry } = system.config;
   const metrics = system.telemetry?.metrics;
   if (metrics && telemetry.apiMetricsPort !== undefined) {

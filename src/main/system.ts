@@ -17,7 +17,9 @@ import { ADMIN_ENQUEUEABLE, createTaskRegistry } from '../tasks/index.js';
 import { cacheCountersSource } from '../telemetry/cache-metrics.js';
 import { dbQueryObserver } from '../telemetry/db-metrics.js';
 import { queueDepthSource } from '../telemetry/job-metrics.js';
+import { LivePublisher } from '../telemetry/live-publisher.js';
 import { LiveRecorder } from '../telemetry/live-recorder.js';
+import { LiveSummary } from '../telemetry/live-summary.js';
 import { Metrics } from '../telemetry/metrics.js';
 
 export { createLogger } from './logger.js';
@@ -40,8 +42,11 @@ export interface System {
   media: MediaServices;
   /** The media use cases the API offers (queue narration and renders, downloads, costs). */
   mediaRequests: MediaRequests;
-  /** This process's Prometheus metrics and live figures; absent with METRICS_ENABLED=false. */
-  telemetry?: { metrics: Metrics; live: LiveRecorder };
+  /**
+   * This process's Prometheus metrics and live figures (the roots start `publisher`; `summary`
+   * merges every process's figures); absent with METRICS_ENABLED=false.
+   */
+  telemetry?: { metrics: Metrics; live: LiveRecorder; publisher: LivePublisher; summary: LiveSummary };
   close(): Promise<void>;
 }
 
@@ -96,9 +101,23 @@ export async function createSystem(
     cache,
     observer: metrics,
   });
-  if (metrics) {
+  let telemetry: System['telemetry'];
+  if (metrics && live) {
     metrics.addScrapeSource(queueDepthSource(metrics, jobs.queue));
-    if (cache) metrics.addScrapeSource(cacheCountersSource(metrics, cache, live));
+    const cacheSource = cache ? cacheCountersSource(metrics, cache, live) : undefined;
+    if (cacheSource) metrics.addScrapeSource(cacheSource);
+    telemetry = {
+      metrics,
+      live,
+      publisher: new LivePublisher({
+        db: database.db,
+        recorder: live,
+        intervalMs: config.telemetry.publishMs,
+        logger,
+        beforeTake: cacheSource,
+      }),
+      summary: new LiveSummary({ db: database.db, counts: () => jobs.queue.counts() }),
+    };
   }
   // A render or narration row whose task ended without finishing it (cancelled, failed for good, dead)
   // is ended at once where the engine reports that here; reads and the cleanup sweep cover the rest.
@@ -125,8 +144,9 @@ export async function createSystem(
     jobs,
     media,
     mediaRequests: new MediaRequests(media, jobs, jobs.queue),
-    telemetry: metrics && live ? { metrics, live } : undefined,
+    telemetry,
     async close() {
+      await telemetry?.publisher.close();
       await jobs.queue.close(5000);
       await media.close();
       rateLimitRedis?.disconnect();

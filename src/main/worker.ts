@@ -80,6 +80,7 @@ export function startWorker(system: System, jobs: Jobs, opts: WorkerProcessOptio
     cleanupIntervalMs: cfg.cleanupIntervalS * 1000,
   });
   if (metrics) metrics.addScrapeSource(workerSlotsSource(metrics, worker));
+  system.telemetry?.publisher.begin('worker');
   return worker.start();
 }
 

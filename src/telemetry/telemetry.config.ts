@@ -16,6 +16,8 @@ export interface TelemetryConfig {
   readonly apiMetricsPort: number | undefined;
   /** `omnivibe worker`'s /metrics port (WORKER_METRICS_PORT, default 9465; 0: none); `--metrics-port` overrides. */
   readonly workerMetricsPort: number;
+  /** Each process publishes its live figures this often, ms (TELEMETRY_PUBLISH_MS, 10000). */
+  readonly publishMs: number;
   /** Queries slower than this are counted and logged at warn with their statement, ms (DB_SLOW_QUERY_MS, 1000). */
   readonly slowQueryMs: number;
 }
@@ -35,6 +37,7 @@ const telemetryEnvSchema = () =>
     METRICS_PORT: intVar(1, 65535, 0),
     WORKER_METRICS_PORT: intVar(0, 65535, 9465),
     DB_SLOW_QUERY_MS: intVar(1, 3_600_000, 1000),
+    TELEMETRY_PUBLISH_MS: intVar(100, 60_000, 10_000),
   });
 
 export function loadTelemetryConfig(env: NodeJS.ProcessEnv): TelemetryConfig {
@@ -46,5 +49,6 @@ export function loadTelemetryConfig(env: NodeJS.ProcessEnv): TelemetryConfig {
     apiMetricsPort: e.METRICS_PORT === 0 ? undefined : e.METRICS_PORT,
     workerMetricsPort: e.WORKER_METRICS_PORT,
     slowQueryMs: e.DB_SLOW_QUERY_MS,
+    publishMs: e.TELEMETRY_PUBLISH_MS,
   });
 }

@@ -1,0 +1,367 @@
+/**
+ * The live summary over every process: merges the `telemetry_samples` rows of a window (each
+ * process's intervals, with mergeable latency sketches), reads queue depth from the queue and AI
+ * spend from `ai_api_usage`. Percentiles are within 1 % of the exact value over the same
+ * observations (DDSketch's guarantee; see sketch.ts).
+ */
+import type { DDSketch } from '@datadog/sketches-js';
+import { sql } from 'kysely';
+import type { Db } from '../db/types.js';
+import type { QueueCounts } from '../jobs/types.js';
+import { type CacheFigures, type JobOutcomeName, KEY_SEP, type LiveInterval } from './live-recorder.js';
+import { mergeEncoded, newSketch, quantile } from './sketch.js';
+
+export const SUMMARY_WINDOWS = { '1m': 60_000, '5m': 300_000, '15m': 900_000, '1h': 3_600_000 } as const;
+export type SummaryWindow = keyof typeof SUMMARY_WINDOWS;
+export const isSummaryWindow = (v: string): v is SummaryWindow => Object.hasOwn(SUMMARY_WINDOWS, v);
+
+export interface LatencyFigures {
+  p50_ms: number | null;
+  p90_ms: number | null;
+  p99_ms: number | null;
+}
+
+export interface RouteSummary extends LatencyFigures {
+  method: string;
+  route: string;
+  requests: number;
+  rps: number;
+  error_rate: number | null;
+}
+
+export interface TaskSummary {
+  queue: string;
+  task: string;
+  completed: number;
+  failed: number;
+  retried: number;
+  dead: number;
+  cancelled: number;
+  throughput_per_s: number;
+  failure_rate: number | null;
+  wait_p50_ms: number | null;
+  wait_p99_ms: number | null;
+  run_p50_ms: number | null;
+  run_p99_ms: number | null;
+}
+
+export interface QueueSummary {
+  queue: string;
+  paused: boolean;
+  depth: QueueCounts['counts'];
+  oldest_waiting_s: number;
+  /** Attempts finished in the window across its tasks, per second, and the final failures' share. */
+  throughput_per_s: number;
+  failure_rate: number | null;
+}
+
+export interface CostGroupSummary {
+  key: string;
+  window_usd: number;
+  today_usd: number;
+  month_usd: number;
+}
+
+export interface Summary {
+  window: SummaryWindow;
+  window_s: number;
+  generated_at: string;
+  /** Processes that published figures in the window. */
+  processes: number;
+  http: LatencyFigures & { requests: number; rps: number; error_rate: number | null; routes: RouteSummary[] };
+  jobs: {
+    finished: number;
+    throughput_per_s: number;
+    failure_rate: number | null;
+    queues: QueueSummary[];
+    tasks: TaskSummary[];
+  };
+  cache: {
+    hit_rate: number | null;
+    prefixes: (CacheFigures & { prefix: string; hit_rate: number | null })[];
+  };
+  db: { queries: number; p99_ms: number | null; slow_queries: number };
+  ai_cost: {
+    window_usd: number;
+    today_usd: number;
+    month_usd: number;
+    by_provider: CostGroupSummary[];
+    /** The campaigns that cost most this month. */
+    top_campaigns: CostGroupSummary[];
+  };
+}
+
+export interface LiveSummaryOptions {
+  db: Db;
+  /** Queue depth and oldest wait, read at each call. */
+  counts: () => Promise<QueueCounts[]>;
+  /** Routes shown, busiest first (default 10). */
+  topRoutes?: number;
+  topCampaigns?: number;
+  now?: () => number;
+}
+
+interface Row {
+  id: number;
+  process: string;
+  figures: LiveInterval;
+}
+
+const ms = (seconds: number | null) => (seconds === null ? null : Math.round(seconds * 1e6) / 1e3);
+const share = (part: number, whole: number) => (whole === 0 ? null : Math.round((part / whole) * 1e4) / 1e4);
+const perS = (n: number, windowS: number) => Math.round((n / windowS) * 1000) / 1000;
+const usd = (v: number | string | null) => Math.round(Number(v ?? 0) * 1e6) / 1e6;
+const latency = (sk: DDSketch): LatencyFigures => ({
+  p50_ms: ms(quantile(sk, 0.5)),
+  p90_ms: ms(quantile(sk, 0.9)),
+  p99_ms: ms(quantile(sk, 0.99)),
+});
+
+export class LiveSummary {
+  /** Parsed rows by id: a row never changes once written, and the 1 h window re-reads hundreds. */
+  private readonly parsed = new Map<number, { endMs: number; row: Row }>();
+  private readonly now: () => number;
+
+  constructor(private readonly opts: LiveSummaryOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  async summary(window: SummaryWindow): Promise<Summary> {
+    const now = this.now();
+    const windowMs = SUMMARY_WINDOWS[window];
+    const windowS = windowMs / 1000;
+    const [rows, counts, cost] = await Promise.all([
+      this.rows(now - windowMs),
+      this.opts.counts(),
+      this.costs(now, windowMs),
+    ]);
+
+    const routes = new Map<string, { n: number; e: number; s: DDSketch }>();
+    const tasks = new Map<
+      string,
+      { counts: Record<JobOutcomeName, number>; wait: DDSketch; run: DDSketch }
+    >();
+    const cache = new Map<string, CacheFigures>();
+    const dbSketch = newSketch();
+    let dbSlow = 0;
+    const processes = new Set<string>();
+    for (const { process, figures } of rows) {
+      processes.add(process);
+      for (const [key, h] of Object.entries(figures.http)) {
+        let r = routes.get(key);
+        if (!r) routes.set(key, (r = { n: 0, e: 0, s: newSketch() }));
+        r.n += h.n;
+        r.e += h.e;
+        mergeEncoded(h.s, r.s);
+      }
+      for (const [key, j] of Object.entries(figures.jobs)) {
+        let t = tasks.get(key);
+        if (!t)
+          tasks.set(
+            key,
+            (t = {
+              counts: { completed: 0, failed: 0, retried: 0, dead: 0, cancelled: 0 },
+              wait: newSketch(),
+              run: newSketch(),
+            }),
+          );
+        for (const o of Object.keys(t.counts) as JobOutcomeName[]) t.counts[o] += j[o];
+        mergeEncoded(j.wait, t.wait);
+        mergeEncoded(j.run, t.run);
+      }
+      for (const [prefix, c] of Object.entries(figures.cache)) {
+        const a = cache.get(prefix) ?? { hit: 0, miss: 0, stale: 0, error: 0 };
+        a.hit += c.hit;
+        a.miss += c.miss;
+        a.stale += c.stale;
+        a.error += c.error;
+        cache.set(prefix, a);
+      }
+      mergeEncoded(figures.db.s, dbSketch);
+      dbSlow += figures.db.slow;
+    }
+
+    const all = newSketch();
+    let requests = 0;
+    let errors = 0;
+    const routeList: RouteSummary[] = [];
+    for (const [key, r] of routes) {
+      const [method, route] = splitKey(key);
+      requests += r.n;
+      errors += r.e;
+      all.merge(r.s);
+      routeList.push({
+        method,
+        route,
+        requests: r.n,
+        rps: perS(r.n, windowS),
+        error_rate: share(r.e, r.n),
+        ...latency(r.s),
+      });
+    }
+    routeList.sort((a, b) => b.requests - a.requests || a.route.localeCompare(b.route));
+
+    const taskList: TaskSummary[] = [];
+    const byQueue = new Map<string, { finished: number; failed: number }>();
+    for (const [key, t] of tasks) {
+      const [queue, task] = splitKey(key);
+      const c = t.counts;
+      const finished = c.completed + c.failed + c.dead + c.cancelled;
+      const q = byQueue.get(queue) ?? { finished: 0, failed: 0 };
+      q.finished += finished;
+      q.failed += c.failed + c.dead;
+      byQueue.set(queue, q);
+      taskList.push({
+        queue,
+        task,
+        ...c,
+        throughput_per_s: perS(finished, windowS),
+        failure_rate: share(c.failed + c.dead, finished),
+        wait_p50_ms: ms(quantile(t.wait, 0.5)),
+        wait_p99_ms: ms(quantile(t.wait, 0.99)),
+        run_p50_ms: ms(quantile(t.run, 0.5)),
+        run_p99_ms: ms(quantile(t.run, 0.99)),
+      });
+    }
+    taskList.sort((a, b) => a.queue.localeCompare(b.queue) || a.task.localeCompare(b.task));
+    let finished = 0;
+    let failedJobs = 0;
+    for (const q of byQueue.values()) {
+      finished += q.finished;
+      failedJobs += q.failed;
+    }
+
+    let hits = 0;
+    let misses = 0;
+    const prefixes = [...cache]
+      .map(([prefix, c]) => {
+        hits += c.hit;
+        misses += c.miss + c.stale;
+        return { prefix, ...c, hit_rate: share(c.hit, c.hit + c.miss + c.stale) };
+      })
+      .sort((a, b) => a.prefix.localeCompare(b.prefix));
+
+    return {
+      window,
+      window_s: windowS,
+      generated_at: new Date(now).toISOString(),
+      processes: processes.size,
+      http: {
+        requests,
+        rps: perS(requests, windowS),
+        error_rate: share(errors, requests),
+        ...latency(all),
+        routes: routeList.slice(0, this.opts.topRoutes ?? 10),
+      },
+      jobs: {
+        finished,
+        throughput_per_s: perS(finished, windowS),
+        failure_rate: share(failedJobs, finished),
+        queues: counts.map((c) => ({
+          queue: c.queue,
+          paused: c.paused,
+          depth: c.counts,
+          oldest_waiting_s: Math.round(c.oldestWaitingMs / 100) / 10,
+          throughput_per_s: perS(byQueue.get(c.queue)?.finished ?? 0, windowS),
+          failure_rate: share(byQueue.get(c.queue)?.failed ?? 0, byQueue.get(c.queue)?.finished ?? 0),
+        })),
+        tasks: taskList,
+      },
+      cache: { hit_rate: share(hits, hits + misses), prefixes },
+      db: { queries: dbSketch.count, p99_ms: ms(quantile(dbSketch, 0.99)), slow_queries: dbSlow },
+      ai_cost: cost,
+    };
+  }
+
+  /** The rows that ended within the window, parsed once each. */
+  private async rows(since: number): Promise<Row[]> {
+    const found = await this.opts.db
+      .selectFrom('telemetry_samples')
+      .select(['id', 'end_ms'])
+      .where('end_ms', '>', since)
+      .execute();
+    const missing = found.filter((r) => !this.parsed.has(r.id)).map((r) => r.id);
+    for (let i = 0; i < missing.length; i += 500) {
+      const batch = await this.opts.db
+        .selectFrom('telemetry_samples')
+        .select(['id', 'process', 'end_ms', 'figures'])
+        .where('id', 'in', missing.slice(i, i + 500))
+        .execute();
+      for (const r of batch)
+        this.parsed.set(r.id, {
+          endMs: r.end_ms,
+          row: { id: r.id, process: r.process, figures: JSON.parse(r.figures) as LiveInterval },
+        });
+    }
+    // Forget rows older than the longest window.
+    const oldest = this.now() - SUMMARY_WINDOWS['1h'];
+    for (const [id, p] of this.parsed) if (p.endMs <= oldest) this.parsed.delete(id);
+    return found.flatMap((r) => {
+      const p = this.parsed.get(r.id);
+      return p ? [p.row] : [];
+    });
+  }
+
+  /** AI spend in the window, today and this month (UTC), per provider, and the top campaigns this month. */
+  private async costs(now: number, windowMs: number): Promise<Summary['ai_cost']> {
+    const d = new Date(now);
+    const today = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate())).toISOString();
+    const month = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1)).toISOString();
+    const windowStart = new Date(now - windowMs).toISOString();
+    const since = windowStart < month ? windowStart : month;
+    const sums = [
+      sql<number>`coalesce(sum(case when created_at >= ${windowStart} then cost_usd else 0 end), 0)`.as(
+        'window_usd',
+      ),
+      sql<number>`coalesce(sum(case when created_at >= ${today} then cost_usd else 0 end), 0)`.as(
+        'today_usd',
+      ),
+      sql<number>`coalesce(sum(case when created_at >= ${month} then cost_usd else 0 end), 0)`.as(
+        'month_usd',
+      ),
+    ] as const;
+    const base = () => this.opts.db.selectFrom('ai_api_usage').where('created_at', '>=', since);
+    const [providers, campaigns] = await Promise.all([
+      base()
+        .select(['provider as key', ...sums])
+        .groupBy('provider')
+        .execute(),
+      base()
+        .where('campaign_id', 'is not', null)
+        .where('created_at', '>=', month)
+        .select(['campaign_id as key', ...sums])
+        .groupBy('campaign_id')
+        .orderBy('month_usd', 'desc')
+        .limit(this.opts.topCampaigns ?? 5)
+        .execute(),
+    ]);
+    const group = (r: {
+      key: string | number | null;
+      window_usd: number;
+      today_usd: number;
+      month_usd: number;
+    }) => ({
+      key: String(r.key),
+      window_usd: usd(r.window_usd),
+      today_usd: usd(r.today_usd),
+      month_usd: usd(r.month_usd),
+    });
+    const byProvider = providers
+      .map(group)
+      .sort((a, b) => b.month_usd - a.month_usd || a.key.localeCompare(b.key));
+    const total = (k: 'window_usd' | 'today_usd' | 'month_usd') =>
+      usd(byProvider.reduce((n, p) => n + p[k], 0));
+    return {
+      window_usd: total('window_usd'),
+      today_usd: total('today_usd'),
+      month_usd: total('month_usd'),
+      by_provider: byProvider,
+      top_campaigns: campaigns.map(group),
+    };
+  }
+}
+
+function splitKey(key: string): [string, string] {
+  const i = key.indexOf(KEY_SEP);
+  return [key.slice(0, i), key.slice(i + 1)];
+}
