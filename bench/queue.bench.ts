@@ -51,9 +51,10 @@ import { BullmqQueue } from '../src/jobs/bullmq/bullmq-queue.js';
 import { Jobs } from '../src/jobs/jobs.js';
 import { TaskRegistry } from '../src/jobs/registry.js';
 import { SqliteQueue } from '../src/jobs/sqlite/sqlite-queue.js';
+import { Shortcuts } from '../src/jobs/shortcuts.js';
 import { TaskRunRecorder } from '../src/jobs/task-runs.js';
 import type { ClaimedJob, JobQueue, QueueName } from '../src/jobs/types.js';
-import { Worker } from '../src/jobs/worker-runtime.js';
+import { Worker } from '../src/jobs/worker/worker.js';
 import { createLogger } from '../src/main/logger.js';
 import { createMediaServices } from '../src/media/media-services.js';
 import type { TaskDeps } from '../src/tasks/deps.js';
@@ -183,6 +184,7 @@ function makeQueue(backend: Backend, redis: string | undefined): JobQueue {
     leaseMs: 30_000,
     maxStalls: 3,
     logger,
+    shortcuts: Shortcuts.allOn(),
     keepLast: 1000,
     keepHours: 1,
   });
@@ -219,7 +221,7 @@ async function withWorker<T>(
   fn: (w: Worker) => Promise<T>,
 ): Promise<T> {
   const db = await mainDb();
-  const taskRuns = new TaskRunRecorder(db.db, logger);
+  const taskRuns = new TaskRunRecorder(db.db, logger, Shortcuts.allOn());
   const w = new Worker({
     queue: q,
     registry,

@@ -159,7 +159,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       if (deps.jobs) {
         const http = deps.config.http;
         const events = new TaskEventHub(
-          deps.jobs.queue,
+          deps.jobs.admin,
           {
             maxPerKey: http.eventStreamsPerKey,
             maxTotal: http.eventStreamsMax,
@@ -169,7 +169,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         );
         api.addHook('onClose', async () => events.close());
         await api.register(tasksRoutes, { jobs: deps.jobs, db: deps.database.db, events });
-        await api.register(queuesRoutes, { queue: deps.jobs.queue });
+        await api.register(queuesRoutes, { queue: deps.jobs.admin });
       }
       if (deps.media) await api.register(mediaRoutes, { media: deps.media, cache: deps.cache });
       if (deps.assets)

@@ -14,7 +14,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../errors.js';
-import { FINISHED_STATES, type Job, type JobQueue } from '../jobs/types.js';
+import { FINISHED_STATES, type Job, type JobAdmin } from '../jobs/types.js';
 import { SSE_HEADERS } from './event-stream.js';
 
 export interface TaskEventLimits {
@@ -39,7 +39,7 @@ class TaskWatch {
 
   constructor(
     private readonly id: string,
-    private readonly queue: JobQueue,
+    private readonly queue: JobAdmin,
     private readonly pollMs: number,
   ) {}
 
@@ -83,7 +83,7 @@ export class TaskEventHub {
   private readonly wake = (id: string) => this.watches.get(id)?.wake();
 
   constructor(
-    private readonly queue: JobQueue,
+    private readonly queue: JobAdmin,
     readonly limits: TaskEventLimits,
     private readonly pollMs: number,
   ) {

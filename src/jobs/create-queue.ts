@@ -2,10 +2,11 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { BullmqQueue } from './bullmq/bullmq-queue.js';
 import { SqliteQueue } from './sqlite/sqlite-queue.js';
+import type { Shortcuts } from './shortcuts.js';
 import type { JobQueue } from './types.js';
 
 /** The backend configuration selects: REDIS_URL set → BullMQ on Redis, otherwise the embedded SQLite engine. */
-export function createJobQueue(config: Config, logger: Logger): JobQueue {
+export function createJobQueue(config: Config, logger: Logger, shortcuts: Shortcuts): JobQueue {
   const j = config.jobs;
   if (config.redisUrl) {
     const queue = new BullmqQueue({
@@ -15,7 +16,9 @@ export function createJobQueue(config: Config, logger: Logger): JobQueue {
       maxStalls: j.maxStalls,
       keepLast: j.keepLast,
       keepHours: j.keepHours,
+      pollMs: j.pollMs,
       logger,
+      shortcuts,
     });
     void queue.checkEvictionPolicy();
     return queue;

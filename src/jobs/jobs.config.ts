@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { intVar, parseEnv } from '../config/env.js';
+import { SHORTCUT_NAMES, type ShortcutName } from './shortcuts.js';
 
 /** Job system settings (env variables in `.env.example`, section `# --- jobs ---`). */
 export interface JobsConfig {
@@ -22,6 +23,8 @@ export interface JobsConfig {
   readonly taskRunsKeepDays: number;
   /** How often workers schedule maintenance.cleanup, seconds (JOBS_CLEANUP_INTERVAL_S; 0 = never). */
   readonly cleanupIntervalS: number;
+  /** Fast paths through dependencies' internals, each on unless its JOBS_SHORTCUT_<NAME>=off (see shortcuts.ts). */
+  readonly shortcuts: Readonly<Record<ShortcutName, boolean>>;
   /** Worker defaults, overridden by `omnivibe worker` flags. */
   readonly worker: {
     readonly concurrency: number;
@@ -32,7 +35,13 @@ export interface JobsConfig {
   };
 }
 
+/** The env variable that turns a shortcut off: JOBS_SHORTCUT_BULLMQ_COMPLETE, JOBS_SHORTCUT_LOG_LINES... */
+export const shortcutVar = (name: ShortcutName) => `JOBS_SHORTCUT_${name.toUpperCase()}`;
+
+const onOff = z.enum(['on', 'off'], 'on or off').optional().default('on');
+
 const schema = z.object({
+  ...Object.fromEntries(SHORTCUT_NAMES.map((n) => [shortcutVar(n), onOff])),
   JOBS_DB_FILE: z.string().trim().min(1, 'a file path').optional(),
   JOBS_REDIS_PREFIX: z
     .string()
@@ -73,6 +82,11 @@ export function loadJobsConfig(env: NodeJS.ProcessEnv, dataDir: string): JobsCon
     keepHours: e.JOBS_KEEP_HOURS,
     taskRunsKeepDays: e.JOBS_TASK_RUNS_KEEP_DAYS,
     cleanupIntervalS: e.JOBS_CLEANUP_INTERVAL_S,
+    shortcuts: Object.freeze(
+      Object.fromEntries(
+        SHORTCUT_NAMES.map((n) => [n, (e as Record<string, unknown>)[shortcutVar(n)] !== 'off']),
+      ) as Record<ShortcutName, boolean>,
+    ),
     worker: Object.freeze({
       concurrency: e.WORKER_CONCURRENCY,
       prefetch: e.WORKER_PREFETCH,

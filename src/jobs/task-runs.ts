@@ -2,12 +2,15 @@
  * Writes one `task_runs` row per attempt (enqueued, started, finished, wait and
  * run time, attempt, status, worker, error). Rows are buffered and inserted in
  * batches (every `flushMs` or `maxBatch` rows) so timing costs the queue almost
- * nothing; `close()` flushes what is left.
+ * nothing; `close()` flushes what is left. A batch the database refuses stays buffered and is
+ * tried again: no row is dropped while the process lives.
  */
 import { CompiledQuery } from 'kysely';
 import type { Logger } from 'pino';
 import type { Db } from '../db/types.js';
 import type { TASK_RUN_STATUSES } from '../db/types.js';
+import { compileBatchInsert } from './kysely-internals.js';
+import type { Shortcuts } from './shortcuts.js';
 
 export type TaskRunStatus = (typeof TASK_RUN_STATUSES)[number];
 
@@ -64,22 +67,42 @@ export interface TaskRunSink {
   close(): Promise<void>;
 }
 
+/** A row with every column, in TASK_RUN_COLUMNS order: compiles the statement a full batch reuses. */
+const TEMPLATE_ROW: TaskRunRow = {
+  task_id: '',
+  queue: '',
+  name: '',
+  attempt: 0,
+  status: 'succeeded',
+  enqueued_at: '',
+  started_at: '',
+  finished_at: '',
+  wait_ms: 0,
+  run_ms: 0,
+  worker: '',
+  error: null,
+};
+
 export class TaskRunRecorder implements TaskRunSink {
   private buffer: TaskRunRow[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
   /**
-   * The insert statement of a full batch (maxBatch rows), compiled once for this database's dialect.
-   * Building and compiling a 500-row insert costs about as much as running it; busy workers flush
-   * full batches, so they reuse the text and bind new values.
+   * The insert statement of a full batch (maxBatch rows), compiled once for this database's dialect
+   * (shortcut `task_runs_sql`, see kysely-internals.ts); undefined: every batch is built by Kysely.
    */
-  private fullBatchSql: string | undefined;
+  private readonly fullBatchSql: string | undefined;
 
   constructor(
     private readonly db: Db,
     private readonly logger: Logger,
+    private readonly shortcuts: Shortcuts,
     private readonly opts: { flushMs: number; maxBatch: number } = { flushMs: 100, maxBatch: 500 },
-  ) {}
+  ) {
+    this.fullBatchSql = shortcuts.probe('task_runs_sql', () =>
+      compileBatchInsert(db, 'task_runs', TASK_RUN_COLUMNS, { ...TEMPLATE_ROW }, opts.maxBatch),
+    )?.sql;
+  }
 
   record(row: TaskRunRow): void {
     this.buffer.push(row);
@@ -97,52 +120,42 @@ export class TaskRunRecorder implements TaskRunSink {
       try {
         await this.insert(rows);
       } catch (err) {
-        // Timing rows must not take the worker down; losing them is logged loudly.
-        this.logger.error({ err: String(err), rows: rows.length }, 'could not write task_runs rows');
+        // Rows are never dropped: they go back to the front of the buffer and the next flush tries again.
+        this.logger.error({ err, rows: rows.length }, 'could not write task_runs rows; retrying');
+        this.buffer = rows.concat(this.buffer);
+        this.timer ??= setTimeout(() => void this.flush(), this.opts.flushMs);
       }
     });
     return this.flushing;
   }
 
   private async insert(rows: TaskRunRow[]): Promise<void> {
-    if (rows.length !== this.opts.maxBatch) {
-      await this.db.insertInto('task_runs').values(rows).execute();
+    if (rows.length === this.opts.maxBatch && this.fullBatchSql !== undefined) {
+      const params: unknown[] = new Array(rows.length * TASK_RUN_COLUMNS.length);
+      let i = 0;
+      for (const row of rows) for (const c of TASK_RUN_COLUMNS) params[i++] = row[c] ?? null;
+      this.shortcuts.count('task_runs_sql', true);
+      await this.db.executeQuery(CompiledQuery.raw(this.fullBatchSql, params));
       return;
     }
-    if (this.fullBatchSql === undefined) {
-      // Every column present in a fixed order, so the text fits any full batch.
-      const template: TaskRunRow = {
-        task_id: '',
-        queue: '',
-        name: '',
-        attempt: 0,
-        status: 'succeeded',
-        enqueued_at: '',
-        started_at: '',
-        finished_at: '',
-        wait_ms: 0,
-        run_ms: 0,
-        worker: '',
-        error: null,
-      };
-      const compiled = this.db
-        .insertInto('task_runs')
-        .values(rows.map(() => template))
-        .compile();
-      if (
-        Object.keys(template).join() !== TASK_RUN_COLUMNS.join() ||
-        compiled.parameters.length !== rows.length * TASK_RUN_COLUMNS.length
-      )
-        throw new Error('task_runs insert: the batch statement does not match its column list');
-      this.fullBatchSql = compiled.sql;
-    }
-    const params: unknown[] = new Array(rows.length * TASK_RUN_COLUMNS.length);
-    let i = 0;
-    for (const row of rows) for (const c of TASK_RUN_COLUMNS) params[i++] = row[c] ?? null;
-    await this.db.executeQuery(CompiledQuery.raw(this.fullBatchSql, params));
+    if (rows.length === this.opts.maxBatch) this.shortcuts.count('task_runs_sql', false);
+    await this.db.insertInto('task_runs').values(rows).execute();
   }
 
+  /** Flushes what is left; a flush that fails is tried once more here, then the rows are reported lost. */
   async close(): Promise<void> {
     await this.flush();
+    if (this.buffer.length === 0) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const rows = this.buffer.splice(0);
+    try {
+      await this.insert(rows);
+    } catch (err) {
+      this.logger.error(
+        { err, rows: rows.length },
+        'task_runs rows lost at close: the database refused them',
+      );
+    }
   }
 }

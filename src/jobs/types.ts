@@ -1,7 +1,7 @@
 /**
- * The queue contract: the one narrow interface every part of the system uses to
- * enqueue and inspect jobs, and that the worker runtime uses to claim and settle
- * them. Two backends implement it: the embedded SQLite engine (`sqlite/`, the
+ * The queue contract, split by role: enqueue (JobProducer), inspection and
+ * administration (JobAdmin), leasing and settlement (JobLeasing, the worker
+ * runtime's). Two backends implement all three: the embedded SQLite engine (`sqlite/`, the
  * default) and BullMQ on Redis (`bullmq/`, when REDIS_URL is set).
  *
  * Priority: "higher runs first" everywhere in this API. Queues are ranked
@@ -221,24 +221,23 @@ export interface ClaimOptions {
   workerId: string;
 }
 
-export interface JobQueue {
+/** The enqueue role: what producers (services, routes, the CLI, tasks scheduling tasks) use. */
+export interface JobProducer {
   readonly backend: 'sqlite' | 'bullmq';
-  /**
-   * Claims the worker runtime may keep in flight at once (default 1). A backend whose claim waits on
-   * a server gains by overlapping one claim's round trip with the jobs of another; each claim then
-   * covers its share of the free slots, and priority order holds because every claim takes the best
-   * ready jobs when the server runs it and the runtime merges each claim with its held jobs.
-   */
-  readonly claimsInFlight?: number;
-  // ---- producers and the API
   enqueue(req: EnqueueRequest): Promise<EnqueueResult>;
+  /** Many jobs in one transaction (embedded) or pipeline (BullMQ). */
   enqueueBulk(reqs: readonly EnqueueRequest[]): Promise<EnqueueResult[]>;
+}
+
+/** The inspection and administration role: the task API, the dashboard, maintenance, and job events. */
+export interface JobAdmin {
+  readonly backend: 'sqlite' | 'bullmq';
   get(id: string): Promise<Job | null>;
   list(filter: ListJobsFilter): Promise<JobPage>;
   counts(): Promise<QueueCounts[]>;
-  /** Waiting/delayed → cancelled; an active job is asked to stop (its signal aborts) and ends cancelled. */
+  /** Waiting/delayed → cancelled; an active job is asked to stop (its signal aborts) and ends cancelled (see state-rules.ts). */
   cancel(id: string): Promise<Job>;
-  /** failed, dead or cancelled → waiting with a fresh attempt budget (redrive). */
+  /** failed, dead or cancelled → waiting with a fresh attempt budget (redrive; see state-rules.ts). */
   retry(id: string): Promise<Job>;
   pause(queue: QueueName): Promise<void>;
   resume(queue: QueueName): Promise<void>;
@@ -247,7 +246,26 @@ export interface JobQueue {
   listWorkers(): Promise<WorkerRecord[]>;
   on<E extends JobEventName>(event: E, listener: (...args: JobEventMap[E]) => void): void;
   off<E extends JobEventName>(event: E, listener: (...args: JobEventMap[E]) => void): void;
-  // ---- the worker runtime
+}
+
+/** What a heartbeat found about the jobs the worker holds. */
+export interface HeartbeatResult {
+  /** Jobs someone asked to cancel. */
+  cancel: string[];
+  /** Jobs whose lease this worker no longer holds (expired and taken back, or held by another worker): their attempts must stop. */
+  lost: string[];
+}
+
+/** The leasing and settlement role: what the worker runtime uses. */
+export interface JobLeasing {
+  readonly backend: 'sqlite' | 'bullmq';
+  /**
+   * Claims the worker runtime may keep in flight at once (default 1). A backend whose claim waits on
+   * a server gains by overlapping one claim's round trip with the jobs of another; each claim then
+   * covers its share of the free slots, and priority order holds because every claim takes the best
+   * ready jobs when the server runs it and the runtime merges each claim with its held jobs.
+   */
+  readonly claimsInFlight?: number;
   /**
    * Leases up to `max` ready jobs in strict priority order: the highest-ranked
    * non-paused queue first, then job priority, then FIFO. Never blocks.
@@ -256,10 +274,10 @@ export interface JobQueue {
   /** Resolves when work may be available for `queues` (an in-process enqueue, a poll, or the timeout). */
   waitForWork(queues: readonly QueueName[], timeoutMs: number, signal: AbortSignal): Promise<void>;
   /**
-   * Renews the leases of the jobs this worker holds and publishes its record.
-   * Returns the ids among them that someone asked to cancel.
+   * Renews the leases of the jobs this worker holds, checking that each lease is still this worker's
+   * (as BullMQ's extendLock checks the lock's token), and publishes its record.
    */
-  heartbeat(record: WorkerRecord, jobs: readonly ClaimedJob[]): Promise<string[]>;
+  heartbeat(record: WorkerRecord, jobs: readonly ClaimedJob[]): Promise<HeartbeatResult>;
   progress(job: ClaimedJob, workerId: string, progress: number): Promise<void>;
   complete(job: ClaimedJob, workerId: string, result: unknown): Promise<void>;
   fail(job: ClaimedJob, workerId: string, error: string, outcome: FailOutcome): Promise<void>;
@@ -279,6 +297,13 @@ export interface JobQueue {
    */
   recoverStalled(): Promise<StalledAttempt[]>;
   removeWorker(workerId: string): Promise<void>;
+}
+
+/**
+ * A backend: every role, plus closing it. Only composition roots hold the whole of it; everything
+ * else takes the role it needs (as BullMQ splits Queue, QueueGetters and Worker).
+ */
+export interface JobQueue extends JobProducer, JobAdmin, JobLeasing {
   /** Flushes pending writes and closes connections, waiting at most `timeoutMs`. */
   close(timeoutMs?: number): Promise<void>;
 }

@@ -16,7 +16,7 @@ export function appDepsFrom(system: System, overrides: Partial<AppDeps> = {}): A
     cache: system.cache,
     campaignStats: system.repos.campaignStats,
     jobs: system.jobs,
-    bullBoardQueues: system.jobs.queue instanceof BullmqQueue ? system.jobs.queue.bullQueues() : undefined,
+    bullBoardQueues: system.jobs.admin instanceof BullmqQueue ? system.jobs.admin.bullQueues() : undefined,
     media: system.mediaRequests,
     metrics: system.telemetry?.metrics,
     assets: { service: system.media.assets, maxBytes: system.config.media.assets.maxBytes },

@@ -11,6 +11,7 @@ import { createDomainServices, type DomainServices } from '../domain/services.js
 import { createJobQueue } from '../jobs/create-queue.js';
 import { Jobs } from '../jobs/jobs.js';
 import { MediaRequests } from '../media/media-requests.js';
+import { Shortcuts } from '../jobs/shortcuts.js';
 import { createMediaServices, type MediaServices } from '../media/media-services.js';
 import { settleRowsOfTask } from '../media/unfinished-rows.js';
 import { ADMIN_ENQUEUEABLE, createTaskRegistry } from '../tasks/index.js';
@@ -38,6 +39,8 @@ export interface System {
   cache?: CacheService;
   /** The job queue (embedded SQLite engine, or BullMQ when REDIS_URL is set) and the task registry. */
   jobs: Jobs;
+  /** The job system's fast paths through dependencies' internals: configured, probed, counted (shortcuts.ts). */
+  shortcuts: Shortcuts;
   /** The media pipeline: narration, renders, storage, vendor costs. */
   media: MediaServices;
   /** The media use cases the API offers (queue narration and renders, downloads, costs). */
@@ -96,14 +99,15 @@ export async function createSystem(
     logger.warn({ err: err.message }, 'rate-limit Redis connection error'),
   );
   const cache = createCacheService(config.cache, logger);
-  const jobs = new Jobs(createJobQueue(config, logger), createTaskRegistry(), ADMIN_ENQUEUEABLE);
+  const shortcuts = new Shortcuts(config.jobs.shortcuts);
+  const jobs = new Jobs(createJobQueue(config, logger, shortcuts), createTaskRegistry(), ADMIN_ENQUEUEABLE);
   const media = createMediaServices(config.media, database.db, database.dialect, logger, {
     cache,
     observer: metrics,
   });
   let telemetry: System['telemetry'];
   if (metrics && live) {
-    metrics.addScrapeSource(queueDepthSource(metrics, jobs.queue));
+    metrics.addScrapeSource(queueDepthSource(metrics, jobs.admin));
     const cacheSource = cache ? cacheCountersSource(metrics, cache, live) : undefined;
     if (cacheSource) metrics.addScrapeSource(cacheSource);
     telemetry = {
@@ -116,18 +120,18 @@ export async function createSystem(
         logger,
         beforeTake: cacheSource,
       }),
-      summary: new LiveSummary({ db: database.db, counts: () => jobs.queue.counts() }),
+      summary: new LiveSummary({ db: database.db, counts: () => jobs.admin.counts() }),
     };
   }
   // A render or narration row whose task ended without finishing it (cancelled, failed for good, dead)
   // is ended at once where the engine reports that here; reads and the cleanup sweep cover the rest.
   const settle = (taskId: string) =>
-    void settleRowsOfTask(media.repo, jobs.queue, taskId).catch((err: unknown) =>
+    void settleRowsOfTask(media.repo, jobs.admin, taskId).catch((err: unknown) =>
       logger.warn({ err, taskId }, 'could not end the media rows of an ended task'),
     );
-  jobs.queue.on('failed', (id, _error, final) => final && settle(id));
-  jobs.queue.on('stalled', (id, dead) => dead && settle(id));
-  jobs.queue.on('completed', (_id, result) => {
+  jobs.admin.on('failed', (id, _error, final) => final && settle(id));
+  jobs.admin.on('stalled', (id, dead) => dead && settle(id));
+  jobs.admin.on('completed', (_id, result) => {
     media
       .onJobCompleted(result)
       .catch((err: unknown) => logger.warn({ err }, 'cache invalidation after a media job failed'));
@@ -142,12 +146,13 @@ export async function createSystem(
     apiKeys,
     rateLimitRedis,
     jobs,
+    shortcuts,
     media,
-    mediaRequests: new MediaRequests(media, jobs, jobs.queue),
+    mediaRequests: new MediaRequests(media, jobs, jobs.admin),
     telemetry,
     async close() {
       await telemetry?.publisher.close();
-      await jobs.queue.close(5000);
+      await jobs.close(5000);
       await media.close();
       rateLimitRedis?.disconnect();
       await cache?.close();

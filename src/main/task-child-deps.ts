@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import type { CacheService } from '../cache/cache.service.js';
 import type { DatabaseHandle } from '../db/database.js';
-import type { JobQueue } from '../jobs/types.js';
+import type { JobAdmin } from '../jobs/types.js';
 import type { MediaServices } from '../media/media-services.js';
 import type { TaskDeps } from '../tasks/deps.js';
 
@@ -32,18 +32,20 @@ export async function childTaskDeps(): Promise<TaskDeps> {
     { loadConfig },
     { openDatabase },
     { createJobQueue },
+    { Shortcuts },
     { createCacheService },
     { createMediaServices },
   ] = await Promise.all([
     import('../config/config.js'),
     import('../db/database.js'),
     import('../jobs/create-queue.js'),
+    import('../jobs/shortcuts.js'),
     import('../cache/create-cache.js'),
     import('../media/media-services.js'),
   ]);
   const config = loadConfig();
   let database: DatabaseHandle | undefined;
-  let queue: JobQueue | undefined;
+  let queue: JobAdmin | undefined;
   let cache: CacheService | undefined;
   let media: MediaServices | undefined;
   const db = () => (database ??= openDatabase(config.database)).db;
@@ -55,7 +57,7 @@ export async function childTaskDeps(): Promise<TaskDeps> {
     logger: childLogger(),
     dialect: config.database.dialect,
     db,
-    queue: () => (queue ??= createJobQueue(config, childLogger())),
+    queue: () => (queue ??= createJobQueue(config, childLogger(), new Shortcuts(config.jobs.shortcuts))),
     // Built once per child, so the eSpeak worker thread stays warm between tasks.
     media: () =>
       (media ??= createMediaServices(config.media, db(), config.database.dialect, childLogger(), {

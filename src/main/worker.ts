@@ -12,7 +12,7 @@ import type { Config } from '../config/config.js';
 import type { Jobs } from '../jobs/jobs.js';
 import { TaskRunRecorder } from '../jobs/task-runs.js';
 import { type QueueName, QUEUE_NAMES, isQueueName } from '../jobs/types.js';
-import { Worker } from '../jobs/worker-runtime.js';
+import { Worker } from '../jobs/worker/worker.js';
 import type { TaskDeps } from '../tasks/deps.js';
 import { meteredTaskRuns, workerSlotsSource } from '../telemetry/job-metrics.js';
 import { type MetricsServer, startMetricsServer } from '../telemetry/metrics-server.js';
@@ -51,7 +51,7 @@ export function taskDepsFrom(system: System, jobs: Jobs): TaskDeps {
     logger: system.logger,
     dialect: system.database.dialect,
     db: () => system.database.db,
-    queue: () => jobs.queue,
+    queue: () => jobs.admin,
     media: () => system.media,
     cache: () => system.cache,
   };
@@ -61,13 +61,14 @@ export function taskDepsFrom(system: System, jobs: Jobs): TaskDeps {
 export function startWorker(system: System, jobs: Jobs, opts: WorkerProcessOptions): Worker {
   const cfg = system.config.jobs;
   const metrics = system.telemetry?.metrics;
-  const taskRuns = new TaskRunRecorder(system.database.db, system.logger);
+  const taskRuns = new TaskRunRecorder(system.database.db, system.logger, system.shortcuts);
   const worker = new Worker({
-    queue: jobs.queue,
+    queue: jobs.leasing,
     registry: jobs.registry,
     deps: taskDepsFrom(system, jobs),
     logger: system.logger,
     taskRuns: metrics ? meteredTaskRuns(taskRuns, metrics) : taskRuns,
+    shortcuts: system.shortcuts,
     queues: opts.queues,
     concurrency: opts.concurrency,
     prefetch: opts.prefetch,
@@ -77,7 +78,7 @@ export function startWorker(system: System, jobs: Jobs, opts: WorkerProcessOptio
       maxTasksPerChild: opts.maxTasksPerChild,
       maxMemoryMb: opts.maxMemoryPerChildMb,
     },
-    cleanupIntervalMs: cfg.cleanupIntervalS * 1000,
+    cleanup: { producer: jobs.producer, intervalMs: cfg.cleanupIntervalS * 1000 },
   });
   if (metrics) metrics.addScrapeSource(workerSlotsSource(metrics, worker));
   system.telemetry?.publisher.begin('worker');
@@ -383,7 +384,7 @@ export function registerWorkerCommands(program: Command, loadCfg: () => Config):
         createLogger({ ...cfg, logLevel: 'warn' }),
       );
       try {
-        const workers = await system.jobs.queue.listWorkers();
+        const workers = await system.jobs.admin.listWorkers();
         if (o.json) {
           process.stdout.write(`${JSON.stringify({ detached: local, workers }, null, 2)}\n`);
           return;

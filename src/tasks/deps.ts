@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { CacheService } from '../cache/cache.service.js';
 import type { Config } from '../config/config.js';
 import type { Db, Dialect } from '../db/types.js';
-import type { JobQueue } from '../jobs/types.js';
+import type { JobAdmin } from '../jobs/types.js';
 import type { MediaServices } from '../media/media-services.js';
 
 /**
@@ -16,8 +16,8 @@ export interface TaskDeps {
   /** The main database. */
   db(): Db;
   dialect: Dialect;
-  /** The job queue (maintenance, follow-up jobs). */
-  queue(): JobQueue;
+  /** The job queue's administration role (maintenance: pruning finished jobs). */
+  queue(): JobAdmin;
   /** The media pipeline (narration, renders, storage), built once per process by its composition root. */
   media(): MediaServices;
   /** The cache, for tasks that change contents outside the domain services (undefined when there is none). */

@@ -1,5 +1,5 @@
 import type { TaskRunRow, TaskRunSink } from '../jobs/task-runs.js';
-import type { JobQueue } from '../jobs/types.js';
+import type { JobAdmin } from '../jobs/types.js';
 import { JOB_STATES } from '../jobs/types.js';
 import type { JobOutcome, Metrics } from './metrics.js';
 
@@ -40,7 +40,7 @@ export function meteredTaskRuns(inner: TaskRunSink, metrics: Metrics): TaskRunSi
 }
 
 /** Queue depth by state and the oldest waiting job's age per queue, read from the queue at each scrape. */
-export function queueDepthSource(metrics: Metrics, queue: Pick<JobQueue, 'counts'>): () => Promise<void> {
+export function queueDepthSource(metrics: Metrics, queue: Pick<JobAdmin, 'counts'>): () => Promise<void> {
   return async () => {
     for (const c of await queue.counts()) {
       for (const state of JOB_STATES) metrics.queueDepth.set({ queue: c.queue, state }, c.counts[state]);

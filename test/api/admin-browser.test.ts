@@ -54,7 +54,7 @@ describe.runIf(fs.existsSync(CHROMIUM) && embeddedEnabled())('operator dashboard
   const signedIn = (role: 'admin' | 'editor' | 'viewer') =>
     browser.newContext({ httpCredentials: { username: 'ops', password: t.keys[role] } });
   const paused = async (queue: string) =>
-    (await t.system.jobs?.queue.counts())?.find((c) => c.queue === queue)?.paused;
+    (await t.system.jobs?.admin.counts())?.find((c) => c.queue === queue)?.paused;
 
   it('asks for credentials, then shows the queues', async () => {
     // Without credentials: the challenge that makes a browser ask (headless Chromium gives up instead).
@@ -87,7 +87,7 @@ describe.runIf(fs.existsSync(CHROMIUM) && embeddedEnabled())('operator dashboard
       page.click('button:has-text("cancel")'),
     ]);
     expect(await page.locator('h1').innerText()).toContain('cancelled');
-    expect((await t.system.jobs?.queue.get(id as string))?.state).toBe('cancelled');
+    expect((await t.system.jobs?.admin.get(id as string))?.state).toBe('cancelled');
 
     await page.goto(`${base}/admin?refresh=0`);
     await Promise.all([

@@ -37,7 +37,7 @@ describe.each(queueBackends())('operator dashboard: %s queue', (backend) => {
     });
   const enqueue = async (name: string, payload: unknown, opts: Record<string, unknown> = {}) =>
     (await t.system.jobs?.enqueue(name, payload, opts))?.id as string;
-  const state = async (id: string) => (await t.system.jobs?.queue.get(id))?.state;
+  const state = async (id: string) => (await t.system.jobs?.admin.get(id))?.state;
 
   it('asks a browser to sign in, and takes an API key as the Basic password', async () => {
     const anon = await page('/admin');
@@ -72,7 +72,7 @@ describe.each(queueBackends())('operator dashboard: %s queue', (backend) => {
 
   it('shows live workers and the latest tasks, filtered by state and queue', async () => {
     await until(
-      async () => (await t.system.jobs?.queue.listWorkers())?.length === 1,
+      async () => (await t.system.jobs?.admin.listWorkers())?.length === 1,
       10_000,
       'worker record',
     );
@@ -89,7 +89,7 @@ describe.each(queueBackends())('operator dashboard: %s queue', (backend) => {
     expect(delayed.body).not.toContain('http-equiv="refresh"');
     expect(all.body).toContain('http-equiv="refresh"');
     expect((await page('/admin?state=bogus', 'viewer')).statusCode).toBe(400);
-    await t.system.jobs?.queue.cancel(late);
+    await t.system.jobs?.admin.cancel(late);
   });
 
   it('escapes what tasks carry', async () => {
@@ -149,7 +149,7 @@ describe.each(queueBackends())('operator dashboard: %s queue', (backend) => {
     expect(paused.body).toContain('low_priority</a> <b>paused</b>');
     expect(paused.body).toContain('action="/admin/queues/low_priority/resume"');
     expect((await press('/admin/queues/low_priority/resume', 'admin')).statusCode).toBe(303);
-    expect((await t.system.jobs?.queue.counts())?.find((c) => c.queue === 'low_priority')?.paused).toBe(
+    expect((await t.system.jobs?.admin.counts())?.find((c) => c.queue === 'low_priority')?.paused).toBe(
       false,
     );
     expect((await press('/admin/queues/nope/pause', 'admin')).statusCode).toBe(400);

@@ -102,7 +102,7 @@ describe('task event streams', () => {
 
   it('serves every stream of a task from one reader', async () => {
     const id = await delayedTask();
-    const queue = t.system.jobs!.queue;
+    const queue = t.system.jobs!.admin;
     const get = queue.get.bind(queue);
     let reads = 0;
     queue.get = async (taskId: string) => {

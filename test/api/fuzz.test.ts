@@ -303,7 +303,7 @@ describe.each(dbBackends())('every route, every field, hostile values, on %s', (
     );
     countRows = async () => {
       const rows = (await sql<{ t: string; n: number | string }>`${union}`.execute(db)).rows;
-      const tasks = (await t.system.jobs!.queue.counts()).reduce(
+      const tasks = (await t.system.jobs!.admin.counts()).reduce(
         (sum, q) => sum + Object.values(q.counts).reduce((a, b) => a + b, 0),
         0,
       );

@@ -60,7 +60,7 @@ describe.each(dbBackends())('strict input on %s', (backend) => {
       contents: await one('contents'),
       metrics: await one('performance_metrics'),
       keys: await one('api_keys'),
-      tasks: (await t.system.jobs!.queue.list({ limit: 100 })).items.length,
+      tasks: (await t.system.jobs!.admin.list({ limit: 100 })).items.length,
     };
   };
   /** Sends each request, expects `status` and the error shape, and that no row was added or removed. */

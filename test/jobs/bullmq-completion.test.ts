@@ -6,6 +6,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_BACKOFF } from '../../src/jobs/backoff.js';
+import { Shortcuts } from '../../src/jobs/shortcuts.js';
 import { BullmqQueue } from '../../src/jobs/bullmq/bullmq-queue.js';
 import type { ClaimedJob, EnqueueRequest } from '../../src/jobs/types.js';
 import { redisUrl } from '../support/backends.js';
@@ -51,6 +52,7 @@ describe.skipIf(!url)('BullMQ completion', () => {
       maxStalls: 3,
       logger: silent,
       keepLast: 10,
+      shortcuts: Shortcuts.allOn(),
     });
   });
   afterEach(() => q.close());

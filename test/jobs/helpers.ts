@@ -6,9 +6,10 @@ import pino from 'pino';
 import { BullmqQueue } from '../../src/jobs/bullmq/bullmq-queue.js';
 import { Jobs } from '../../src/jobs/jobs.js';
 import { defineTask, TaskRegistry } from '../../src/jobs/registry.js';
+import { Shortcuts } from '../../src/jobs/shortcuts.js';
 import { SqliteQueue } from '../../src/jobs/sqlite/sqlite-queue.js';
 import type { JobQueue, JobState } from '../../src/jobs/types.js';
-import { Worker, type WorkerOptions } from '../../src/jobs/worker-runtime.js';
+import { Worker, type WorkerOptions } from '../../src/jobs/worker/worker.js';
 import { TASKS } from '../../src/tasks/index.js';
 import { embeddedEnabled, redisUrl } from '../support/backends.js';
 
@@ -50,6 +51,8 @@ export interface QueueOptions {
   url?: string;
   file?: string;
   prefix?: string;
+  /** Fast paths through BullMQ's internals (default: all on). */
+  shortcuts?: Shortcuts;
 }
 
 /** A fresh queue of `backend`: its own SQLite file, or its own Redis key prefix. */
@@ -68,6 +71,7 @@ export function makeQueue(backend: QueueBackend, o: QueueOptions = {}): JobQueue
     logger: silent,
     blockMs: 200,
     keepLast: 100_000,
+    shortcuts: o.shortcuts ?? Shortcuts.allOn(),
   });
 }
 

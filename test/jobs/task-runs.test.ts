@@ -6,6 +6,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrator.js';
+import { Shortcuts } from '../../src/jobs/shortcuts.js';
 import { TASK_RUN_COLUMNS, TaskRunRecorder, type TaskRunRow } from '../../src/jobs/task-runs.js';
 import { dbBackends, freshDatabaseConfig } from '../support/backends.js';
 
@@ -37,7 +38,10 @@ describe.each(dbBackends())('task_runs recorder: %s', (backend) => {
 
   it('writes full batches and the remainder, every column as recorded', async () => {
     // A long timer: only full batches (3 rows) flush on their own; close() writes the rest.
-    const rec = new TaskRunRecorder(h.db, pino({ level: 'silent' }), { flushMs: 60_000, maxBatch: 3 });
+    const rec = new TaskRunRecorder(h.db, pino({ level: 'silent' }), Shortcuts.allOn(), {
+      flushMs: 60_000,
+      maxBatch: 3,
+    });
     const rows = Array.from({ length: 8 }, (_, i) => row(i));
     for (const r of rows) rec.record(r);
     await rec.close();

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/api/app.js';
 import { loadConfig } from '../../src/config/config.js';
-import { Worker } from '../../src/jobs/worker-runtime.js';
+import { Worker } from '../../src/jobs/worker/worker.js';
 import { appDepsFrom } from '../../src/main/api.js';
 import { createSystem, type System } from '../../src/main/system.js';
 import { dbBackends, embeddedEnabled, freshDatabaseConfig, redisUrl } from '../support/backends.js';
@@ -48,14 +48,14 @@ describe.each(modes())('media API (%s)', (mode) => {
     auth = { authorization: `Bearer ${(await system.apiKeys.create('media', 'editor')).key}` };
     viewer = { authorization: `Bearer ${(await system.apiKeys.create('media-viewer', 'viewer')).key}` };
     worker = new Worker({
-      queue: system.jobs.queue,
+      queue: system.jobs.leasing,
       registry: system.jobs.registry,
       deps: {
         config,
         logger: silentLogger,
         db: () => system.database.db,
         dialect: system.database.dialect,
-        queue: () => system.jobs.queue,
+        queue: () => system.jobs.admin,
         media: () => system.media,
         cache: () => system.cache,
       },
@@ -82,11 +82,11 @@ describe.each(modes())('media API (%s)', (mode) => {
     app.inject({ method: 'GET', url: `/api/v1${url}`, headers });
   async function finished(taskId: string) {
     await until(
-      async () => ['completed', 'failed'].includes((await system.jobs.queue.get(taskId))?.state ?? ''),
+      async () => ['completed', 'failed'].includes((await system.jobs.admin.get(taskId))?.state ?? ''),
       90_000,
       `task ${taskId}`,
     );
-    return system.jobs.queue.get(taskId);
+    return system.jobs.admin.get(taskId);
   }
 
   it('narrates, renders and serves the files by id with Range requests', async () => {
@@ -224,7 +224,7 @@ describe.each(modes())('media API (%s)', (mode) => {
       expect(res.statusCode, `${url} ${JSON.stringify(body)}`).toBe(422);
       return res.json<{ error: { details: { reason: string } } }>().error.details.reason;
     };
-    const before = (await system.jobs.queue.counts()).reduce(
+    const before = (await system.jobs.admin.counts()).reduce(
       (n, q) => n + Object.values(q.counts).reduce((a, b) => a + b, 0),
       0,
     );
@@ -238,7 +238,7 @@ describe.each(modes())('media API (%s)', (mode) => {
     expect(await reason(`/contents/${ok.contentId}/renders`, {})).toBe('no_narration');
     expect(await reason(`/contents/${empty.contentId}/renders`, { silent: true })).toBe('no_blocks');
     expect(await reason('/audio/batch', { content_ids: [ok.contentId, empty.contentId] })).toBe('no_blocks');
-    const after = (await system.jobs.queue.counts()).reduce(
+    const after = (await system.jobs.admin.counts()).reduce(
       (n, q) => n + Object.values(q.counts).reduce((a, b) => a + b, 0),
       0,
     );

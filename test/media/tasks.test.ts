@@ -6,7 +6,7 @@ import type { DatabaseConfig } from '../../src/config/config.js';
 import type { DatabaseHandle } from '../../src/db/database.js';
 import { Jobs } from '../../src/jobs/jobs.js';
 import type { JobQueue } from '../../src/jobs/types.js';
-import { Worker } from '../../src/jobs/worker-runtime.js';
+import { Worker } from '../../src/jobs/worker/worker.js';
 import { createMediaServices, type MediaServices } from '../../src/media/media-services.js';
 import type { TaskDeps } from '../../src/tasks/deps.js';
 import { createTaskRegistry } from '../../src/tasks/index.js';

@@ -44,7 +44,7 @@ describe.each(queueBackends())('media rows of ended tasks (%s queue)', (backend)
     const res = await post(`/contents/${contentId}/renders`, { silent: true });
     expect(res.statusCode).toBe(202);
     const { task_id: taskId, render_id: renderId } = res.json<{ task_id: string; render_id: number }>();
-    const [claimed] = await t.system.jobs.queue.claim({ queues: ['default'], max: 1, workerId: 'ghost' });
+    const [claimed] = await t.system.jobs.leasing.claim({ queues: ['default'], max: 1, workerId: 'ghost' });
     expect(claimed?.id).toBe(taskId);
     // What RenderService.render() writes first.
     await t.system.media.repo.updateRender(renderId, { status: 'running', task_id: taskId });
@@ -90,8 +90,8 @@ describe.each(queueBackends())('media rows of ended tasks (%s queue)', (backend)
     const { taskId, renderId, claimed } = await startedRender();
     expect((await post(`/tasks/${taskId}/cancel`, {})).statusCode).toBe(200);
     // The worker sees the request, aborts the handler and ends the task cancelled.
-    await t.system.jobs.queue.cancelActive(claimed, 'ghost');
-    expect((await t.system.jobs.queue.get(taskId))?.state).toBe('cancelled');
+    await t.system.jobs.leasing.cancelActive(claimed, 'ghost');
+    expect((await t.system.jobs.admin.get(taskId))?.state).toBe('cancelled');
     const view = await get(`/renders/${renderId}`);
     expect(view.status).toBe('failed');
     expect(view.error).toMatch(/cancelled/);
@@ -102,8 +102,8 @@ describe.each(queueBackends())('media rows of ended tasks (%s queue)', (backend)
     const { taskId, renderId } = await startedRender();
     await until(
       async () => {
-        await t.system.jobs.queue.recoverStalled();
-        return (await t.system.jobs.queue.get(taskId))?.state === 'dead';
+        await t.system.jobs.leasing.recoverStalled();
+        return (await t.system.jobs.admin.get(taskId))?.state === 'dead';
       },
       15_000,
       'the task dead',

@@ -3,7 +3,7 @@ import { buildApp } from '../../src/api/app.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { Role } from '../../src/db/types.js';
 import { appDepsFrom } from '../../src/main/api.js';
-import type { Worker } from '../../src/jobs/worker-runtime.js';
+import type { Worker } from '../../src/jobs/worker/worker.js';
 import { createLogger, createSystem, type System } from '../../src/main/system.js';
 import { startWorker, workerDefaults } from '../../src/main/worker.js';
 import { type DbBackend, freshDatabaseConfig, redisUrl } from './backends.js';

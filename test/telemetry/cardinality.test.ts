@@ -63,7 +63,7 @@ describe.runIf(embeddedEnabled())('metric cardinality', () => {
     }
     await until(
       async () => {
-        const jobs = await Promise.all(ids.map((i) => t.system.jobs.queue.get(i)));
+        const jobs = await Promise.all(ids.map((i) => t.system.jobs.admin.get(i)));
         return jobs.every((j) => j && ['completed', 'failed', 'dead', 'cancelled'].includes(j.state));
       },
       25_000,

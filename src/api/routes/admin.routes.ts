@@ -140,7 +140,7 @@ function sameOrigin(req: FastifyRequest): void {
 }
 
 export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, opts) => {
-  const queue = opts.jobs.queue;
+  const queue = opts.jobs.admin;
   const schema = { hide: true };
   // Buttons post empty HTML forms: accept the form type and ignore its (empty) body.
   app.addContentTypeParser(

@@ -4,7 +4,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { type JobQueue, QUEUE_NAMES } from '../../jobs/types.js';
+import { type JobAdmin, QUEUE_NAMES } from '../../jobs/types.js';
 import { StringEnum, errorResponses } from '../schemas.js';
 
 const QueueParams = Type.Object({ name: StringEnum(QUEUE_NAMES) }, { additionalProperties: false });
@@ -31,7 +31,7 @@ const WorkerSchema = Type.Object({
   last_seen_at: Type.String(),
 });
 
-export const queuesRoutes: FastifyPluginAsyncTypebox<{ queue: JobQueue }> = async (app, { queue }) => {
+export const queuesRoutes: FastifyPluginAsyncTypebox<{ queue: JobAdmin }> = async (app, { queue }) => {
   app.get(
     '/queues',
     {

@@ -17,7 +17,7 @@ import {
   type EnqueueResult,
   type Job,
   JOB_STATES,
-  type JobQueue,
+  type JobAdmin,
   QUEUE_NAMES,
   type QueueName,
 } from '../../jobs/types.js';
@@ -119,7 +119,7 @@ const Enqueued = Type.Object({
 type EnqueuedType = Static<typeof Enqueued>;
 
 /** A task by id, or the API's 404. */
-export async function getTaskOr404(queue: JobQueue, id: string): Promise<Job> {
+export async function getTaskOr404(queue: JobAdmin, id: string): Promise<Job> {
   const job = await queue.get(id);
   if (!job) throw notFound('TASK_NOT_FOUND', 'task', id);
   return job;
@@ -127,7 +127,7 @@ export async function getTaskOr404(queue: JobQueue, id: string): Promise<Job> {
 
 export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async (app, opts) => {
   const { jobs, db, events } = opts;
-  const queue = jobs.queue;
+  const queue = jobs.admin;
   const tags = ['tasks'];
 
   const getTask = (id: string) => getTaskOr404(queue, id);

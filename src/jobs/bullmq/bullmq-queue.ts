@@ -27,7 +27,6 @@ import {
   type KeepJobs,
   type MinimalJob,
   Queue,
-  raw2NextJobData,
   UnrecoverableError,
   Worker as BullWorker,
 } from 'bullmq';
@@ -37,6 +36,16 @@ import { AppError } from '../../errors.js';
 import { IdempotencyConflictError } from '../errors.js';
 import { DEFAULT_BACKOFF } from '../backoff.js';
 import { decodeJobCursor, encodeJobCursor, pageLimit } from '../paging.js';
+import type { Shortcuts } from '../shortcuts.js';
+import { assertRetryable, cancelAction } from '../state-rules.js';
+import {
+  FinishShortcut,
+  markerDueAt,
+  markerKeys,
+  type NextJobData,
+  probeBullmqInternals,
+  redriveDeadInPlace,
+} from './bullmq-internals.js';
 import {
   type BackoffOptions,
   type ClaimedJob,
@@ -44,6 +53,7 @@ import {
   type EnqueueRequest,
   type EnqueueResult,
   type FailOutcome,
+  type HeartbeatResult,
   type Job,
   JOB_STATES,
   type JobEventMap,
@@ -73,6 +83,10 @@ export interface BullmqQueueOptions {
   keepHours?: number;
   /** Longest blocking wait for a marker, ms (default 1000). */
   blockMs?: number;
+  /** How often an idle worker looks for work when it cannot block on BullMQ's markers, ms (default 50). */
+  pollMs?: number;
+  /** Fast paths through BullMQ's internals (bullmq-internals.ts), probed here. */
+  shortcuts: Shortcuts;
 }
 
 interface JobData {
@@ -102,33 +116,12 @@ interface Held {
   bull?: Bull;
 }
 
-/**
- * A completion's arguments to BullMQ's moveToFinished script as its backend builds them for one queue,
- * worker and attempts: keys, then the job's id, the time, 'returnvalue', the result, 'completed', fetch
- * next, the key prefix, the packed options (the same for every such job) and the fields to update.
- */
-interface FinishTemplate {
-  args: Array<string | number | boolean | Buffer | undefined>;
-  /** Index of the job id: the number of keys. */
-  at: number;
-}
-
-/** Job options that change a completion's packed options: such jobs complete through the backend's own path. */
-const ownFinishOptions = (o: JobJson['opts']) =>
-  o.removeOnComplete !== undefined ||
-  o.failParentOnFailure !== undefined ||
-  o.continueParentOnFailure !== undefined ||
-  o.ignoreDependencyOnFailure !== undefined ||
-  o.removeDependencyOnFailure !== undefined;
-
-/** The next-job tuple of BullMQ's moveToActive and moveToFinished scripts, decoded by its backend. */
-type NextJobData = [JobJson | null | undefined, string | undefined, ...unknown[]] | [] | void | undefined;
-
 const SHORT: Record<QueueName, string> = { high_priority: 'h', default: 'd', low_priority: 'l' };
 const BY_SHORT: Record<string, QueueName> = { h: 'high_priority', d: 'default', l: 'low_priority' };
 const BACKOFF_TYPE = 'ov-jittered';
 const CANCELLED_REASON = 'cancelled';
-const STALLED_RE = /stalled more than allowable limit/;
+/** The failed reason of a job that stalled past the limit (BullMQ's own deferred failure follows it). */
+const DEAD_PREFIX = 'dead: ';
 
 /** Carries the runtime's retry delay to BullMQ's backoff strategy. */
 class ScheduledRetry extends Error {
@@ -158,11 +151,8 @@ export class BullmqQueue implements JobQueue {
   private readonly held = new Map<string, Held>();
   /** Retention of finished jobs (the claiming worker's setting; see jobOptions). */
   private readonly keep: KeepJobs;
-  /** Completion arguments by queue, worker and attempts (null: BullMQ builds them otherwise than expected). */
-  private readonly finishTemplates = new Map<string, FinishTemplate | null>();
-  /** The last one used: a worker completes jobs of one queue and one attempts setting in a row. */
-  private lastFinish:
-    { queue: QueueName; workerId: string; attempts: unknown; t: FinishTemplate | null } | undefined;
+  /** Completions through BullMQ's moveToFinished script (shortcut bullmq_complete). */
+  private readonly finish: FinishShortcut;
   /** Jobs BullMQ's stalled checker in this process returned to their queue, until recoverStalled() reports them. */
   private readonly stalledFound: Array<{ queue: QueueName; bullId: string }> = [];
   private readonly events = new EventEmitter();
@@ -188,6 +178,8 @@ export class BullmqQueue implements JobQueue {
       this.queues.set(name, q);
     }
     this.events.setMaxListeners(0);
+    probeBullmqInternals(opts.shortcuts, this.q('default') as never, this.keep);
+    this.finish = new FinishShortcut(opts.shortcuts, this.keep);
   }
 
   /** Warns when Redis may evict keys (queue data would vanish). Called once at start-up. */
@@ -351,7 +343,7 @@ export class BullmqQueue implements JobQueue {
       const r = reqs[i] as EnqueueRequest;
       const bullId = this.jobOptions(r).jobId as string;
       for (const queue of [r.queue, ...QUEUE_NAMES.filter((q) => q !== r.queue)]) {
-        pipe.hget(`${this.opts.prefix}:${queue}:${bullId}`, 'name');
+        pipe.hget(this.q(queue).toKey(bullId), 'name');
         asked.push({ i, queue, bullId });
       }
     }
@@ -387,7 +379,7 @@ export class BullmqQueue implements JobQueue {
         state =
           j.failedReason === CANCELLED_REASON
             ? 'cancelled'
-            : STALLED_RE.test(j.failedReason ?? '')
+            : j.failedReason?.startsWith(DEAD_PREFIX)
               ? 'dead'
               : 'failed';
         break;
@@ -486,7 +478,7 @@ export class BullmqQueue implements JobQueue {
       counts.completed = c.completed ?? 0;
       counts.failed = c.failed ?? 0;
       counts.cancelled = tomb.filter((t) => t.queue === queue).length;
-      const key = (s: string) => `${this.opts.prefix}:${queue}:${s}`;
+      const key = (s: string) => q.toKey(s);
       const [completedLastMinute, failedLastMinute] = await Promise.all([
         this.conn.zcount(key('completed'), now - 60_000, '+inf'),
         this.conn.zcount(key('failed'), now - 60_000, '+inf'),
@@ -509,58 +501,41 @@ export class BullmqQueue implements JobQueue {
     const job = await this.get(id);
     const p = this.parseId(id);
     if (!job || !p) throw new AppError('TASK_NOT_FOUND', `task ${id} does not exist`, { id });
-    if (job.state === 'waiting' || job.state === 'delayed') {
-      const j = (await this.q(p.queue).getJob(p.bullId)) as Bull | undefined;
-      try {
-        await j?.remove();
-      } catch (err) {
-        // It was claimed meanwhile: ask the worker to stop it instead.
-        this.opts.logger.info(
-          { id, err: String(err) },
-          'job started while being cancelled; cancelling the active job',
-        );
-        await this.conn.set(`${this.opts.prefix}:cancel:${id}`, '1', 'EX', 86_400);
-        return (await this.get(id)) as Job;
-      }
-      const tomb: Job = { ...job, state: 'cancelled', error: CANCELLED_REASON, finishedAt: Date.now() };
-      await this.conn.hset(`${this.opts.prefix}:cancelled`, id, JSON.stringify(tomb));
-      return tomb;
-    }
-    if (job.state === 'active') {
+    if (cancelAction(id, job.state) === 'ask-worker') {
       await this.conn.set(`${this.opts.prefix}:cancel:${id}`, '1', 'EX', 86_400);
       return job;
     }
-    throw new AppError(
-      'TASK_STATE_CONFLICT',
-      `task ${id} is ${job.state}; only waiting, delayed or active tasks can be cancelled`,
-      {
-        id,
-        state: job.state,
-      },
-    );
+    const j = (await this.q(p.queue).getJob(p.bullId)) as Bull | undefined;
+    try {
+      await j?.remove();
+    } catch (err) {
+      // It was claimed meanwhile: ask the worker to stop it instead.
+      this.opts.logger.info({ id, err }, 'job started while being cancelled; cancelling the active job');
+      await this.conn.set(`${this.opts.prefix}:cancel:${id}`, '1', 'EX', 86_400);
+      return (await this.get(id)) as Job;
+    }
+    const tomb: Job = { ...job, state: 'cancelled', error: CANCELLED_REASON, finishedAt: Date.now() };
+    await this.conn.hset(`${this.opts.prefix}:cancelled`, id, JSON.stringify(tomb));
+    return tomb;
   }
 
   async retry(id: string): Promise<Job> {
     const job = await this.get(id);
     const p = this.parseId(id);
     if (!job || !p) throw new AppError('TASK_NOT_FOUND', `task ${id} does not exist`, { id });
-    if (job.state !== 'failed' && job.state !== 'dead' && job.state !== 'cancelled')
-      throw new AppError(
-        'TASK_STATE_CONFLICT',
-        `task ${id} is ${job.state}; only failed, dead or cancelled tasks can be retried`,
-        {
-          id,
-          state: job.state,
-        },
-      );
-    const j = (await this.q(p.queue).getJob(p.bullId)) as Bull | undefined;
+    assertRetryable(id, job.state);
+    let j = (await this.q(p.queue).getJob(p.bullId)) as Bull | undefined;
     if (j && j.deferredFailure && (await j.getState()) !== 'failed') {
-      // Dead but still listed as waiting (see toJob): clear the pending failure and the stall count.
-      const key = `${this.opts.prefix}:${p.queue}:${p.bullId}`;
-      await this.conn.multi().hdel(key, 'defa').hset(key, 'stc', 0, 'atm', 0).exec();
+      // Dead but still listed as waiting (see toJob): clear the pending failure and the stall count, or
+      // (without that shortcut) remove it and enqueue it again below.
+      if (!(await redriveDeadInPlace(this.opts.shortcuts, this.conn, this.q(p.queue) as never, p.bullId))) {
+        await j.remove();
+        j = undefined;
+      }
     } else if (j) {
       await j.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-    } else {
+    }
+    if (!j) {
       // A task cancelled before it started was removed (BullMQ has no finished state it can enter
       // without running): enqueue it again. BullMQ refuses its own numeric ids as custom ids, so such a
       // task comes back under a new id (returned; the cancelled one stays in the history); a task
@@ -727,7 +702,11 @@ export class BullmqQueue implements JobQueue {
 
   /** BullMQ 6 marks a job that stalled past maxStalledCount and fails it when next claimed: it is dead. */
   private async failDead(h: Held, workerId: string): Promise<undefined> {
-    await this.bull(h).moveToFailed(new UnrecoverableError(h.json.deferredFailure), workerId, false);
+    await this.bull(h).moveToFailed(
+      new UnrecoverableError(`${DEAD_PREFIX}${h.json.deferredFailure ?? 'stalled too often'}`),
+      workerId,
+      false,
+    );
     this.events.emit('stalled', this.publicId(h.queue, h.bullId), true);
     return undefined;
   }
@@ -787,6 +766,11 @@ export class BullmqQueue implements JobQueue {
 
   waitForWork(queues: readonly QueueName[], timeoutMs: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted || this.closed) return Promise.resolve();
+    const keys = markerKeys(
+      this.opts.shortcuts,
+      QUEUE_NAMES.filter((q) => queues.includes(q)).map((q) => this.q(q) as never),
+    );
+    this.opts.shortcuts.count('bullmq_markers', keys !== undefined);
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -794,10 +778,11 @@ export class BullmqQueue implements JobQueue {
         signal.removeEventListener('abort', done);
         resolve();
       };
-      const timer = setTimeout(done, timeoutMs);
+      // Without the markers, look again after the poll interval (a claim finds what was added meanwhile).
+      const timer = setTimeout(done, keys ? timeoutMs : Math.min(timeoutMs, this.opts.pollMs ?? 50));
       signal.addEventListener('abort', done, { once: true });
       this.waiters.add(done);
-      void this.watchMarkers(queues);
+      if (keys) void this.watchMarkers(keys);
     });
   }
 
@@ -806,16 +791,15 @@ export class BullmqQueue implements JobQueue {
    * while anyone waits, and wakes the waiters when a job is added, a delayed job
    * comes due, or a retry is scheduled.
    */
-  private async watchMarkers(queues: readonly QueueName[]): Promise<void> {
+  private async watchMarkers(keys: string[]): Promise<void> {
     if (this.watching) return;
     this.watching = true;
     this.blocking ??= this.conn.duplicate({ maxRetriesPerRequest: null });
-    const keys = QUEUE_NAMES.filter((q) => queues.includes(q)).map((q) => `${this.opts.prefix}:${q}:marker`);
     try {
       while (!this.closed && this.waiters.size > 0) {
         const res = await this.blocking.bzpopmin(...keys, (this.opts.blockMs ?? 1000) / 1000);
         if (!res) continue;
-        const due = Number(res[2]);
+        const due = markerDueAt(res);
         const wait = due - Date.now();
         if (due > 0 && wait > 0) {
           // A delayed job: wake when it is due (the claim promotes it).
@@ -823,8 +807,7 @@ export class BullmqQueue implements JobQueue {
         } else this.wakeWaiters();
       }
     } catch (err) {
-      if (!this.closed)
-        this.opts.logger.warn({ err: String(err) }, 'waiting for jobs failed; falling back to polling');
+      if (!this.closed) this.opts.logger.warn({ err }, 'waiting for jobs failed; falling back to polling');
     } finally {
       this.watching = false;
     }
@@ -834,19 +817,36 @@ export class BullmqQueue implements JobQueue {
     for (const w of [...this.waiters]) w();
   }
 
-  async heartbeat(record: WorkerRecord, jobs: readonly ClaimedJob[]): Promise<string[]> {
-    if (this.closed) return [];
-    const pipe = this.conn.pipeline();
-    pipe.hset(`${this.opts.prefix}:workers`, record.id, JSON.stringify(record));
+  async heartbeat(record: WorkerRecord, jobs: readonly ClaimedJob[]): Promise<HeartbeatResult> {
+    if (this.closed) return { cancel: [], lost: [] };
+    // Leases are renewed through BullMQ's token-checked extendLocks (the token is the worker id every
+    // claim passes): a lock that expired, or that another worker took over, is reported lost.
+    const byQueue = new Map<QueueName, string[]>();
     for (const j of jobs) {
       const h = this.held.get(j.id);
-      if (h) pipe.pexpire(`${this.opts.prefix}:${j.queue}:${h.bullId}:lock`, this.opts.leaseMs);
+      if (!h) continue;
+      const ids = byQueue.get(h.queue);
+      if (ids) ids.push(h.bullId);
+      else byQueue.set(h.queue, [h.bullId]);
     }
-    if (jobs.length) pipe.mget(...jobs.map((j) => `${this.opts.prefix}:cancel:${j.id}`));
-    const res = (await pipe.exec()) ?? [];
-    if (!jobs.length) return [];
-    const flags = (res[res.length - 1]?.[1] ?? []) as Array<string | null>;
-    return jobs.filter((_, i) => flags[i]).map((j) => j.id);
+    const [, flags, ...failed] = await Promise.all([
+      this.conn.hset(`${this.opts.prefix}:workers`, record.id, JSON.stringify(record)),
+      jobs.length
+        ? this.conn.mget(...jobs.map((j) => `${this.opts.prefix}:cancel:${j.id}`))
+        : Promise.resolve([] as Array<string | null>),
+      ...[...byQueue].map(async ([queue, ids]) => {
+        const lostIds = await this.w(queue)
+          .getBackend()
+          .extendLocks(
+            ids,
+            ids.map(() => record.id),
+            this.opts.leaseMs,
+          );
+        // A job settled while the renewal was in flight is no longer held: it was not lost.
+        return lostIds.map((bullId) => this.publicId(queue, bullId)).filter((id) => this.held.has(id));
+      }),
+    ]);
+    return { cancel: jobs.filter((_, i) => flags[i]).map((j) => j.id), lost: failed.flat() };
   }
 
   async progress(job: ClaimedJob, _workerId: string, progress: number): Promise<void> {
@@ -882,73 +882,31 @@ export class BullmqQueue implements JobQueue {
   ): Promise<Held | undefined> {
     const h = this.take(job);
     const w = this.w(job.queue);
-    const backend = w.getBackend();
-    const template = this.finishTemplate(h, workerId);
     let next: NextJobData;
-    if (template) {
-      const args = template.args.slice();
-      args[11] = w.toKey(h.bullId);
-      args[template.at] = h.bullId;
-      args[template.at + 1] = Date.now();
-      args[template.at + 3] = JSON.stringify(result ?? null);
-      args[template.at + 5] = fetchNext && !w.closing ? 1 : 0;
-      const code = (await backend.execCommand(await backend.client, 'moveToFinished', args)) as unknown;
-      if (typeof code === 'number' && code < 0)
-        throw backend.finishedErrors({ code, jobId: h.bullId, command: 'moveToFinished', state: 'active' });
-      next = code === undefined ? undefined : (raw2NextJobData(code as unknown[]) as NextJobData);
-    } else {
+    const fast = await this.finish.complete(
+      w as never,
+      job.queue,
+      h.bullId,
+      h.json.opts,
+      workerId,
+      result,
+      fetchNext,
+    );
+    if (fast) next = fast.next;
+    else {
       const finishing: Pick<MinimalJob, 'id' | 'opts'> = { id: h.bullId, opts: h.json.opts };
-      ({ result: next } = (await backend.moveToCompleted(
-        finishing as MinimalJob,
-        result ?? null,
-        h.json.opts.removeOnComplete ?? this.keep,
-        workerId,
-        fetchNext,
-      )) as { result: NextJobData });
+      ({ result: next } = (await w
+        .getBackend()
+        .moveToCompleted(
+          finishing as MinimalJob,
+          result ?? null,
+          h.json.opts.removeOnComplete ?? this.keep,
+          workerId,
+          fetchNext,
+        )) as { result: NextJobData });
     }
     this.events.emit('completed', job.id, result);
     return fetchNext ? this.leased(job.queue, next) : undefined;
-  }
-
-  /** The completion template for a held job (undefined: it completes through the backend's own path). */
-  private finishTemplate(h: Held, workerId: string): FinishTemplate | undefined {
-    const opts = h.json.opts;
-    if (ownFinishOptions(opts)) return undefined;
-    const last = this.lastFinish;
-    if (last && last.queue === h.queue && last.workerId === workerId && last.attempts === opts.attempts)
-      return last.t ?? undefined;
-    const key = `${h.queue}\n${workerId}\n${opts.attempts}`;
-    let t = this.finishTemplates.get(key);
-    if (t === undefined) {
-      const w = this.w(h.queue);
-      const backend = w.getBackend();
-      const probe: Pick<MinimalJob, 'id' | 'opts'> = {
-        id: 'probe',
-        opts: opts.attempts === undefined ? {} : { attempts: opts.attempts },
-      };
-      const args = backend.moveToCompletedArgs(probe as MinimalJob, 'null', this.keep, workerId, true);
-      const at = backend.moveToFinishedKeys.length;
-      // The layout this relies on (BullMQ 6.7); anything else completes through the backend's own path.
-      const expected =
-        args.length === at + 9 &&
-        args[11] === w.toKey('probe') &&
-        args[at] === 'probe' &&
-        args[at + 2] === 'returnvalue' &&
-        args[at + 3] === 'null' &&
-        args[at + 4] === 'completed' &&
-        (args[at + 5] === 0 || args[at + 5] === 1) &&
-        Buffer.isBuffer(args[at + 7]) &&
-        args[at + 8] === undefined;
-      if (!expected)
-        this.opts.logger.warn(
-          { queue: h.queue },
-          "BullMQ's moveToFinished arguments are not laid out as expected; completing through its backend",
-        );
-      t = expected ? { args, at } : null;
-      this.finishTemplates.set(key, t);
-    }
-    this.lastFinish = { queue: h.queue, workerId, attempts: opts.attempts, t };
-    return t ?? undefined;
   }
 
   async fail(job: ClaimedJob, workerId: string, error: string, outcome: FailOutcome): Promise<void> {

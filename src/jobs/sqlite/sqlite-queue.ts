@@ -30,6 +30,7 @@ import type {
   EnqueueRequest,
   EnqueueResult,
   FailOutcome,
+  HeartbeatResult,
   Job,
   JobEventMap,
   JobEventName,
@@ -44,6 +45,7 @@ import type {
   WorkerRecord,
 } from '../types.js';
 import { JOB_STATES, QUEUE_NAMES, rankQueues } from '../types.js';
+import { assertRetryable, cancelAction } from '../state-rules.js';
 import { decodeJobCursor, encodeJobCursor, pageLimit } from '../paging.js';
 
 export interface SqliteQueueOptions {
@@ -363,22 +365,11 @@ export class SqliteQueue implements JobQueue {
     this.db
       .transaction(() => {
         const row = this.row(id, n);
-        if (row.state === 'waiting') {
+        if (cancelAction(id, this.stateOf(row, now)) === 'cancel-now')
           this.db
             .prepare(`update jobs set state = 'cancelled', finished_at = ?, error = 'cancelled' where id = ?`)
             .run(now, n);
-        } else if (row.state === 'active') {
-          this.db.prepare(`update jobs set cancel_requested = 1 where id = ?`).run(n);
-        } else {
-          throw new AppError(
-            'TASK_STATE_CONFLICT',
-            `task ${id} is ${row.state}; only waiting, delayed or active tasks can be cancelled`,
-            {
-              id,
-              state: row.state,
-            },
-          );
-        }
+        else this.db.prepare(`update jobs set cancel_requested = 1 where id = ?`).run(n);
       })
       .immediate();
     return (await this.get(id)) as Job;
@@ -390,16 +381,7 @@ export class SqliteQueue implements JobQueue {
     this.db
       .transaction(() => {
         const row = this.row(id, n);
-        if (row.state !== 'failed' && row.state !== 'dead' && row.state !== 'cancelled') {
-          throw new AppError(
-            'TASK_STATE_CONFLICT',
-            `task ${id} is ${row.state}; only failed, dead or cancelled tasks can be retried`,
-            {
-              id,
-              state: row.state,
-            },
-          );
-        }
+        assertRetryable(id, this.stateOf(row, now));
         this.db
           .prepare(
             `update jobs set state = 'waiting', attempts_made = 0, stalls = 0, run_at = ?, finished_at = null,
@@ -407,7 +389,6 @@ export class SqliteQueue implements JobQueue {
              where id = ?`,
           )
           .run(now, n);
-        return row.queue;
       })
       .immediate();
     const job = (await this.get(id)) as Job;
@@ -567,19 +548,21 @@ export class SqliteQueue implements JobQueue {
     return `${this.localVersion}:${this.dataVersion}`;
   }
 
-  async heartbeat(record: WorkerRecord, jobs: readonly ClaimedJob[]): Promise<string[]> {
-    if (this.closed) return [];
+  async heartbeat(record: WorkerRecord, jobs: readonly ClaimedJob[]): Promise<HeartbeatResult> {
+    if (this.closed) return { cancel: [], lost: [] };
     const now = this.now();
     const lease = now + this.opts.leaseMs;
     return this.db
       .transaction(() => {
         this.stmts.upsertWorker.run(record.id, JSON.stringify(record), now);
         const cancel: string[] = [];
+        const lost: string[] = [];
         for (const j of jobs) {
-          this.stmts.extend.run(lease, Number(j.id), record.id);
-          if (this.stmts.cancelFlag.get(Number(j.id), record.id)?.cancel_requested) cancel.push(j.id);
+          // The lease is this worker's only while the row is active under its id (the token check).
+          if (this.stmts.extend.run(lease, Number(j.id), record.id).changes === 0) lost.push(j.id);
+          else if (this.stmts.cancelFlag.get(Number(j.id), record.id)?.cancel_requested) cancel.push(j.id);
         }
-        return cancel;
+        return { cancel, lost };
       })
       .immediate();
   }
@@ -731,8 +714,13 @@ export class SqliteQueue implements JobQueue {
       .map((r) => r.detail);
   }
 
+  /** The state the API shows: a waiting row whose run time is ahead is delayed. */
+  private stateOf(r: Pick<JobRow, 'state' | 'run_at'>, now: number): JobState {
+    return r.state === 'waiting' && r.run_at > now ? 'delayed' : r.state;
+  }
+
   private toJob(r: JobRow): Job {
-    const state: JobState = r.state === 'waiting' && r.run_at > this.now() ? 'delayed' : r.state;
+    const state = this.stateOf(r, this.now());
     return {
       id: String(r.id),
       queue: r.queue,

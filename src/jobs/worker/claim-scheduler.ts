@@ -1,0 +1,343 @@
+/**
+ * Claim scheduling and prefetch: the worker's loop. It keeps `concurrency` slots busy, claims in strict
+ * priority order (one claim fills every free slot, plus `prefetch` jobs held ahead), keeps one slot for
+ * high_priority when the worker serves it with 2+ slots, and starts held jobs without a claim only while
+ * nothing could outrank them. Every claim carries the outcomes waiting in the settlement batch.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import {
+  type ClaimedJob,
+  type JobLeasing,
+  QUEUE_PRIORITY,
+  type QueueName,
+  type Settlement,
+} from '../types.js';
+import { LazyAbort } from './lazy-abort.js';
+import type { SettlementBatch } from './settlement-batch.js';
+
+export interface Running {
+  job: ClaimedJob;
+  ac: LazyAbort;
+  done: Promise<void>;
+}
+
+export interface ClaimSchedulerOptions {
+  leasing: JobLeasing;
+  batch: SettlementBatch;
+  /** Runs one attempt and says how to settle it (undefined: nothing to settle). */
+  execute: (job: ClaimedJob, ac: LazyAbort) => Promise<Settlement | undefined>;
+  logger: Logger;
+  workerId: string;
+  /** In claim order. */
+  queues: readonly QueueName[];
+  concurrency: number;
+  prefetch: number;
+  idleWaitMs: number;
+  /** Aborted when the worker stops. */
+  stop: AbortSignal;
+}
+
+const RESOLVED = Promise.resolve();
+
+/** Claim order: queue rank, then job priority, then FIFO (negative: `a` runs first). */
+export const byRank = (a: ClaimedJob, b: ClaimedJob) =>
+  QUEUE_PRIORITY[b.queue] - QUEUE_PRIORITY[a.queue] || b.priority - a.priority || a.enqueuedAt - b.enqueuedAt;
+
+/**
+ * `sorted` (in claim order) with `extra` inserted in claim order: the same array as a stable sort of
+ * both (an inserted job goes after the jobs it ties with), with a binary search per inserted job.
+ */
+function withRanked(sorted: readonly ClaimedJob[], extra: ClaimedJob[]): ClaimedJob[] {
+  const out = sorted.slice();
+  for (const job of extra.length > 1 ? extra.sort(byRank) : extra) {
+    let lo = 0;
+    let hi = out.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (byRank(out[mid] as ClaimedJob, job) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    out.splice(lo, 0, job);
+  }
+  return out;
+}
+
+export class ClaimScheduler {
+  readonly running = new Map<string, Running>();
+  /** Running jobs not from high_priority (the reserved slot's bookkeeping, without a scan per loop). */
+  private runningNonHigh = 0;
+  /** Prefetched jobs, always in claim order (byRank). */
+  buffer: ClaimedJob[] = [];
+  private claimVersion: string | undefined;
+  private claimedAt = 0;
+  /** The worst-ranked job of the last claim (none: nothing else was ready). */
+  private claimFloor: ClaimedJob | undefined;
+  /** Counts freed slots, so the loop notices one that freed while it was busy claiming. */
+  private slotEpoch = 0;
+  /** The loop waiting for a freed slot or the end of a claim round (one promise, not event listeners, per wait). */
+  private loopWaiter: (() => void) | undefined;
+  /** Claims the loop may keep in flight (the backend's `claimsInFlight`), and the slots each may fill. */
+  private readonly maxRounds: number;
+  private readonly roundSlots: number;
+  /** Claim rounds in flight, and the free slots, reserved-slot share and prefetch room they were promised. */
+  readonly rounds = new Set<Promise<boolean>>();
+  private readonly reserved = { slots: 0, nonHigh: 0, room: 0 };
+  /** A concurrent round found nothing to start and none other was in flight: the loop may wait for work. */
+  private idle = false;
+  private readonly events = new EventEmitter();
+  private readonly nonHighCap: number;
+
+  constructor(private readonly o: ClaimSchedulerOptions) {
+    this.maxRounds = Math.max(1, Math.min(o.concurrency, o.leasing.claimsInFlight ?? 1));
+    this.roundSlots = Math.ceil(o.concurrency / this.maxRounds);
+    // Slots non-high jobs may use: all but one when this worker serves high_priority and has 2+ slots.
+    this.nonHighCap =
+      o.queues.includes('high_priority') && o.concurrency > 1 ? o.concurrency - 1 : o.concurrency;
+    this.events.setMaxListeners(0);
+  }
+
+  /** Held jobs: running, prefetched, and finished ones whose outcome is not committed yet. */
+  heldJobs(): ClaimedJob[] {
+    return [...[...this.running.values()].map((r) => r.job), ...this.buffer, ...this.o.batch.jobs()];
+  }
+
+  /** A held (prefetched) job is no longer this worker's: forget it without settling it. */
+  dropHeld(id: string): void {
+    this.buffer = this.buffer.filter((j) => j.id !== id);
+  }
+
+  /** Resolves when a slot frees or a concurrent claim round ends. */
+  private slotFreed(): Promise<void> {
+    return new Promise((resolve) => (this.loopWaiter = resolve));
+  }
+
+  private wakeLoop(): void {
+    const w = this.loopWaiter;
+    this.loopWaiter = undefined;
+    w?.();
+  }
+
+  /** A slot freed (or the worker stops): wakes the loop and an idle wait. */
+  freeSlot(): void {
+    this.slotEpoch++;
+    this.wakeLoop();
+    this.events.emit('slot');
+  }
+
+  async loop(): Promise<void> {
+    const { batch, stop } = this.o;
+    let lastYield = performance.now();
+    while (!stop.aborted) {
+      // Claims and no-op tasks can settle in microtasks alone: yield to the event loop now and then, so
+      // timers (heartbeats, the API in `omnivibe start`) are never starved by a busy worker.
+      if (performance.now() - lastYield > 5) {
+        await new Promise((r) => setImmediate(r));
+        lastYield = performance.now();
+      }
+      if (this.idle) {
+        this.idle = false;
+        await this.waitForWork();
+        continue;
+      }
+      // Slots promised to claims in flight are not free.
+      const free = this.o.concurrency - this.running.size - this.reserved.slots;
+      const nonHighFree = Math.max(0, this.nonHighCap - this.runningNonHigh - this.reserved.nonHigh);
+      if (free <= 0 || this.rounds.size >= this.maxRounds) {
+        if (this.maxRounds > 1) {
+          // Claims in flight: the next one goes out as soon as a slot frees (it rides on that job's
+          // outcome), not at the end of the turn, so Redis runs it while this process handles the rest.
+          // An outcome waiting for a slot is committed within a few ms without one.
+          if (free <= 0 && batch.size > 0) batch.flushSoon();
+          await this.slotFreed();
+          continue;
+        }
+        if (batch.size === 0) await this.slotFreed();
+        // Let the other slots that free in this tick join the same claim.
+        await new Promise((r) => setImmediate(r));
+        continue;
+      }
+      // Prefetched jobs may start without a claim only while nothing could outrank them: no work became
+      // ready anywhere since the last claim (the backend's version token) and that claim is recent
+      // (bounds the wait of a delayed job that came due meanwhile). Settlements wait a few ms at most.
+      if (
+        this.buffer.length > 0 &&
+        this.rounds.size === 0 &&
+        this.claimVersion !== undefined &&
+        performance.now() - this.claimedAt < 20 &&
+        batch.size < 256 &&
+        // Last: the backend's check may cost a statement.
+        this.o.leasing.version?.() === this.claimVersion
+      ) {
+        // Only jobs ranking at least with the worst job of the last claim: anything still waiting ranks below that.
+        const floor = this.claimFloor;
+        const safe = floor ? this.buffer.filter((j) => byRank(j, floor) <= 0) : this.buffer;
+        const { started, keep } = this.startBest(safe, free, nonHighFree);
+        if (started > 0) {
+          this.buffer = [...keep, ...this.buffer.filter((j) => !safe.includes(j))];
+          batch.flushSoon();
+          continue;
+        }
+      }
+      const slots = Math.min(free, this.roundSlots);
+      const round = this.claimRound(slots, Math.min(nonHighFree, slots));
+      if (this.maxRounds === 1) {
+        // Nothing ready (or only work our free slots may not take): wait for an enqueue, a freed slot or a poll.
+        if (await round) await this.waitForWork();
+        continue;
+      }
+      // Several claims in flight (a backend behind a network): this claim's round trip overlaps the other
+      // rounds' jobs. Each round fills only the slots it was promised; the loop looks for more free slots.
+      const ended = (idle: boolean) => {
+        this.rounds.delete(tracked);
+        if (idle && this.rounds.size === 0) this.idle = true;
+        this.wakeLoop();
+        return idle;
+      };
+      const tracked: Promise<boolean> = round.then(ended, (err: unknown) => {
+        this.o.logger.error({ err, worker: this.o.workerId }, 'claim round failed');
+        return ended(false);
+      });
+      this.rounds.add(tracked);
+    }
+  }
+
+  /**
+   * One claim: commits the pending settlements, leases jobs for up to `free` slots (of which
+   * `nonHighFree` may take jobs from queues other than high_priority) plus the prefetch room, and starts
+   * the best of them and the held jobs. Resolves true when nothing could start and nothing changed
+   * meanwhile (the loop may wait for work).
+   */
+  private async claimRound(free: number, nonHighFree: number): Promise<boolean> {
+    const { batch, leasing } = this.o;
+    const epoch = this.slotEpoch;
+    // With several rounds in flight, each carries at most one settlement per slot it fills: a backend that
+    // completes a job and leases the next in one call (BullMQ) then needs no separate fetch.
+    const settle = batch.take(this.maxRounds > 1 ? free : undefined);
+    const room = Math.max(0, this.o.prefetch - this.buffer.length - this.reserved.room);
+    const promise = { slots: free, nonHigh: nonHighFree, room };
+    this.reserve(promise, 1);
+    let claimed: ClaimedJob[];
+    try {
+      const version = leasing.version?.();
+      claimed = await leasing.claim({
+        settle,
+        queues: this.o.queues,
+        max: free + room,
+        maxNonHigh: nonHighFree + room,
+        workerId: this.o.workerId,
+      });
+      this.claimVersion = version;
+      this.claimedAt = performance.now();
+      // The last of the claim in claim order (a stable sort's last element).
+      this.claimFloor = claimed.length
+        ? claimed.reduce((worst, j) => (byRank(j, worst) >= 0 ? j : worst))
+        : undefined;
+      batch.committed(settle);
+    } catch (err) {
+      this.reserve(promise, -1);
+      batch.putBack(settle);
+      this.o.logger.error({ err, worker: this.o.workerId }, 'claim failed; retrying shortly');
+      await this.sleep(500);
+      return false;
+    }
+    this.reserve(promise, -1);
+    // The buffer is in claim order: the claimed jobs are inserted into it rather than sorted with it.
+    const { started, keep } = this.startBest(withRanked(this.buffer, claimed), free, nonHighFree, true);
+    this.buffer = keep;
+    if (keep.length > this.o.prefetch) {
+      this.buffer = keep.slice(0, this.o.prefetch);
+      for (const job of keep.slice(this.o.prefetch)) await this.giveBack(job);
+    }
+    // A slot freed (or a settlement arrived) while we were claiming: look again instead of waiting.
+    // (Jobs claimed but not startable, e.g. only the reserved slot is free, wait in the buffer.)
+    return started === 0 && batch.size === 0 && this.slotEpoch === epoch;
+  }
+
+  private reserve(p: { slots: number; nonHigh: number; room: number }, sign: 1 | -1): void {
+    this.reserved.slots += sign * p.slots;
+    this.reserved.nonHigh += sign * p.nonHigh;
+    this.reserved.room += sign * p.room;
+  }
+
+  /** Waits for an enqueue, a freed slot, a stop or the idle poll. */
+  private async waitForWork(): Promise<void> {
+    const ac = new AbortController();
+    const wake = () => ac.abort();
+    this.o.stop.addEventListener('abort', wake, { once: true });
+    this.events.once('slot', wake);
+    // Only the reserved slot is free: only high_priority work can use it.
+    const nonHighFree = this.nonHighCap - this.runningNonHigh - this.reserved.nonHigh;
+    const queues = nonHighFree <= 0 ? (['high_priority'] as QueueName[]) : this.o.queues;
+    await this.o.leasing.waitForWork(queues, this.o.idleWaitMs, ac.signal);
+    this.events.off('slot', wake);
+    this.o.stop.removeEventListener('abort', wake);
+  }
+
+  /** Starts the best jobs in priority order within the free slots (the reserved slot only for high_priority). */
+  private startBest(
+    jobs: ClaimedJob[],
+    free: number,
+    nonHighFree: number,
+    inOrder = false,
+  ): { started: number; keep: ClaimedJob[] } {
+    const candidates = inOrder ? jobs : jobs.sort(byRank);
+    const keep: ClaimedJob[] = [];
+    let started = 0;
+    let startedNonHigh = 0;
+    for (const job of candidates) {
+      const isHigh = job.queue === 'high_priority';
+      if (started < free && (isHigh || startedNonHigh < nonHighFree)) {
+        started++;
+        if (!isHigh) startedNonHigh++;
+        this.run(job);
+      } else keep.push(job);
+    }
+    return { started, keep };
+  }
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.o.stop.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    });
+  }
+
+  /** Returns a leased job to its queue without counting the attempt. */
+  async giveBack(job: ClaimedJob): Promise<void> {
+    try {
+      await this.o.leasing.release(job, this.o.workerId);
+    } catch (err) {
+      this.o.logger.warn(
+        { err, jobId: job.id },
+        'could not return a job to its queue; its lease will expire',
+      );
+    }
+  }
+
+  private run(job: ClaimedJob): void {
+    const ac = new LazyAbort();
+    const entry: Running = { job, ac, done: RESOLVED };
+    const nonHigh = job.queue !== 'high_priority';
+    this.running.set(job.id, entry);
+    if (nonHigh) this.runningNonHigh++;
+    const finished = () => {
+      this.running.delete(job.id);
+      if (nonHigh) this.runningNonHigh--;
+    };
+    entry.done = this.o
+      .execute(job, ac)
+      .then((st) => {
+        finished();
+        // The settlement rides on the loop's next claim; while it waits the heartbeat still covers it.
+        const committed = st ? this.o.batch.submit(st) : undefined;
+        this.freeSlot();
+        return committed;
+      })
+      .catch((err: unknown) => {
+        finished();
+        this.freeSlot();
+        this.o.logger.error({ err, jobId: job.id }, 'settling a job failed; its lease will expire');
+      });
+  }
+}
