@@ -93,11 +93,19 @@ describe.each(queueBackends())('shortcuts: %s', (backend) => {
           .map((r) => r.status)
           .sort(),
       ).toEqual(ids.map(() => 'succeeded'));
-      const lines = fs
-        .readFileSync(logFile, 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as { msg: string; jobId?: string; status?: string; worker?: string });
+      const read = () =>
+        fs
+          .readFileSync(logFile, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { msg: string; jobId?: string; status?: string; worker?: string });
+      // The logger's destination writes at the end of an event-loop turn.
+      await until(
+        () => read().filter((l) => l.msg === 'task finished').length >= ids.length,
+        5000,
+        'the log lines',
+      );
+      const lines = read();
       for (const msg of ['task started', 'task finished'])
         expect(
           lines
