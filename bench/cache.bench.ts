@@ -27,6 +27,7 @@ import type { CacheService } from '../src/cache/cache.service.js';
 import { createCacheService } from '../src/cache/create-cache.js';
 import { loadConfig } from '../src/config/config.js';
 import { createDomainServices } from '../src/domain/services.js';
+import { ChangeFeed } from '../src/domain/changes.js';
 import { appDepsFrom } from '../src/main/api.js';
 import { createLogger, createSystem, type System } from '../src/main/system.js';
 import { freePort, type RunningService, redisAvailable, startRedis } from '../test/support/services.js';
@@ -442,7 +443,10 @@ async function benchZipf(
     const app = await buildApp(appDepsFrom(system, { logger: false }));
     const { key } = await system.apiKeys.create('zipf', 'editor');
     const headers = { authorization: `Bearer ${key}` };
-    const truth = createDomainServices(system.repos);
+    const truth = createDomainServices(
+      system.repos,
+      new ChangeFeed(system.logger),
+    ); /* reads only: nobody listens */
     const zipf = zipfSampler(n, 1.0, 42);
     const read = async (id: number) => {
       const r = await app.inject({ method: 'GET', url: `/api/v1/contents/${id}/script`, headers });

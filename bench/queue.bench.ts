@@ -44,6 +44,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Queue, Worker as BullWorker } from 'bullmq';
+import { ChangeFeed } from '../src/domain/changes.js';
 import { loadConfig } from '../src/config/config.js';
 import { openDatabase } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrator.js';
@@ -355,7 +356,8 @@ async function sandboxOverhead(): Promise<void> {
   const config = loadConfig(env);
   const { contentId } = await seedContent(h.db, ['새 시즌이 시작됩니다.', '지금 확인하세요!']);
   // The in-process side's media pipeline, as a worker's composition root builds it (the child builds its own).
-  const media = createMediaServices(config.media, h.db, 'sqlite', logger);
+  const changes = new ChangeFeed(logger); // no cache here: nobody listens
+  const media = createMediaServices(config.media, h.db, 'sqlite', logger, { changes });
   const repo = media.repo;
   const side = (sandboxed: boolean) => {
     const q = makeQueue('sqlite', undefined);
@@ -366,6 +368,7 @@ async function sandboxOverhead(): Promise<void> {
       db: () => h.db,
       queue: () => q,
       media: () => media,
+      changes: () => changes,
     };
     const reg = new TaskRegistry(
       TASKS.map((t) => (t.name === 'audio.generate' || t.name === 'video.render' ? { ...t, sandboxed } : t)),

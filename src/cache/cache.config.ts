@@ -33,6 +33,11 @@ export interface CacheConfig {
   readonly lockWaitMs: number;
   /** At most one cache error log line per this interval, ms (CACHE_ERROR_LOG_INTERVAL_MS, 10000). */
   readonly errorLogIntervalMs: number;
+  /**
+   * Memory stores over a shared SQLite file: longest a read goes without checking the
+   * generation log for other processes' writes, ms (CACHE_PEER_CHECK_MS, 2; 0 = every read).
+   */
+  readonly peerCheckMs: number;
 }
 
 /** Prefix TTLs used unless CACHE_PREFIX_TTLS names them. */
@@ -81,6 +86,7 @@ const cacheEnvSchema = () =>
     CACHE_MEMORY_MAX_ENTRIES: intVar(1, 100_000_000, 200_000),
     CACHE_LOCK_WAIT_MS: intVar(0, 600_000, 2000),
     CACHE_ERROR_LOG_INTERVAL_MS: intVar(0, 3_600_000, 10_000),
+    CACHE_PEER_CHECK_MS: intVar(0, 60_000, 2),
   });
 
 export function loadCacheConfig(env: NodeJS.ProcessEnv): CacheConfig {
@@ -115,5 +121,6 @@ export function loadCacheConfig(env: NodeJS.ProcessEnv): CacheConfig {
     memoryMaxEntries: e.CACHE_MEMORY_MAX_ENTRIES,
     lockWaitMs: e.CACHE_LOCK_WAIT_MS,
     errorLogIntervalMs: e.CACHE_ERROR_LOG_INTERVAL_MS,
+    peerCheckMs: e.CACHE_PEER_CHECK_MS,
   });
 }

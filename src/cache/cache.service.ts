@@ -8,6 +8,7 @@ import { CircuitBreaker, type CircuitState } from './circuit-breaker.js';
 import type { L1Cache } from './l1-cache.js';
 import { LatencySampler } from './latency-sampler.js';
 import type { MemoryStore } from './memory-store.js';
+import type { GenerationPeers } from './sqlite-generation-log.js';
 
 /** Options of one cached read. */
 export interface CacheOptions<T> {
@@ -41,6 +42,11 @@ export interface CacheServiceOptions {
   store: CacheStore;
   /** In-process L1 in front of a Redis store, kept coherent by the bus. */
   l1?: L1Cache;
+  /**
+   * Other processes with memory stores of their own over the same database: this
+   * service publishes its generation bumps to them and applies theirs before a memory read.
+   */
+  peers?: GenerationPeers;
   defaultTtlS: number;
   prefixTtlS?: Readonly<Record<string, number>>;
   negativeTtlS: number;
@@ -107,6 +113,8 @@ export interface CacheStats {
   circuit: CircuitState;
   circuit_opened: number;
   pending_invalidations: number;
+  /** Generation bumps this process could not publish to its peers yet (memory stores sharing a database). */
+  unpublished_invalidations: number;
   errors: number;
   last_error: string | null;
   totals: PrefixStats;
@@ -176,6 +184,9 @@ export class CacheService {
   private epoch = 0;
   /** Generation bumps that could not reach the store; caching is bypassed until they are replayed. */
   private readonly pending = new Set<string>();
+  private readonly peers: GenerationPeers | undefined;
+  /** Generation bumps not yet published to the peers; retried before the next read. */
+  private readonly unpublished = new Set<string>();
   private probing = false;
   private errorCount = 0;
   private errorsSinceLog = 0;
@@ -187,6 +198,7 @@ export class CacheService {
     this.backend = opts.store.kind;
     this.memory = opts.store.kind === 'memory' ? (opts.store as MemoryStore) : undefined;
     this.l1 = opts.store.kind === 'redis' ? opts.l1 : undefined;
+    this.peers = this.memory !== undefined ? opts.peers : undefined;
     this.now = opts.now ?? Date.now;
     this.breaker = new CircuitBreaker({
       failureThreshold: opts.breakerFailures,
@@ -220,6 +232,7 @@ export class CacheService {
     }
     const c = this.counter(prefix);
     const genKeys = deps.length === 0 ? NO_DEPS : deps.map(genKey);
+    this.followPeers();
     return this.lookup(key, genKeys, c, true).then((r) => (r.kind === 'hit' ? (r.entry.v as T) : undefined));
   }
 
@@ -277,6 +290,7 @@ export class CacheService {
       return fn();
     }
     const genKeys = (opts.deps ?? []).map(genKey);
+    this.followPeers();
     const fast = this.fastRead(key, genKeys, c);
     if (fast !== undefined) return fast.v as T;
     const flight = this.flights.get(key);
@@ -332,6 +346,7 @@ export class CacheService {
         const values = await this.guard(() => this.store.bumpGenerations(genKeys));
         this.l1?.applyBump(genKeys, values);
         this.epoch++;
+        if (this.peers) this.publish(genKeys);
         return;
       } catch (err) {
         this.onError(err);
@@ -418,6 +433,7 @@ export class CacheService {
       circuit: this.breaker.state,
       circuit_opened: this.breaker.opened,
       pending_invalidations: this.pending.size,
+      unpublished_invalidations: this.unpublished.size,
       errors: this.errorCount,
       last_error: this.lastError,
       totals: {
@@ -442,6 +458,7 @@ export class CacheService {
 
   async close(): Promise<void> {
     await this.opts.onClose?.();
+    this.peers?.close();
     await this.store.close();
   }
 
@@ -454,6 +471,46 @@ export class CacheService {
       this.counters.set(prefix, c);
     }
     return c;
+  }
+
+  /** Publishes bumps to the peers; what cannot be published now is retried before the next read. */
+  private publish(genKeys: readonly string[]): void {
+    try {
+      (this.peers as GenerationPeers).publish(genKeys);
+    } catch (err) {
+      for (const k of genKeys) this.unpublished.add(k);
+      this.onError(err);
+    }
+  }
+
+  /**
+   * Applies the generation bumps other processes published (memory stores over a shared
+   * database), and retries our own unpublished ones. Synchronous and throttled by the log
+   * (a clock comparison between checks), so the memory fast path stays in this tick.
+   */
+  private followPeers(): void {
+    const peers = this.peers;
+    if (peers === undefined) return;
+    if (this.unpublished.size > 0) {
+      const keys = [...this.unpublished];
+      this.unpublished.clear();
+      this.publish(keys);
+    }
+    let keys: readonly string[] | null;
+    try {
+      keys = peers.poll();
+    } catch (err) {
+      // Unread bumps stay in the log: the next check reads them.
+      this.onError(err);
+      return;
+    }
+    if (keys === null) {
+      (this.memory as MemoryStore).clear();
+      this.epoch++;
+    } else if (keys.length > 0) {
+      (this.memory as MemoryStore).bumpSync(keys);
+      this.epoch++;
+    }
   }
 
   /** A fresh entry from the L1 or the memory store without leaving this tick, or undefined. */

@@ -1,19 +1,44 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { DatabaseConfig } from '../config/config.js';
+import { openSqliteFile } from '../db/database.js';
 import type { CacheConfig } from './cache.config.js';
 import { CacheService } from './cache.service.js';
 import { BUS_CHANNEL, L1Cache, connectBus } from './l1-cache.js';
 import { MemoryStore } from './memory-store.js';
 import { RedisStore } from './redis-store.js';
+import { SqliteGenerationLog } from './sqlite-generation-log.js';
+
+/** Rows of the shared generation log older than this are pruned (a reader idle longer drops its cache once). */
+const LOG_RETAIN_MS = 10 * 60_000;
+
+export interface CreateCacheOptions {
+  /**
+   * The SQLite file every process of this deployment opens: a memory cache then shares
+   * its generation bumps with the other processes' through it (cache_generation_log).
+   * Absent for PostgreSQL and for an in-memory database (one process).
+   */
+  sharedSqlite?: { file: string; busyTimeoutMs: number };
+}
+
+/** The SQLite file of a database configuration, which every process of an embedded deployment opens. */
+export function sharedSqliteOf(db: DatabaseConfig): CreateCacheOptions['sharedSqlite'] {
+  return db.dialect === 'sqlite' ? { file: db.file, busyTimeoutMs: db.busyTimeoutMs } : undefined;
+}
 
 /**
  * Builds the CacheService a Config asks for (called by composition roots only): the
- * memory store in embedded mode; Redis on its own connection (no offline queue, a short
+ * memory store in embedded mode (following the other processes' writes through the
+ * shared SQLite file's generation log); Redis on its own connection (no offline queue, a short
  * command timeout) with an L1 kept coherent over pub/sub in distributed mode; or
  * undefined when CACHE_MODE=off.
  */
-export function createCacheService(config: CacheConfig, logger: Logger): CacheService | undefined {
+export function createCacheService(
+  config: CacheConfig,
+  logger: Logger,
+  opts: CreateCacheOptions = {},
+): CacheService | undefined {
   if (config.mode === 'off') return undefined;
   const common = {
     defaultTtlS: config.defaultTtlS,
@@ -26,7 +51,18 @@ export function createCacheService(config: CacheConfig, logger: Logger): CacheSe
     logger,
   };
   if (config.mode === 'memory' || !config.redisUrl) {
-    return new CacheService({ ...common, store: new MemoryStore({ maxEntries: config.memoryMaxEntries }) });
+    const shared = opts.sharedSqlite;
+    return new CacheService({
+      ...common,
+      store: new MemoryStore({ maxEntries: config.memoryMaxEntries }),
+      peers:
+        shared && shared.file !== ':memory:'
+          ? new SqliteGenerationLog(openSqliteFile(shared.file, shared.busyTimeoutMs), {
+              checkIntervalMs: config.peerCheckMs,
+              retainMs: LOG_RETAIN_MS,
+            })
+          : undefined,
+    });
   }
   const options = {
     enableOfflineQueue: false,

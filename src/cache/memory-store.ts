@@ -75,6 +75,11 @@ export class MemoryStore implements CacheStore {
   }
 
   async bumpGenerations(genKeys: readonly string[]): Promise<string[]> {
+    return this.bumpSync(genKeys);
+  }
+
+  /** Synchronous bump, for generations another process bumped (CacheService applies them before a read). */
+  bumpSync(genKeys: readonly string[]): string[] {
     return genKeys.map((k) => {
       const cur = this.gens.get(k);
       const v = cur === undefined ? seedGeneration() : String(Number(cur) + 1);
@@ -142,9 +147,14 @@ export class MemoryStore implements CacheStore {
 
   async ping(): Promise<void> {}
 
-  async close(): Promise<void> {
+  /** Drops every entry and generation (generations re-seed at random, so no old entry validates again). */
+  clear(): void {
     this.entries.clear();
     this.gens.clear();
+  }
+
+  async close(): Promise<void> {
+    this.clear();
   }
 
   private evict(map: Map<string, unknown>): void {

@@ -4,6 +4,7 @@ import { openSqliteFile } from './database.js';
 import * as m0001 from './migrations/0001-initial-schema.js';
 import * as m0002 from './migrations/0002-stats-rollups.js';
 import * as m0003 from './migrations/0003-query-indexes.js';
+import * as m0004 from './migrations/0004-cache-log-and-stats-freshness.js';
 import * as m0006 from './migrations/0006-media-assets.js';
 import * as m0007 from './migrations/0007-observability.js';
 import { schemaHelpers, type SchemaHelpers } from './migrations/schema-helpers.js';
@@ -16,6 +17,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0001-initial-schema': m0001,
   '0002-stats-rollups': m0002,
   '0003-query-indexes': m0003,
+  '0004-cache-log-and-stats-freshness': m0004,
   '0006-media-assets': m0006,
   '0007-observability': m0007,
 };
@@ -39,8 +41,17 @@ export interface MigrateResult {
   applied: string[];
 }
 
+/**
+ * Migrations may land out of number order (numbers are reserved per change, and changes
+ * merge in any order), so a database that already ran a higher one still gets a lower
+ * one added later; each migration touches only its own tables and indexes.
+ */
 function migrator(db: Kysely<Database>, dialect: Dialect): Migrator {
-  return new Migrator({ db, provider: new DialectMigrationProvider(dialect) });
+  return new Migrator({
+    db,
+    provider: new DialectMigrationProvider(dialect),
+    allowUnorderedMigrations: true,
+  });
 }
 
 /**

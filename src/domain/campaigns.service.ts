@@ -3,6 +3,7 @@ import type { ClientsRepo } from '../db/clients.repo.js';
 import { DEFAULT_PAGE_LIMIT, decodeCursor, type Page, toPage } from '../db/pagination.js';
 import type { Campaign, CampaignStatus, Platform } from '../db/types.js';
 import { AppError, notFound, validationFailed } from '../errors.js';
+import { announcing, type ChangeNotifier } from './changes.js';
 
 export interface CampaignInput {
   client_id: number;
@@ -25,6 +26,7 @@ export class CampaignsService {
   constructor(
     private readonly campaigns: CampaignsRepo,
     private readonly clients: ClientsRepo,
+    private readonly changes: ChangeNotifier,
   ) {}
 
   async create(input: CampaignInput): Promise<Campaign> {
@@ -32,7 +34,7 @@ export class CampaignsService {
     if (!(await this.clients.get(input.client_id))) {
       throw new AppError('UNPROCESSABLE', `client ${input.client_id} does not exist`, { field: 'client_id' });
     }
-    return this.campaigns.create({
+    const c = await this.campaigns.create({
       client_id: input.client_id,
       name: input.name,
       platform: input.platform,
@@ -46,6 +48,9 @@ export class CampaignsService {
       start_date: input.start_date ?? null,
       end_date: input.end_date ?? null,
     });
+    // Announced with its own id too: a read of this id may have run before it existed.
+    await this.changes.changed({ entity: 'campaign', op: 'created', id: c.id });
+    return c;
   }
 
   async get(id: number): Promise<Campaign> {
@@ -71,13 +76,23 @@ export class CampaignsService {
         patch.end_date !== undefined ? patch.end_date : current.end_date,
       );
     }
-    const c = await this.campaigns.update(id, patch as CampaignPatch);
+    const c = await announcing(
+      this.changes,
+      () => this.campaigns.update(id, patch as CampaignPatch),
+      () => [{ entity: 'campaign', op: 'updated', id }],
+    );
     if (!c) throw notFound('CAMPAIGN_NOT_FOUND', 'campaign', id);
     return c;
   }
 
+  /** Deletes the campaign and, by cascade, its contents and scripts. */
   async delete(id: number): Promise<void> {
-    if (!(await this.campaigns.delete(id))) throw notFound('CAMPAIGN_NOT_FOUND', 'campaign', id);
+    const deleted = await announcing(
+      this.changes,
+      () => this.campaigns.delete(id),
+      () => [{ entity: 'campaign', op: 'deleted', id }],
+    );
+    if (!deleted) throw notFound('CAMPAIGN_NOT_FOUND', 'campaign', id);
   }
 }
 

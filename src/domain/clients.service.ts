@@ -2,6 +2,7 @@ import type { ClientsRepo } from '../db/clients.repo.js';
 import { DEFAULT_PAGE_LIMIT, type Page } from '../db/pagination.js';
 import type { Client } from '../db/types.js';
 import { AppError, notFound } from '../errors.js';
+import { announcing, type ChangeNotifier } from './changes.js';
 
 export interface ClientInput {
   name: string;
@@ -11,15 +12,20 @@ export interface ClientInput {
 }
 
 export class ClientsService {
-  constructor(private readonly clients: ClientsRepo) {}
+  constructor(
+    private readonly clients: ClientsRepo,
+    private readonly changes: ChangeNotifier,
+  ) {}
 
-  create(input: ClientInput): Promise<Client> {
-    return this.clients.create({
+  async create(input: ClientInput): Promise<Client> {
+    const c = await this.clients.create({
       name: input.name,
       brand_color: input.brand_color ?? null,
       industry: input.industry ?? null,
       contact_email: input.contact_email ?? null,
     });
+    await this.changes.changed({ entity: 'client', op: 'created', id: c.id });
+    return c;
   }
 
   async get(id: number): Promise<Client> {
@@ -48,12 +54,22 @@ export class ClientsService {
   }
 
   async update(id: number, patch: Partial<ClientInput>): Promise<Client> {
-    const c = await this.clients.update(id, patch);
+    const c = await announcing(
+      this.changes,
+      () => this.clients.update(id, patch),
+      () => [{ entity: 'client', op: 'updated', id }],
+    );
     if (!c) throw notFound('CLIENT_NOT_FOUND', 'client', id);
     return c;
   }
 
+  /** Deletes the client and, by cascade, its campaigns, contents and scripts. */
   async delete(id: number): Promise<void> {
-    if (!(await this.clients.delete(id))) throw notFound('CLIENT_NOT_FOUND', 'client', id);
+    const deleted = await announcing(
+      this.changes,
+      () => this.clients.delete(id),
+      () => [{ entity: 'client', op: 'deleted', id }],
+    );
+    if (!deleted) throw notFound('CLIENT_NOT_FOUND', 'client', id);
   }
 }

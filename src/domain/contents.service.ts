@@ -4,6 +4,7 @@ import { searchTerms } from '../db/full-text.js';
 import { DEFAULT_PAGE_LIMIT, decodeCursor, type Page, toPage } from '../db/pagination.js';
 import type { Content, ContentStatus, Platform } from '../db/types.js';
 import { notFound } from '../errors.js';
+import { announcing, type ChangeNotifier } from './changes.js';
 
 /** A content as the API shows it: keywords as an array. */
 export type ContentView = Omit<Content, 'keywords'> & { keywords: string[] };
@@ -27,6 +28,7 @@ export class ContentsService {
   constructor(
     private readonly contents: ContentsRepo,
     private readonly campaigns: CampaignsRepo,
+    private readonly changes: ChangeNotifier,
   ) {}
 
   async create(campaignId: number, input: ContentInput): Promise<ContentView> {
@@ -41,6 +43,7 @@ export class ContentsService {
       publish_at: input.publish_at ?? null,
       published_at: input.published_at ?? null,
     });
+    await this.changes.changed({ entity: 'content', op: 'created', id: row.id, campaignId });
     return toContentView(row);
   }
 
@@ -80,12 +83,28 @@ export class ContentsService {
       ...rest,
       ...(keywords !== undefined ? { keywords: JSON.stringify(keywords) } : {}),
     };
-    const c = await this.contents.update(id, row);
+    let campaignId: number | undefined;
+    const c = await announcing(
+      this.changes,
+      async () => {
+        const updated = await this.contents.update(id, row);
+        campaignId = updated?.campaign_id;
+        return updated;
+      },
+      () => [{ entity: 'content', op: 'updated', id, campaignId }],
+    );
     if (!c) throw notFound('CONTENT_NOT_FOUND', 'content', id);
     return toContentView(c);
   }
 
   async delete(id: number): Promise<void> {
-    if (!(await this.contents.delete(id))) throw notFound('CONTENT_NOT_FOUND', 'content', id);
+    // The campaign is known only before the row goes.
+    const campaignId = (await this.contents.get(id))?.campaign_id;
+    const deleted = await announcing(
+      this.changes,
+      () => this.contents.delete(id),
+      () => [{ entity: 'content', op: 'deleted', id, campaignId }],
+    );
+    if (!deleted) throw notFound('CONTENT_NOT_FOUND', 'content', id);
   }
 }

@@ -2,6 +2,7 @@ import type { ContentsRepo } from '../db/contents.repo.js';
 import type { MetricRow, MetricsRepo } from '../db/metrics.repo.js';
 import type { PerformanceMetric } from '../db/types.js';
 import { notFound } from '../errors.js';
+import { announcing, type ChangeNotifier } from './changes.js';
 
 export interface MetricInput {
   recorded_at: string;
@@ -49,10 +50,11 @@ export class MetricsService {
   constructor(
     private readonly metrics: MetricsRepo,
     private readonly contents: ContentsRepo,
+    private readonly changes: ChangeNotifier,
   ) {}
 
   async ingest(contentId: number, input: MetricInput[]): Promise<{ inserted: number }> {
-    await this.requireContent(contentId);
+    const campaignId = await this.requireContent(contentId);
     const rows: MetricRow[] = input.map((m) => ({
       recorded_at: new Date(m.recorded_at).toISOString(),
       views: m.views,
@@ -64,7 +66,12 @@ export class MetricsService {
       engagement_rate: Math.round(engagementRate(m) * 1e6) / 1e6,
       performance_score: performanceScore(m),
     }));
-    return { inserted: await this.metrics.insertMany(contentId, rows) };
+    const inserted = await announcing(
+      this.changes,
+      () => this.metrics.insertMany(contentId, rows),
+      () => [{ entity: 'metrics', contentId, campaignId }],
+    );
+    return { inserted };
   }
 
   async series(
@@ -82,7 +89,10 @@ export class MetricsService {
     return m;
   }
 
-  private async requireContent(id: number): Promise<void> {
-    if (!(await this.contents.get(id))) throw notFound('CONTENT_NOT_FOUND', 'content', id);
+  /** The content's campaign; throws CONTENT_NOT_FOUND. */
+  private async requireContent(id: number): Promise<number> {
+    const c = await this.contents.get(id);
+    if (!c) throw notFound('CONTENT_NOT_FOUND', 'content', id);
+    return c.campaign_id;
   }
 }

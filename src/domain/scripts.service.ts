@@ -3,6 +3,7 @@ import { searchTerms } from '../db/full-text.js';
 import type { BlockInput, ScriptsRepo } from '../db/scripts.repo.js';
 import type { Platform, ScriptBlock } from '../db/types.js';
 import { AppError, notFound, validationFailed } from '../errors.js';
+import { announcing, type ChangeNotifier } from './changes.js';
 
 export interface Script {
   content_id: number;
@@ -31,6 +32,7 @@ export class ScriptsService {
   constructor(
     private readonly scripts: ScriptsRepo,
     private readonly contents: ContentsRepo,
+    private readonly changes: ChangeNotifier,
   ) {}
 
   async get(contentId: number): Promise<Script> {
@@ -38,21 +40,26 @@ export class ScriptsService {
     return toScript(contentId, await this.scripts.blocks(contentId));
   }
 
+  /** Script writes also move the content's status and updated_at (see ScriptsRepo). */
   async replace(contentId: number, blocks: BlockInput[]): Promise<Script> {
-    await this.requireContent(contentId);
+    const campaignId = await this.requireContent(contentId);
     if (blocks.length > MAX_BLOCKS) throw validationFailed('blocks', `at most ${MAX_BLOCKS} blocks`);
-    return toScript(contentId, await this.scripts.replace(contentId, blocks));
+    return this.scriptWrite(contentId, campaignId, async () =>
+      toScript(contentId, await this.scripts.replace(contentId, blocks)),
+    );
   }
 
   async updateBlock(contentId: number, blockId: number, patch: Partial<BlockInput>): Promise<ScriptBlock> {
-    await this.requireContent(contentId);
-    const b = await this.scripts.updateBlock(contentId, blockId, patch);
+    const campaignId = await this.requireContent(contentId);
+    const b = await this.scriptWrite(contentId, campaignId, () =>
+      this.scripts.updateBlock(contentId, blockId, patch),
+    );
     if (!b) throw notFound('SCRIPT_BLOCK_NOT_FOUND', 'script block', blockId);
     return b;
   }
 
   async reorder(contentId: number, blockIds: number[]): Promise<Script> {
-    await this.requireContent(contentId);
+    const campaignId = await this.requireContent(contentId);
     const current = await this.scripts.blocks(contentId);
     const have = new Set(current.map((b) => b.id));
     const given = new Set(blockIds);
@@ -62,7 +69,9 @@ export class ScriptsService {
         expected: [...have].sort((a, b) => a - b),
       });
     }
-    return toScript(contentId, await this.scripts.reorder(contentId, blockIds));
+    return this.scriptWrite(contentId, campaignId, async () =>
+      toScript(contentId, await this.scripts.reorder(contentId, blockIds)),
+    );
   }
 
   async similar(opts: {
@@ -85,8 +94,15 @@ export class ScriptsService {
     }));
   }
 
-  private async requireContent(id: number): Promise<void> {
-    if (!(await this.contents.get(id))) throw notFound('CONTENT_NOT_FOUND', 'content', id);
+  private scriptWrite<T>(contentId: number, campaignId: number, write: () => Promise<T>): Promise<T> {
+    return announcing(this.changes, write, () => [{ entity: 'script', contentId, campaignId }]);
+  }
+
+  /** The content's campaign; throws CONTENT_NOT_FOUND. */
+  private async requireContent(id: number): Promise<number> {
+    const c = await this.contents.get(id);
+    if (!c) throw notFound('CONTENT_NOT_FOUND', 'content', id);
+    return c.campaign_id;
   }
 }
 

@@ -2,12 +2,15 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ApiKeysService } from '../auth/api-keys.service.js';
 import type { CacheService } from '../cache/cache.service.js';
-import { createCacheService } from '../cache/create-cache.js';
+import { createCacheService, sharedSqliteOf } from '../cache/create-cache.js';
 import type { Config } from '../config/config.js';
 import { type DatabaseHandle, openDatabase } from '../db/database.js';
 import { migrateToLatest } from '../db/migrator.js';
 import { createRepos, type Repos } from '../db/repos.js';
+import type { ChangeFeed } from '../domain/changes.js';
 import { createDomainServices, type DomainServices } from '../domain/services.js';
+import { withCachedReads } from '../domain-cache/cached-services.js';
+import { changeFeedFor } from '../domain-cache/generations.js';
 import { createJobQueue } from '../jobs/create-queue.js';
 import { Jobs } from '../jobs/jobs.js';
 import { MediaRequests } from '../media/media-requests.js';
@@ -32,6 +35,8 @@ export interface System {
   database: DatabaseHandle;
   repos: Repos;
   services: DomainServices;
+  /** Where this process's writers announce their changes; the cache (if any) is subscribed. */
+  changes: ChangeFeed;
   apiKeys: ApiKeysService;
   /** Redis connection for shared rate limits, in distributed mode. */
   rateLimitRedis?: Redis;
@@ -98,13 +103,15 @@ export async function createSystem(
   rateLimitRedis?.on('error', (err) =>
     logger.warn({ err: err.message }, 'rate-limit Redis connection error'),
   );
-  const cache = createCacheService(config.cache, logger);
+  const cache = createCacheService(config.cache, logger, { sharedSqlite: sharedSqliteOf(config.database) });
+  const changes = changeFeedFor(logger, cache);
   const shortcuts = new Shortcuts(config.jobs.shortcuts);
   const jobs = new Jobs(createJobQueue(config, logger, shortcuts), createTaskRegistry(), ADMIN_ENQUEUEABLE);
   const media = createMediaServices(config.media, database.db, database.dialect, logger, {
-    cache,
+    changes,
     observer: metrics,
   });
+  const services = createDomainServices(repos, changes);
   let telemetry: System['telemetry'];
   if (metrics && live) {
     metrics.addScrapeSource(queueDepthSource(metrics, jobs.admin));
@@ -131,17 +138,13 @@ export async function createSystem(
     );
   jobs.admin.on('failed', (id, _error, final) => final && settle(id));
   jobs.admin.on('stalled', (id, dead) => dead && settle(id));
-  jobs.admin.on('completed', (_id, result) => {
-    media
-      .onJobCompleted(result)
-      .catch((err: unknown) => logger.warn({ err }, 'cache invalidation after a media job failed'));
-  });
   return {
     config,
     logger,
     database,
     repos,
-    services: createDomainServices(repos, cache),
+    services: cache ? withCachedReads(services, cache) : services,
+    changes,
     cache,
     apiKeys,
     rateLimitRedis,

@@ -8,8 +8,8 @@
  */
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
-import type { CacheService } from '../cache/cache.service.js';
 import type { DatabaseHandle } from '../db/database.js';
+import type { ChangeFeed } from '../domain/changes.js';
 import type { JobAdmin } from '../jobs/types.js';
 import type { MediaServices } from '../media/media-services.js';
 import type { TaskDeps } from '../tasks/deps.js';
@@ -33,7 +33,8 @@ export async function childTaskDeps(): Promise<TaskDeps> {
     { openDatabase },
     { createJobQueue },
     { Shortcuts },
-    { createCacheService },
+    { createCacheService, sharedSqliteOf },
+    { changeFeedFor },
     { createMediaServices },
   ] = await Promise.all([
     import('../config/config.js'),
@@ -41,17 +42,22 @@ export async function childTaskDeps(): Promise<TaskDeps> {
     import('../jobs/create-queue.js'),
     import('../jobs/shortcuts.js'),
     import('../cache/create-cache.js'),
+    import('../domain-cache/generations.js'),
     import('../media/media-services.js'),
   ]);
   const config = loadConfig();
   let database: DatabaseHandle | undefined;
   let queue: JobAdmin | undefined;
-  let cache: CacheService | undefined;
+  let changes: ChangeFeed | undefined;
   let media: MediaServices | undefined;
   const db = () => (database ??= openDatabase(config.database)).db;
-  // Only a shared (Redis) cache is worth opening here: a memory cache in a child would be its own.
-  const sharedCache = () =>
-    config.cache.mode === 'redis' ? (cache ??= createCacheService(config.cache, childLogger())) : undefined;
+  // The child's cache is there for its writes to reach the others' (Redis generations, or the
+  // SQLite generation log that the memory caches over this file follow); it serves no reads.
+  const announce = () =>
+    (changes ??= changeFeedFor(
+      childLogger(),
+      createCacheService(config.cache, childLogger(), { sharedSqlite: sharedSqliteOf(config.database) }),
+    ));
   return {
     config,
     logger: childLogger(),
@@ -61,8 +67,8 @@ export async function childTaskDeps(): Promise<TaskDeps> {
     // Built once per child, so the eSpeak worker thread stays warm between tasks.
     media: () =>
       (media ??= createMediaServices(config.media, db(), config.database.dialect, childLogger(), {
-        cache: sharedCache(),
+        changes: announce(),
       })),
-    cache: sharedCache,
+    changes: announce,
   };
 }

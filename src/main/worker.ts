@@ -53,7 +53,7 @@ export function taskDepsFrom(system: System, jobs: Jobs): TaskDeps {
     db: () => system.database.db,
     queue: () => jobs.admin,
     media: () => system.media,
-    cache: () => system.cache,
+    changes: () => system.changes,
   };
 }
 

@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
-import type { CacheService } from '../cache/cache.service.js';
-import { contentWrite } from '../cache/cached-services.js';
 import type { Db, Dialect } from '../db/types.js';
+import type { ChangeNotifier } from '../domain/changes.js';
 import { AssetService } from './assets/asset.service.js';
 import { AssetsRepo } from './assets/assets.repo.js';
 import { FfmpegError, locateFfmpeg, locateFfprobe } from './ffmpeg.js';
@@ -9,7 +8,7 @@ import type { MediaConfig, TtsProviderName } from './media.config.js';
 import { MediaRepo } from './media.repo.js';
 import type { MediaObserver } from './media-observer.js';
 import { NarrationService } from './narration.service.js';
-import { type RenderOutcome, RenderService } from './render/render.service.js';
+import { RenderService } from './render/render.service.js';
 import { defaultFontFile } from './render/renderer.js';
 import { createMediaStore } from './storage/create-store.js';
 import type { MediaStore } from './storage/media-store.js';
@@ -37,12 +36,6 @@ export interface MediaServices {
   /** The ffmpeg binary, or undefined with the reason in `ffmpegError`. */
   ffmpegPath: string | undefined;
   ffmpegError: string | undefined;
-  /**
-   * Hook for the queue's `completed` event in the API process: a render that ran in a
-   * sandbox child advanced its content's status where this process's memory cache
-   * could not see it; this drops the content's cached entries.
-   */
-  onJobCompleted(result: unknown): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -91,8 +84,8 @@ export function createVerifier(config: MediaConfig): Verifier {
 
 /** Builds the media pipeline's services for one process (composition roots call this, once). */
 export interface MediaServicesOptions {
-  /** The cache to invalidate when narration or a render changes a content's status. */
-  cache?: CacheService;
+  /** Told when narration or a render changes a content's status, and when vendor calls are recorded. */
+  changes: ChangeNotifier;
   /** Told of vendor calls and narrations (metrics). */
   observer?: MediaObserver;
 }
@@ -102,14 +95,9 @@ export function createMediaServices(
   db: Db,
   dialect: Dialect,
   logger: Logger,
-  opts: MediaServicesOptions = {},
+  opts: MediaServicesOptions,
 ): MediaServices {
-  const cache = opts.cache;
-  const repo = new MediaRepo(
-    db,
-    dialect,
-    cache ? (contentId, campaignId) => cache.invalidate(...contentWrite(contentId, campaignId)) : undefined,
-  );
+  const repo = new MediaRepo(db, dialect, opts.changes);
   const storage = createMediaStore(config.storage);
   const tts = createTtsProviders(config);
   const verifier = createVerifier(config);
@@ -176,16 +164,6 @@ export function createMediaServices(
     assetsRepo,
     ffmpegPath,
     ffmpegError,
-    async onJobCompleted(result) {
-      if (!cache || typeof result !== 'object' || result === null) return;
-      const r = result as Partial<RenderOutcome>;
-      if (
-        typeof r.renderId === 'number' &&
-        typeof r.contentId === 'number' &&
-        typeof r.campaignId === 'number'
-      )
-        await cache.invalidate(...contentWrite(r.contentId, r.campaignId));
-    },
     async close() {
       await Promise.all([...tts.values()].map((t) => t.close()));
       storage.close();

@@ -9,6 +9,7 @@ import type {
   RendersTable,
   ScriptBlock,
 } from '../db/types.js';
+import type { ChangeNotifier } from '../domain/changes.js';
 
 export type AudioGeneration = Selectable<AudioGenerationsTable>;
 export type Render = Selectable<RendersTable>;
@@ -69,8 +70,8 @@ export class MediaRepo {
   constructor(
     private readonly db: Db,
     private readonly dialect: Dialect,
-    /** Called after a content's status changed here (outside the domain services), so caches can drop it. */
-    private readonly onContentChanged?: (contentId: number, campaignId: number) => Promise<void>,
+    /** Told when a content's status or the vendor spend changes here (outside the domain services). */
+    private readonly changes: ChangeNotifier,
   ) {}
 
   /** Vendor spend from ai_api_usage, in total and grouped by UTC day, provider and campaign. */
@@ -275,6 +276,7 @@ export class MediaRepo {
       .insertInto('ai_api_usage')
       .values({ ...row, created_at: now, updated_at: now })
       .execute();
+    await this.changes.changed({ entity: 'vendor_usage' });
   }
 
   async usageFor(contentId: number): Promise<Selectable<AiApiUsageTable>[]> {
@@ -295,7 +297,13 @@ export class MediaRepo {
       .where('status', 'in', ADVANCE_FROM[to])
       .returning('campaign_id')
       .executeTakeFirst();
-    if (changed) await this.onContentChanged?.(contentId, changed.campaign_id);
+    if (changed)
+      await this.changes.changed({
+        entity: 'content',
+        op: 'updated',
+        id: contentId,
+        campaignId: changed.campaign_id,
+      });
     return changed !== undefined;
   }
 }

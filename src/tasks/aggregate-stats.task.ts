@@ -8,7 +8,6 @@
 import { Type } from '@sinclair/typebox';
 import { sql } from 'kysely';
 import { defineTask } from '../jobs/registry.js';
-import { statsWrite } from '../cache/cached-services.js';
 import type { TaskDeps } from './deps.js';
 
 const MAX_SAFE_SUM = sql.lit(Number.MAX_SAFE_INTEGER);
@@ -87,8 +86,8 @@ export const aggregateStatsTask = defineTask({
         campaign_days: Number(campaignRows.numAffectedRows ?? 0),
       };
     });
-    // Cached campaign stats are stale now (they live until the next run, not a TTL).
-    await ctx.deps.cache?.()?.invalidate(...statsWrite(campaign));
+    // Readers holding the roll-ups (cached campaign stats) must follow.
+    await ctx.deps.changes().changed({ entity: 'campaign_stats', campaignId: campaign });
     return result;
   },
 });

@@ -3,7 +3,6 @@
  * other, with a summary. Each content gets its own audio_generations row.
  */
 import { Type } from '@sinclair/typebox';
-import { invalidateCosts } from '../cache/content-invalidation.js';
 import { defineTask, type TaskContext } from '../jobs/registry.js';
 import type { TaskDeps } from './deps.js';
 
@@ -116,10 +115,6 @@ export const audioBatchTask = defineTask({
           error: message,
         });
       }
-      // Narration recorded vendor calls: cached cost summaries must follow.
-      await invalidateCosts(ctx.deps.cache?.(), (err) =>
-        ctx.logger.warn({ err, content: contentId }, 'cache invalidation after narration failed'),
-      );
       await ctx.progress(Math.round(((i + 1) / p.content_ids.length) * 100));
     }
     const count = (s: AudioBatchItem['status']) => items.filter((x) => x.status === s).length;

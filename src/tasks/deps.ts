@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import type { CacheService } from '../cache/cache.service.js';
 import type { Config } from '../config/config.js';
 import type { Db, Dialect } from '../db/types.js';
+import type { ChangeNotifier } from '../domain/changes.js';
 import type { JobAdmin } from '../jobs/types.js';
 import type { MediaServices } from '../media/media-services.js';
 
@@ -20,6 +20,6 @@ export interface TaskDeps {
   queue(): JobAdmin;
   /** The media pipeline (narration, renders, storage), built once per process by its composition root. */
   media(): MediaServices;
-  /** The cache, for tasks that change contents outside the domain services (undefined when there is none). */
-  cache?(): CacheService | undefined;
+  /** Where tasks that write announce what they changed (see src/domain/changes.ts). */
+  changes(): ChangeNotifier;
 }

@@ -4,7 +4,6 @@
  * POST /api/v1/contents/{id}/audio with the idempotency key `audio:<generation id>`.
  */
 import { Type } from '@sinclair/typebox';
-import { invalidateCosts } from '../cache/content-invalidation.js';
 import { PermanentError, RetryAfterError } from '../jobs/errors.js';
 import { defineTask, type TaskContext } from '../jobs/registry.js';
 import { NarrationInputError, type NarrationOutcome } from '../media/narration.service.js';
@@ -64,11 +63,6 @@ export const generateAudioTask = defineTask({
       });
     } catch (err) {
       return narrationError(err, p.generation_id, ctx);
-    } finally {
-      // Vendor calls were recorded (even on failure): cached cost summaries must follow.
-      await invalidateCosts(ctx.deps.cache?.(), (err) =>
-        ctx.deps.logger.warn({ err }, 'cache invalidation after narration failed'),
-      );
     }
   },
 });

@@ -1,10 +1,9 @@
 /**
  * Tasks change data outside the domain services: narration and renders advance a
- * content's status (MediaRepo invalidates it), narration records vendor calls
- * (the narration tasks call invalidateCosts). Cached reads must follow both.
+ * content's status, narration records vendor calls. MediaRepo announces both as
+ * domain changes; cached reads must follow.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { invalidateCosts } from '../../src/cache/content-invalidation.js';
 import { dbBackends, redisUrl } from '../support/backends.js';
 import { type CacheApp, cacheKinds, databaseUrl, makeCacheApp, redisDb, seedCampaign } from './helpers.js';
 
@@ -30,7 +29,7 @@ describe.each(cacheKinds())('invalidation after a task changes a content: %s', (
   it('follows a status change that the media pipeline makes', async () => {
     expect((await get(`/contents/${contentId}`)).status).toBe('draft');
     expect((await get(`/campaigns/${campaignId}/contents`)).items[0].status).toBe('draft');
-    // What narration and renders do: MediaRepo moves the status and invalidates the content.
+    // What narration and renders do: MediaRepo moves the status and announces the change.
     expect(await t.system.media.repo.advanceContentStatus(contentId, 'rendered')).toBe(true);
     expect((await get(`/contents/${contentId}`)).status).toBe('rendered');
     expect((await get(`/campaigns/${campaignId}/contents`)).items[0].status).toBe('rendered');
@@ -49,36 +48,31 @@ describe.each(cacheKinds())('cost summaries: %s', (kind) => {
   });
 
   it('are cached until narration records usage, then follow', async () => {
-    await invalidateCosts(undefined, () => {
-      throw new Error('no cache: nothing to do');
-    });
     const costs = async () =>
       (
         await t.app.inject({ method: 'GET', url: '/api/v1/costs?from=2020-01-01', headers: t.as('viewer') })
       ).json();
     expect((await costs()).calls).toBe(0);
     const contentId = await (await seedCampaign(t)).addContent('costly');
+    const row = {
+      provider: 'openai',
+      model: 'tts-1',
+      operation: 'tts',
+      units: 100,
+      unit: 'char',
+      cost_usd: 0.5,
+      campaign_id: null,
+      content_id: contentId,
+      task_id: 'job-2',
+    };
     const now = new Date().toISOString();
     await t.system.database.db
       .insertInto('ai_api_usage')
-      .values({
-        provider: 'openai',
-        model: 'tts-1',
-        operation: 'tts',
-        units: 100,
-        unit: 'char',
-        cost_usd: 0.5,
-        campaign_id: null,
-        content_id: contentId,
-        task_id: 'job-2',
-        created_at: now,
-        updated_at: now,
-      })
+      .values({ ...row, created_at: now, updated_at: now })
       .execute();
-    expect((await costs()).calls).toBe(0); // cached: the insert went around the cache
-    const errors: unknown[] = [];
-    await invalidateCosts(t.system.cache, (err) => errors.push(err));
-    expect(errors).toEqual([]);
-    expect((await costs()).calls).toBe(1);
+    expect((await costs()).calls).toBe(0); // cached: the insert went around the announcements
+    // What narration does: MediaRepo records the vendor call and announces it.
+    await t.system.media.repo.recordUsage(row);
+    expect((await costs()).calls).toBe(2);
   });
 });

@@ -4,6 +4,7 @@ import { buildApp } from '../../src/api/app.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { Role } from '../../src/db/types.js';
 import { createDomainServices, type DomainServices } from '../../src/domain/services.js';
+import { ChangeFeed } from '../../src/domain/changes.js';
 import { appDepsFrom } from '../../src/main/api.js';
 import { createLogger, createSystem, type System } from '../../src/main/system.js';
 import { loadCacheConfig } from '../../src/cache/cache.config.js';
@@ -100,7 +101,7 @@ export async function makeCacheApp(
   return {
     app,
     system,
-    truth: createDomainServices(system.repos),
+    truth: createDomainServices(system.repos, new ChangeFeed(system.logger)) /* reads only: nobody listens */,
     as: (role) => ({ authorization: `Bearer ${keys[role]}` }),
     async close() {
       await app.close();

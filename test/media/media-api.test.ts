@@ -57,7 +57,7 @@ describe.each(modes())('media API (%s)', (mode) => {
         dialect: system.database.dialect,
         queue: () => system.jobs.admin,
         media: () => system.media,
-        cache: () => system.cache,
+        changes: () => system.changes,
       },
       logger: silentLogger,
       concurrency: 2,

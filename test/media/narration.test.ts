@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../../src/db/database.js';
 import { analyse, parseWav } from '../../src/media/audio/wav.js';
+import { ChangeFeed } from '../../src/domain/changes.js';
 import { createMediaServices, type MediaServices } from '../../src/media/media-services.js';
 import type { NarrationProgress } from '../../src/media/narration.service.js';
 import { dbBackends, freshDatabaseConfig } from '../support/backends.js';
@@ -38,6 +39,7 @@ describe.each(dbBackends())('Zero-Fault narration (%s)', (backend) => {
       handle.db,
       handle.dialect,
       silentLogger,
+      { changes: new ChangeFeed(silentLogger) },
     );
   });
   afterAll(async () => {
@@ -225,7 +227,9 @@ describe.each(dbBackends())('Zero-Fault narration (%s)', (backend) => {
   });
 
   it('real eSpeak in Korean with the acoustic verifier: succeeded, non-silent, plausible duration', async () => {
-    const local = createMediaServices(mediaConfig(), handle.db, handle.dialect, silentLogger);
+    const local = createMediaServices(mediaConfig(), handle.db, handle.dialect, silentLogger, {
+      changes: new ChangeFeed(silentLogger),
+    });
     try {
       expect(local.verifier.name).toBe('acoustic');
       const seeded = await seedContent(handle.db, SCRIPT);

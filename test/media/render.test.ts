@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../../src/db/database.js';
 import { FfmpegError, locateFfmpeg, runFfmpeg } from '../../src/media/ffmpeg.js';
+import { ChangeFeed } from '../../src/domain/changes.js';
 import { createMediaServices, type MediaServices } from '../../src/media/media-services.js';
 import { RENDER_PRESETS } from '../../src/media/render/presets.js';
 import { RenderInputError, RenderService } from '../../src/media/render/render.service.js';
@@ -89,7 +90,9 @@ describe.each(dbBackends())('video rendering (%s)', (backend) => {
 
   beforeAll(async () => {
     handle = await openMigrated(await freshDatabaseConfig(backend));
-    media = createMediaServices(mediaConfig(), handle.db, handle.dialect, silentLogger);
+    media = createMediaServices(mediaConfig(), handle.db, handle.dialect, silentLogger, {
+      changes: new ChangeFeed(silentLogger),
+    });
     ({ contentId } = await seedContent(handle.db, SCRIPT, { brandColor: '#7C2D12' }));
     const gen = await media.repo.createAudioGeneration({
       content_id: contentId,

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChangeFeed } from '../../src/domain/changes.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { DatabaseConfig } from '../../src/config/config.js';
 import type { DatabaseHandle } from '../../src/db/database.js';
@@ -73,7 +74,8 @@ describe.each(modes())('media tasks through the job system (db $db, queue $queue
     queue = makeQueue(mode.queue);
     jobs = new Jobs(queue, createTaskRegistry());
     const config = loadConfig({ ...env });
-    media = createMediaServices(config.media, handle.db, handle.dialect, silentLogger);
+    const changes = new ChangeFeed(silentLogger);
+    media = createMediaServices(config.media, handle.db, handle.dialect, silentLogger, { changes });
     deps = {
       config,
       logger: silentLogger,
@@ -81,6 +83,7 @@ describe.each(modes())('media tasks through the job system (db $db, queue $queue
       dialect: handle.dialect,
       queue: () => queue,
       media: () => media,
+      changes: () => changes,
     };
   });
   afterAll(async () => {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { gens } from '../../cache/cached-services.js';
+import { gens } from '../../domain-cache/generations.js';
 import { namespacedKey, namespacedPattern } from '../../cache/cache-key.js';
 import type { CacheService } from '../../cache/cache.service.js';
 import { PREFIX_RE } from '../../cache/cache.config.js';
@@ -39,6 +39,7 @@ const StatsSchema = Type.Object({
   circuit: Type.String({ enum: ['closed', 'open', 'half_open'] }),
   circuit_opened: Count,
   pending_invalidations: Count,
+  unpublished_invalidations: Count,
   errors: Count,
   last_error: Nullable(Type.String()),
   totals: PrefixStatsSchema,

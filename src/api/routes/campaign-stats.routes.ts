@@ -5,7 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { CacheService } from '../../cache/cache.service.js';
-import { campaignStatsDeps } from '../../cache/cached-services.js';
+import { campaignStatsDeps } from '../../domain-cache/generations.js';
 import type { CampaignStatsRepo } from '../../db/campaign-stats.repo.js';
 import { notFound } from '../../errors.js';
 import { IdParams, errorResponses } from '../schemas.js';

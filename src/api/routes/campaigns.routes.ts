@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { CampaignsService } from '../../domain/campaigns.service.js';
+import type { DomainServices } from '../../domain/services.js';
 import {
   CampaignSchema,
   CampaignStatus,
@@ -54,7 +54,7 @@ const ListQuery = Type.Object(
 
 const iso = (v: string | undefined) => (v === undefined ? undefined : new Date(v).toISOString());
 
-export const campaignsRoutes: FastifyPluginAsyncTypebox<{ campaigns: CampaignsService }> = async (
+export const campaignsRoutes: FastifyPluginAsyncTypebox<Pick<DomainServices, 'campaigns'>> = async (
   app,
   { campaigns },
 ) => {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { ClientsService } from '../../domain/clients.service.js';
+import type { DomainServices } from '../../domain/services.js';
 import {
   ClientSchema,
   Cursor,
@@ -26,7 +26,7 @@ const ClientBody = Type.Object(
 );
 const ClientPatch = Type.Partial(ClientBody, { additionalProperties: false, minProperties: 1 });
 
-export const clientsRoutes: FastifyPluginAsyncTypebox<{ clients: ClientsService }> = async (
+export const clientsRoutes: FastifyPluginAsyncTypebox<Pick<DomainServices, 'clients'>> = async (
   app,
   { clients },
 ) => {

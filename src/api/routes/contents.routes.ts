@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { ContentsService } from '../../domain/contents.service.js';
+import type { DomainServices } from '../../domain/services.js';
 import {
   ContentSchema,
   ContentStatus,
@@ -45,7 +45,7 @@ const ListQuery = Type.Object(
 const isoOrNull = (v: string | null | undefined) =>
   v === undefined || v === null ? v : new Date(v).toISOString();
 
-export const contentsRoutes: FastifyPluginAsyncTypebox<{ contents: ContentsService }> = async (
+export const contentsRoutes: FastifyPluginAsyncTypebox<Pick<DomainServices, 'contents'>> = async (
   app,
   { contents },
 ) => {

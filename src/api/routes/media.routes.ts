@@ -8,7 +8,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { CacheService } from '../../cache/cache.service.js';
-import { gens } from '../../cache/cached-services.js';
+import { costSummaryDeps } from '../../domain-cache/generations.js';
 import { notFound } from '../../errors.js';
 import type { Render } from '../../media/media.repo.js';
 import type { GenerationDetails, MediaRequests } from '../../media/media-requests.js';
@@ -364,7 +364,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
           campaignId: q.campaign_id,
           contentId: q.content_id,
         });
-      return cache ? cache.getOrSet('cost_summary', [q], load, { deps: [gens.costs, gens.cascade] }) : load();
+      return cache ? cache.getOrSet('cost_summary', [q], load, { deps: costSummaryDeps }) : load();
     },
   );
 

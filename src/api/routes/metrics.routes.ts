@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { MAX_METRIC_COUNT, MAX_METRICS_BATCH, type MetricsService } from '../../domain/metrics.service.js';
+import { MAX_METRIC_COUNT, MAX_METRICS_BATCH } from '../../domain/metrics.service.js';
+import type { DomainServices } from '../../domain/services.js';
 import { DateTime, IdParams, MetricSchema, errorResponses } from '../schemas.js';
 
 const Count = Type.Integer({ minimum: 0, maximum: MAX_METRIC_COUNT });
@@ -17,7 +18,7 @@ const MetricBody = Type.Object(
   { additionalProperties: false },
 );
 
-export const metricsRoutes: FastifyPluginAsyncTypebox<{ metrics: MetricsService }> = async (
+export const metricsRoutes: FastifyPluginAsyncTypebox<Pick<DomainServices, 'metrics'>> = async (
   app,
   { metrics },
 ) => {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { MAX_BLOCKS, type ScriptsService } from '../../domain/scripts.service.js';
+import { MAX_BLOCKS } from '../../domain/scripts.service.js';
+import type { DomainServices } from '../../domain/services.js';
 import {
   BlockKind,
   Id,
@@ -36,7 +37,7 @@ const SimilarSchema = Type.Object({
   excerpt: Type.String(),
 });
 
-export const scriptsRoutes: FastifyPluginAsyncTypebox<{ scripts: ScriptsService }> = async (
+export const scriptsRoutes: FastifyPluginAsyncTypebox<Pick<DomainServices, 'scripts'>> = async (
   app,
   { scripts },
 ) => {

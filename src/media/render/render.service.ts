@@ -31,7 +31,7 @@ export interface RenderOutcome {
   sizeBytes: number;
   wallMs: number;
   audioGenerationId: number | null;
-  /** The content rendered and its campaign (a process that did not render can invalidate its caches). */
+  /** The content rendered and its campaign. */
   contentId: number;
   campaignId: number;
 }
