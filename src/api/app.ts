@@ -16,7 +16,7 @@ import { AppError } from '../errors.js';
 import { FailedAuthLimiter } from '../auth/failed-auth-limiter.js';
 import { registerAuth } from './plugins/auth.js';
 import { RequestLogController } from './plugins/request-log.js';
-import { type BullBoardQueue, registerBullBoard } from './plugins/bull-board.js';
+import { BULL_BOARD_PATH, type BullBoardQueue, bullBoardPlugin } from './plugins/bull-board.js';
 import { registerHttpMetrics } from './plugins/http-metrics.js';
 import type { LiveSummary } from '../telemetry/live-summary.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -180,6 +180,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.jobs) {
     await app.register(adminRoutes, { prefix: '/admin', jobs: deps.jobs, db: deps.database.db });
   }
-  if (deps.bullBoardQueues) await registerBullBoard(app, deps.bullBoardQueues);
+  if (deps.bullBoardQueues)
+    await app.register(bullBoardPlugin, { prefix: BULL_BOARD_PATH, queues: deps.bullBoardQueues });
   return app;
 }

@@ -1,13 +1,14 @@
 /**
- * Bull Board at /admin/queues (distributed mode), admin role required: every
- * route of the board is registered in this plugin's context, whose onRoute hook
- * sets `auth: 'admin'`. The composition root passes the BullMQ queues; without
- * them (embedded mode) nothing is registered.
+ * Bull Board as a Fastify plugin, registered at BULL_BOARD_PATH (/admin/queues)
+ * in distributed mode, admin role required: every route of the board is
+ * registered in this plugin's own context, whose onRoute hook sets
+ * `auth: 'admin'`. The composition root passes the BullMQ queues (app.ts
+ * registers the plugin only when there are some).
  */
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { AppError } from '../../errors.js';
 
 /** The queues the board shows (BullMQ's Queue objects). */
@@ -15,10 +16,11 @@ export type BullBoardQueue = ConstructorParameters<typeof BullMQAdapter>[0];
 
 export const BULL_BOARD_PATH = '/admin/queues';
 
-export async function registerBullBoard(
-  app: FastifyInstance,
-  queues: readonly BullBoardQueue[],
-): Promise<void> {
+export interface BullBoardOptions {
+  queues: readonly BullBoardQueue[];
+}
+
+export const bullBoardPlugin: FastifyPluginAsync<BullBoardOptions> = async (board, { queues }) => {
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(BULL_BOARD_PATH);
   createBullBoard({ queues: queues.map((q) => new BullMQAdapter(q)), serverAdapter });
@@ -33,19 +35,14 @@ export async function registerBullBoard(
           error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) },
         },
       } as unknown as BoardResponse;
-    app.log.error({ err }, 'Bull Board failed');
+    board.log.error({ err }, 'Bull Board failed');
     return {
       status: 500,
       body: { error: { code: 'INTERNAL', message: 'Bull Board failed' } },
     } as unknown as BoardResponse;
   });
-  await app.register(
-    async (board) => {
-      board.addHook('onRoute', (route) => {
-        route.config = { ...(route.config ?? {}), auth: 'admin' };
-      });
-      await board.register(serverAdapter.registerPlugin());
-    },
-    { prefix: BULL_BOARD_PATH },
-  );
-}
+  board.addHook('onRoute', (route) => {
+    route.config = { ...(route.config ?? {}), auth: 'admin' };
+  });
+  await board.register(serverAdapter.registerPlugin());
+};
