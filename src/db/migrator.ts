@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+import { Kysely, type Migration, type MigrationProvider, Migrator, SqliteDialect } from 'kysely';
 import type { DatabaseConfig } from '../config/config.js';
 import { openSqliteFile } from './database.js';
 import * as m0001 from './migrations/0001-initial-schema.js';
@@ -46,36 +46,46 @@ export interface MigrateResult {
  * merge in any order), so a database that already ran a higher one still gets a lower
  * one added later; each migration touches only its own tables and indexes.
  */
-function migrator(db: Kysely<Database>, dialect: Dialect): Migrator {
+function migrator(db: Kysely<Database>, dialect: Dialect, disableTransactions = false): Migrator {
   return new Migrator({
     db,
     provider: new DialectMigrationProvider(dialect),
     allowUnorderedMigrations: true,
+    disableTransactions,
   });
+}
+
+async function migrateWith(migrator: Migrator): Promise<MigrateResult> {
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) };
 }
 
 /**
  * Applies pending migrations. Safe when several processes start at once:
- * PostgreSQL serialises through Kysely's advisory lock; SQLite through an
- * exclusive write lock on a sibling lock file, held for the whole run.
+ * PostgreSQL serialises through Kysely's advisory lock. A SQLite file is
+ * migrated on a connection of its own inside one `begin immediate`
+ * transaction: the database's own write lock keeps other processes out (they
+ * wait, then find nothing pending), every pending migration commits together
+ * or not at all, and no lock file is left beside the database.
  */
 export async function migrateToLatest(db: Kysely<Database>, config: DatabaseConfig): Promise<MigrateResult> {
-  const run = async () => {
-    const { error, results } = await migrator(db, config.dialect).migrateToLatest();
-    if (error) throw error instanceof Error ? error : new Error(String(error));
-    return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) };
-  };
-  if (config.dialect !== 'sqlite' || config.file === ':memory:') return run();
-  const lock = openSqliteFile(`${config.file}.migrate-lock`, Math.max(config.busyTimeoutMs, 60_000));
+  if (config.dialect !== 'sqlite' || config.file === ':memory:')
+    return migrateWith(migrator(db, config.dialect));
+  const conn = openSqliteFile(config.file, Math.max(config.busyTimeoutMs, 60_000));
+  const own = new Kysely<Database>({ dialect: new SqliteDialect({ database: conn }) });
   try {
-    lock.exec('begin immediate');
+    conn.exec('begin immediate');
     try {
-      return await run();
-    } finally {
-      lock.exec('commit');
+      const result = await migrateWith(migrator(own, 'sqlite', true));
+      conn.exec('commit');
+      return result;
+    } catch (err) {
+      conn.exec('rollback');
+      throw err;
     }
   } finally {
-    lock.close();
+    await own.destroy();
   }
 }
 

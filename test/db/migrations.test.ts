@@ -451,6 +451,11 @@ describe.each(dbBackends())('concurrent migrations on %s', (backend) => {
       } finally {
         await handle.close();
       }
+      // Nothing is left beside the database but its own files (no lock file).
+      if (config.dialect === 'sqlite')
+        expect(
+          fs.readdirSync(path.dirname(config.file)).filter((f) => !/^race\.db(-wal|-shm)?$/.test(f)),
+        ).toEqual([]);
     } finally {
       for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
     }
