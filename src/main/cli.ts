@@ -3,20 +3,36 @@
  * The `omnivibe` command: the composition root for every process.
  * Run `omnivibe --help` or `omnivibe <command> --help`.
  */
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type Config, ConfigError, loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
 import { migrateToLatest, migrationStatus } from '../db/migrator.js';
 import { ROLES, type Role } from '../db/types.js';
 import { serve } from './api.js';
-import { registerWorkerCommands, startWorker, workerDefaults } from './worker.js';
+import { startWorker } from './worker.js';
+import { registerWorkerCommands } from './worker-commands.js';
+import { workerDefaults } from './worker-flags.js';
 import { seedDemo } from './seed-demo.js';
 import { runMediaDemo } from '../media/demo.js';
 import { bootstrapAdminKey, createLogger, createSystem, type System } from './system.js';
 
-function config(): Config {
+/** Variables that place a process's data; `omnivibe demo` sets its own. */
+const DATA_LOCATION_VARS = [
+  'DATABASE_URL',
+  'REDIS_URL',
+  'CACHE_REDIS_URL',
+  'JOBS_DB_FILE',
+  'MEDIA_DIR',
+  'MEDIA_SCRATCH_DIR',
+  'MEDIA_STORAGE_URL',
+];
+
+/** The configuration, read when a command runs (never while commands are registered): exit 2 on a bad value. */
+function config(env: NodeJS.ProcessEnv = process.env): Config {
   try {
-    return loadConfig();
+    return loadConfig(env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -27,8 +43,7 @@ function config(): Config {
 }
 
 /** Runs `fn` with a System, then closes it. */
-async function withSystem<T>(fn: (s: System) => Promise<T>): Promise<T> {
-  const cfg = config();
+async function withSystem<T>(fn: (s: System) => Promise<T>, cfg: Config = config()): Promise<T> {
   const system = await createSystem(
     cfg,
     createLogger({ ...cfg, logLevel: cfg.logLevel === 'info' ? 'warn' : cfg.logLevel }),
@@ -82,10 +97,19 @@ async function runServer(mode: 'start' | 'serve'): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
 export function buildCli(): Command {
   const program = new Command('omnivibe')
     .description('OmniVibe Pro backend: API, workers and operations for AI video production')
-    .showHelpAfterError();
+    .version(version)
+    .showHelpAfterError()
+    // No command: the help, exit 0. An unknown one: an error naming it, exit 1.
+    .allowExcessArguments()
+    .action(() => {
+      if (program.args.length > 0) program.error(`error: unknown command '${program.args[0]}'`);
+      program.help();
+    });
 
   program
     .command('start')
@@ -187,29 +211,40 @@ export function buildCli(): Command {
     );
   program
     .command('demo')
-    .description('Create a sample Korean campaign, narrate it with the local TTS and render a TikTok video')
-    .action(() =>
-      withSystem(async (s) => {
-        const log = (line: string) => process.stdout.write(`${line}\n`);
-        let t0 = performance.now();
-        const seeded = await seedDemo(s.services);
-        const seedMs = Math.round(performance.now() - t0);
-        log(
-          `seeded campaign ${seeded.campaign.id} "${seeded.campaign.name}", content ${seeded.content.id} (${seeded.script.block_count} blocks) in ${seedMs} ms`,
-        );
-        t0 = performance.now();
-        const r = await runMediaDemo(s.media, seeded.content.id, { onStep: log });
-        log(
-          `narration: ${r.narration.status}, ${r.narration.duration_s} s of audio in ${r.timings_ms.narrate} ms → ${r.narration.audio}`,
-        );
-        log(
-          `verifier:  ${r.narration.verifier} (${r.narration.verifier_checks}); score ${r.narration.score}, word similarity ${r.narration.similarity ?? 'not measured'}`,
-        );
-        log(`video:     ${r.video} (${(r.size_bytes / 1e6).toFixed(2)} MB) in ${r.timings_ms.render} ms`);
-        log(`thumbnail: ${r.thumbnail}`);
-        log(`total:     ${Math.round(performance.now() - t0) + seedMs} ms`);
-      }),
-    );
+    .description(
+      'Create a sample Korean campaign, narrate it with the local TTS and render a TikTok video, in a data directory of its own (embedded, whatever DATABASE_URL, REDIS_URL or the media storage say)',
+    )
+    .option('--data-dir <dir>', 'where the demo keeps its database and media (default: $DATA_DIR/demo)')
+    .action((o: { dataDir?: string }) => {
+      const dataDir = path.resolve(o.dataDir ?? path.join(config().dataDir, 'demo'));
+      const env = Object.fromEntries(
+        Object.entries(process.env).filter(([name]) => !DATA_LOCATION_VARS.includes(name)),
+      );
+      return withSystem(
+        async (s) => {
+          const log = (line: string) => process.stdout.write(`${line}\n`);
+          let t0 = performance.now();
+          const seeded = await seedDemo(s.services);
+          const seedMs = Math.round(performance.now() - t0);
+          log(
+            `seeded campaign ${seeded.campaign.id} "${seeded.campaign.name}", content ${seeded.content.id} (${seeded.script.block_count} blocks) in ${seedMs} ms`,
+          );
+          t0 = performance.now();
+          const r = await runMediaDemo(s.media, seeded.content.id, { onStep: log });
+          log(
+            `narration: ${r.narration.status}, ${r.narration.duration_s} s of audio in ${r.timings_ms.narrate} ms → ${r.narration.audio}`,
+          );
+          log(
+            `verifier:  ${r.narration.verifier} (${r.narration.verifier_checks}); score ${r.narration.score}, word similarity ${r.narration.similarity ?? 'not measured'}`,
+          );
+          log(`video:     ${r.video} (${(r.size_bytes / 1e6).toFixed(2)} MB) in ${r.timings_ms.render} ms`);
+          log(`thumbnail: ${r.thumbnail}`);
+          log(`total:     ${Math.round(performance.now() - t0) + seedMs} ms`);
+          log(`data:      ${dataDir}`);
+        },
+        config({ ...env, DATA_DIR: dataDir }),
+      );
+    });
   return program;
 }
 

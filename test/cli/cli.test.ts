@@ -25,8 +25,30 @@ describe.runIf(embeddedEnabled())('omnivibe CLI', () => {
 
   it('prints help for the program and each command', async () => {
     const { stdout } = await cli(['--help']);
-    for (const cmd of ['start', 'serve', 'migrate', 'keys', 'seed-demo']) expect(stdout).toContain(cmd);
+    for (const cmd of ['start', 'serve', 'worker', 'migrate', 'keys', 'seed-demo', 'demo'])
+      expect(stdout).toContain(cmd);
     expect((await cli(['keys', 'create', '--help'])).stdout).toContain('--role');
+  });
+
+  it('prints help with exit code 0 whatever the environment: configuration is read only when a command runs', async () => {
+    const bad = { PORT: 'abc', WORKER_CONCURRENCY: '0', DATABASE_URL: 'mysql://x' };
+    for (const args of [
+      ['--help'],
+      ['worker', '--help'],
+      ['migrate', 'status', '--help'],
+      ['demo', '--help'],
+    ])
+      expect((await cli(args, bad)).stdout, args.join(' ')).toContain('Usage: omnivibe');
+  });
+
+  it('without a command prints the help (exit 0); --version prints the version; an unknown command exits 1', async () => {
+    expect((await cli([])).stdout).toMatch(/^Usage: omnivibe \[options\] \[command\]/);
+    const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8')) as { version: string };
+    expect((await cli(['--version'])).stdout.trim()).toBe(pkg.version);
+    await expect(cli(['bogus'])).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining("unknown command 'bogus'"),
+    });
   });
 
   it('migrates, reports status, and is idempotent', async () => {

@@ -9,7 +9,6 @@
  * (the TypeScript composition root under tsx, and the built one), on the first
  * queue backend of this run.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +24,7 @@ import {
 } from '../../src/jobs/sandbox/sandbox-pool.js';
 import { TASKS } from '../../src/tasks/index.js';
 import { SANDBOX_CATALOGUE } from '../../src/tasks/sandbox-catalogue.js';
+import { builtFile } from '../support/build.js';
 import { CHILD_MODULE, type Harness, makeHarness, queueBackends, silent, until } from './helpers.js';
 
 const PROBE_CHILD = path.resolve('test/jobs/fixtures/probe-child.ts');
@@ -169,16 +169,10 @@ describe('sandbox children', () => {
   });
 
   describe('from the build', () => {
-    const built = path.resolve('dist/main/task-child.js');
+    let built: string;
     let env: Record<string, string>;
     beforeAll(async () => {
-      // A test that runs what production runs: build when dist/ is missing or older than the sources.
-      const sources = execFileSync('git', ['ls-files', 'src'], { encoding: 'utf8' })
-        .split('\n')
-        .filter(Boolean);
-      const builtAt = fs.existsSync(built) ? fs.statSync(built).mtimeMs : 0;
-      if (sources.some((f) => fs.existsSync(f) && fs.statSync(f).mtimeMs > builtAt))
-        execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+      built = builtFile(path.resolve('dist/main/task-child.js'));
       const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ov-sandbox-build-')), 'omnivibe.db');
       const config = { dialect: 'sqlite' as const, file, busyTimeoutMs: 5000 };
       const db = openDatabase(config);

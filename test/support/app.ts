@@ -5,7 +5,8 @@ import type { Role } from '../../src/db/types.js';
 import { appDepsFrom } from '../../src/main/api.js';
 import type { Worker } from '../../src/jobs/worker/worker.js';
 import { createLogger, createSystem, type System } from '../../src/main/system.js';
-import { startWorker, workerDefaults } from '../../src/main/worker.js';
+import { startWorker } from '../../src/main/worker.js';
+import { workerDefaults } from '../../src/main/worker-flags.js';
 import { type DbBackend, freshDatabaseConfig, redisUrl } from './backends.js';
 
 export interface TestApp {
