@@ -39,7 +39,7 @@ describe.runIf(embeddedEnabled())('omnivibe CLI', () => {
       ['demo', '--help'],
     ])
       expect((await cli(args, bad)).stdout, args.join(' ')).toContain('Usage: omnivibe');
-  });
+  }, 120_000);
 
   it('without a command prints the help (exit 0); --version prints the version; an unknown command exits 1', async () => {
     expect((await cli([])).stdout).toMatch(/^Usage: omnivibe \[options\] \[command\]/);
@@ -49,7 +49,7 @@ describe.runIf(embeddedEnabled())('omnivibe CLI', () => {
       code: 1,
       stderr: expect.stringContaining("unknown command 'bogus'"),
     });
-  });
+  }, 90_000);
 
   it('migrates, reports status, and is idempotent', async () => {
     expect((await cli(['migrate'])).stdout).toContain('applied: 0001-initial-schema');
@@ -70,7 +70,7 @@ describe.runIf(embeddedEnabled())('omnivibe CLI', () => {
     expect(mine?.key_hash).toBeUndefined();
     expect((await cli(['keys', 'revoke', String(mine?.id)])).stdout).toContain('revoked');
     await expect(cli(['keys', 'create', '--role', 'root', '--name', 'x'])).rejects.toMatchObject({ code: 1 });
-  });
+  }, 90_000);
 
   it('stops with exit code 2 and names the variable on bad configuration', async () => {
     await expect(cli(['migrate'], { PORT: 'abc' })).rejects.toMatchObject({
