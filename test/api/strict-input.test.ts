@@ -180,6 +180,14 @@ describe.each(dbBackends())('strict input on %s', (backend) => {
     );
     const ok = await raw('POST', '/tasks', `{"name":"diagnostics.noop","payload":{"a":${deep(30)}}}`);
     expect(ok.status).toBe(202);
+    // Prototype keys stay refused, as Fastify's own parser refused them; a plain "constructor" key is data.
+    await refused(
+      400,
+      () => raw('POST', '/tasks', '{"name":"diagnostics.noop","payload":{"__proto__":{"x":1}}}'),
+      () => raw('POST', '/tasks', '{"name":"diagnostics.noop","payload":{"constructor":{"prototype":{}}}}'),
+    );
+    const data = await raw('POST', '/tasks', '{"name":"diagnostics.noop","payload":{"constructor":{"a":1}}}');
+    expect(data.status).toBe(202);
   });
 
   it('refuses ill-formed Unicode and names that hide or reorder characters', async () => {

@@ -76,7 +76,11 @@ export function checkJsonValue(root: unknown): AppError | undefined {
       }
       for (const [key, v] of Object.entries(value)) {
         if (!key.isWellFormed()) return invalid(path, 'has a key that is not well-formed Unicode');
-        if (key === '__proto__' || (key === 'constructor' && typeof v === 'object' && v !== null))
+        // As Fastify's own parser: no prototype keys (`__proto__`, `constructor.prototype`).
+        if (
+          key === '__proto__' ||
+          (key === 'constructor' && typeof v === 'object' && v !== null && 'prototype' in v)
+        )
           return invalid(`${path}/${key}`, 'is not accepted');
         stack.push([v, depth + 1, `${path}/${key}`]);
       }
