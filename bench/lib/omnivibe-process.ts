@@ -190,13 +190,21 @@ export class TaskRunsReader {
     return r.s === null ? 0 : Date.parse(r.s);
   }
 
-  /** Waits until `n` final rows of `name` exist after `mark`; throws after `timeoutMs`. */
-  async waitFinished(mark: number, name: string, n: number, timeoutMs: number, what: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+  /**
+   * Waits until `n` final rows of `name` exist after `mark`; throws when none was added for `stallMs`
+   * (a loaded machine is slow, a stuck worker makes no progress at all).
+   */
+  async waitFinished(mark: number, name: string, n: number, stallMs: number, what: string): Promise<void> {
+    let seen = -1;
+    let progressAt = Date.now();
     for (;;) {
-      if (this.finished(mark, name) >= n) return;
-      if (Date.now() > deadline)
-        throw new Error(`${what}: ${this.finished(mark, name)} of ${n} tasks finished after ${timeoutMs} ms`);
+      const done = this.finished(mark, name);
+      if (done >= n) return;
+      if (done > seen) {
+        seen = done;
+        progressAt = Date.now();
+      } else if (Date.now() - progressAt > stallMs)
+        throw new Error(`${what}: ${done} of ${n} tasks finished, none in the last ${stallMs} ms`);
       await sleep(25);
     }
   }

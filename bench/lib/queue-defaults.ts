@@ -167,7 +167,7 @@ async function drain(
   const { sizes } = ctx;
   let mark = s.runs.mark();
   await s.api.enqueueBulk(noops(200));
-  await s.runs.waitFinished(mark, NOOP, 200, 60_000, `${name} warm-up`);
+  await s.runs.waitFinished(mark, NOOP, 200, 30_000, `${name} warm-up`);
 
   await s.api.setPaused('default', true);
   mark = s.runs.mark();
@@ -215,7 +215,9 @@ async function drain(
   const cpu0 = proc.cpuSeconds();
   const t0 = Date.now();
   await s.api.setPaused('default', false);
-  await s.runs.waitFinished(mark, NOOP, n, Math.max(120_000, n * 5), name);
+  await s.runs.waitFinished(mark, NOOP, n, 30_000, name).catch((err: Error) => {
+    throw new Error(`${err.message}\n${proc.command} log:\n${proc.tail()}`);
+  });
   const cpu = proc.cpuSeconds() - cpu0;
   const rows = s.runs.rows(mark, NOOP);
   const end = rows.reduce((m, r) => Math.max(m, r.finished ?? 0), 0);
@@ -263,7 +265,7 @@ async function steady(ctx: DefaultCasesContext, s: ProductStack, name: DefaultCa
     sent.set((await s.api.enqueue(NOOP)).task_id, at);
   }
   const achieved = n / ((performance.now() - start) / 1000);
-  await s.runs.waitFinished(mark, NOOP, n, 60_000, name);
+  await s.runs.waitFinished(mark, NOOP, n, 30_000, name);
   const rows = s.runs.rows(mark, NOOP).filter((r) => sent.has(r.task_id) && r.started !== null);
   const wait = rows.map((r) => r.wait_ms ?? Number.NaN).sort((a, b) => a - b);
   const fromRequest = rows
