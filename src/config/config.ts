@@ -29,6 +29,8 @@ export interface Config {
   readonly rateLimitWritesPerMin: number;
   /** How long a verified API key is trusted before the database is asked again (revocation delay across processes). */
   readonly authCacheTtlMs: number;
+  /** After metrics are ingested, the campaign's roll-ups are recomputed at the end of a window of this length, ms (STATS_REFRESH_DELAY_MS, 5000). */
+  readonly statsRefreshDelayMs: number;
   /** HTTP time-outs, event-stream limits, failed-authentication limit (see src/api/http.config.ts). */
   readonly http: HttpConfig;
   /** The cache: store, TTLs, Redis timeouts and L1 (see src/cache/cache.config.ts). */
@@ -86,6 +88,7 @@ const envSchema = z.object({
   BODY_LIMIT_BYTES: intVar(1024, 100 * 1024 * 1024, 1024 * 1024),
   RATE_LIMIT_WRITES_PER_MIN: intVar(1, 1_000_000, 600),
   AUTH_CACHE_TTL_MS: intVar(0, 3_600_000, 10_000),
+  STATS_REFRESH_DELAY_MS: intVar(1, 86_400_000, 5000),
 });
 
 /** Parses the environment (default `process.env`) into a frozen Config, or throws ConfigError naming each bad variable. */
@@ -104,6 +107,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     rateLimitWritesPerMin: e.RATE_LIMIT_WRITES_PER_MIN,
     authCacheTtlMs: e.AUTH_CACHE_TTL_MS,
+    statsRefreshDelayMs: e.STATS_REFRESH_DELAY_MS,
     // Capability sections below: each parses its own variables with parseEnv in its *.config.ts.
     http: loadHttpConfig(env),
     cache: loadCacheConfig(env),

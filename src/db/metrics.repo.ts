@@ -1,4 +1,5 @@
-import type { Db, PerformanceMetric } from './types.js';
+import { markMetricsIngested } from './campaign-stats.repo.js';
+import type { Db, Dialect, PerformanceMetric } from './types.js';
 
 export interface MetricRow {
   recorded_at: string;
@@ -13,9 +14,15 @@ export interface MetricRow {
 }
 
 export class MetricsRepo {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly dialect: Dialect,
+  ) {}
 
-  /** Inserts a batch and moves the content's denormalised latest score forward when the batch is newer. */
+  /**
+   * Inserts a batch, moves the content's denormalised latest score forward when the batch
+   * is newer, and records when its campaign last got metrics (its roll-ups are stale from then).
+   */
   async insertMany(contentId: number, rows: MetricRow[]): Promise<number> {
     if (rows.length === 0) return 0;
     return this.db.transaction().execute(async (trx) => {
@@ -33,6 +40,7 @@ export class MetricsRepo {
           eb.or([eb('latest_recorded_at', 'is', null), eb('latest_recorded_at', '<=', newest.recorded_at)]),
         )
         .execute();
+      await markMetricsIngested(trx, this.dialect, contentId);
       return rows.length;
     });
   }

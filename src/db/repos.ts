@@ -24,7 +24,7 @@ export function createRepos(db: Db, dialect: Dialect): Repos {
     campaigns: new CampaignsRepo(db),
     contents: new ContentsRepo(db, dialect),
     scripts: new ScriptsRepo(db, dialect),
-    metrics: new MetricsRepo(db),
+    metrics: new MetricsRepo(db, dialect),
     campaignStats: new CampaignStatsRepo(db),
     apiKeys: new ApiKeysRepo(db),
   };

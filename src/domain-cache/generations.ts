@@ -14,7 +14,7 @@ import { type Change, ChangeFeed } from '../domain/changes.js';
  * | content_list (of a campaign)   | campaign:<campaign id>, cascade            |
  * | script (of a content)          | content:<id>, cascade                      |
  * | similar_scripts                | similar                                    |
- * | campaign_stats                 | stats, stats:campaign:<id>, cascade        |
+ * | campaign_stats                 | stats, stats:campaign:<id>, cascade        | (metric ingests move it too: `stale`)
  * | cost_summary                   | costs, cascade                             |
  *
  * `cascade` moves when a client or campaign is deleted: the database deletes their
@@ -72,8 +72,13 @@ export function generationsFor(change: Change): string[] {
         ...(change.op === 'deleted' ? [gens.costs] : []),
       ];
     case 'script':
-    case 'metrics':
       return contentWrite(change.contentId, change.campaignId);
+    case 'metrics':
+      // The campaign's stats now say they are stale (until the roll-up it triggers has run).
+      return [
+        ...contentWrite(change.contentId, change.campaignId),
+        ...(change.campaignId !== undefined ? [gens.campaignStats(change.campaignId)] : []),
+      ];
     case 'campaign_stats':
       return change.campaignId === null ? [gens.stats] : [gens.campaignStats(change.campaignId)];
     case 'vendor_usage':

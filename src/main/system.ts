@@ -18,6 +18,7 @@ import { Shortcuts } from '../jobs/shortcuts.js';
 import { createMediaServices, type MediaServices } from '../media/media-services.js';
 import { settleRowsOfTask } from '../media/unfinished-rows.js';
 import { ADMIN_ENQUEUEABLE, createTaskRegistry } from '../tasks/index.js';
+import { refreshStatsOnIngest } from '../tasks/stats-refresh.js';
 import { cacheCountersSource } from '../telemetry/cache-metrics.js';
 import { dbQueryObserver } from '../telemetry/db-metrics.js';
 import { queueDepthSource } from '../telemetry/job-metrics.js';
@@ -112,6 +113,7 @@ export async function createSystem(
     observer: metrics,
   });
   const services = createDomainServices(repos, changes);
+  refreshStatsOnIngest(changes, jobs, { delayMs: config.statsRefreshDelayMs });
   let telemetry: System['telemetry'];
   if (metrics && live) {
     metrics.addScrapeSource(queueDepthSource(metrics, jobs.admin));

@@ -3,10 +3,14 @@
  * day (the day's last snapshot, since platform counters are cumulative, plus the
  * number of samples) and per campaign and day (sums over its contents, averages
  * of the rates). Idempotent: the covered days are recomputed from scratch.
- * Served by GET /api/v1/campaigns/{id}/stats.
+ * Served by GET /api/v1/campaigns/{id}/stats. A run over every day (no from/to)
+ * stamps the campaigns' computed_at, which the stats compare with their last
+ * ingest to say whether they are stale; ingesting metrics enqueues such a run
+ * (src/tasks/stats-refresh.ts).
  */
 import { Type } from '@sinclair/typebox';
 import { sql } from 'kysely';
+import { markComputed } from '../db/campaign-stats.repo.js';
 import { defineTask } from '../jobs/registry.js';
 import type { TaskDeps } from './deps.js';
 
@@ -49,6 +53,8 @@ export const aggregateStatsTask = defineTask({
         : sql`least(sum(${sql.ref(col)}), ${MAX_SAFE_SUM})`;
     const result = await db.transaction().execute(async (tx) => {
       const only = (col: string) => (campaign === null ? sql`1 = 1` : sql`${sql.ref(col)} = ${campaign}`);
+      // First, so that it takes the lock ingests also take (see markMetricsIngested).
+      if (p.from === undefined && p.to === undefined) await markComputed(tx, ctx.deps.dialect, campaign);
       await sql`delete from content_stats_daily where day between ${from} and ${to} and ${only('campaign_id')}`.execute(
         tx,
       );

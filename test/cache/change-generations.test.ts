@@ -75,7 +75,7 @@ const CASES: [string, Change, string[]][] = [
   [
     'metrics ingested',
     { entity: 'metrics', contentId: 10, campaignId: 1 },
-    ['campaign_1', 'content_10', 'content_list_1', 'script_10', 'similar'],
+    ['campaign_1', 'content_10', 'content_list_1', 'script_10', 'similar', 'stats_1'],
   ],
   ["one campaign's roll-ups", { entity: 'campaign_stats', campaignId: 1 }, ['stats_1']],
   ["every campaign's roll-ups", { entity: 'campaign_stats', campaignId: null }, ['stats_1', 'stats_2']],

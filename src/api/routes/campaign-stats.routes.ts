@@ -8,11 +8,11 @@ import type { CacheService } from '../../cache/cache.service.js';
 import { campaignStatsDeps } from '../../domain-cache/generations.js';
 import type { CampaignStatsRepo } from '../../db/campaign-stats.repo.js';
 import { notFound } from '../../errors.js';
-import { IdParams, errorResponses } from '../schemas.js';
+import { IdParams, Nullable, errorResponses } from '../schemas.js';
 
 export interface CampaignStatsRoutesOptions {
   campaignStats: CampaignStatsRepo;
-  /** Caches campaign stats until the next stats.aggregate run (absent: no cache). */
+  /** Caches campaign stats until the next stats.aggregate run or metric ingest (absent: no cache). */
   cache?: CacheService;
 }
 
@@ -54,7 +54,7 @@ export const campaignStatsRoutes: FastifyPluginAsyncTypebox<CampaignStatsRoutesO
       schema: {
         tags: ['metrics'],
         description:
-          'Daily performance of a campaign and of each of its contents, as rolled up by the stats.aggregate task (low_priority). Days without a roll-up are absent.',
+          'Daily performance of a campaign and of each of its contents, as rolled up by the stats.aggregate task (low_priority). Days without a roll-up are absent. Ingesting metrics schedules a roll-up of the campaign at the end of a STATS_REFRESH_DELAY_MS window (5 s); `computed_at` is when its last complete roll-up ran, `metrics_ingested_at` when it last got metrics, and `stale` is true while the roll-ups miss some ingested metrics.',
         params: IdParams,
         querystring: Type.Object(
           { from: Type.Optional(Day), to: Type.Optional(Day) },
@@ -65,6 +65,9 @@ export const campaignStatsRoutes: FastifyPluginAsyncTypebox<CampaignStatsRoutesO
             campaign_id: Type.Integer(),
             days: Type.Array(StatsDay),
             contents: Type.Array(ContentDay),
+            computed_at: Nullable(Type.String({ format: 'date-time' })),
+            metrics_ingested_at: Nullable(Type.String({ format: 'date-time' })),
+            stale: Type.Boolean(),
           }),
           ...errorResponses(400, 404),
         },
