@@ -97,8 +97,9 @@ describe.each(dbBackends())('campaign stats kept current (%s)', (backend) => {
       concurrency: 2,
       prefetch: 0,
       maxTasksPerChild: 100,
-      maxMemoryPerChildMb: 512,
-      shutdownTimeoutMs: 1000,
+      maxMemoryPerChild: 512,
+      shutdownTimeout: 1000,
+      metricsPort: 0,
     });
     const deadline = Date.now() + 15_000;
     let fresh = await stats();
