@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backoffDelayMs, DEFAULT_BACKOFF } from '../../src/jobs/backoff.js';
-import type { Job, StalledAttempt } from '../../src/jobs/types.js';
+import type { ClaimedJob, Job, StalledAttempt } from '../../src/jobs/types.js';
 import { type Harness, makeHarness, queueBackends, sleep, until } from './helpers.js';
 
 describe('backoff', () => {
@@ -155,6 +155,60 @@ describe.each(queueBackends())('queue contract: %s', (backend) => {
     expect(Date.now() - t0).toBeLessThan(5000);
     await expect(h.queue.cancel(active.id)).rejects.toMatchObject({ code: 'TASK_STATE_CONFLICT' });
     expect(h.log).not.toContain('never');
+  });
+
+  it('cancelling an active sandboxed task kills its child, even one that cannot hear the abort', async () => {
+    // A busy loop never returns to the child's event loop: only a kill stops it.
+    const w = h.worker({ concurrency: 1, queues: ['default'] });
+    const { id } = await h.jobs.enqueue('diagnostics.cpu', { ms: 30_000 });
+    await h.waitState(id, 'active', 20_000);
+    await until(() => w.childPids().length > 0, 10_000, 'the child to start');
+    const [pid] = w.childPids();
+    const t0 = Date.now();
+    await h.queue.cancel(id);
+    await h.waitState(id, 'cancelled', 10_000);
+    // The heartbeat carries the cancel (≤ 1 s), the child gets ABORT_GRACE_MS to return, then dies.
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await until(
+      () => {
+        try {
+          process.kill(pid as number, 0);
+          return false;
+        } catch (err) {
+          return (err as NodeJS.ErrnoException).code === 'ESRCH';
+        }
+      },
+      5000,
+      'the child to be killed',
+    );
+  });
+
+  it('a cancelled active task never runs again: not when its worker gives it back, nor when its worker died', async () => {
+    // Given back (a worker stopping) after the cancel was asked: it ends cancelled.
+    const a = await h.jobs.enqueue('test.record', { tag: 'given-back' });
+    const [held] = await h.queue.claim({ queues: ['default'], max: 1, workerId: 'stopping-worker' });
+    expect(held?.id).toBe(a.id);
+    await h.queue.cancel(a.id);
+    await h.queue.release(held as ClaimedJob, 'stopping-worker');
+    expect(await h.state(a.id)).toBe('cancelled');
+    // Its worker died before it heard of the cancel: recovery ends it cancelled, not back in its queue.
+    const b = await h.jobs.enqueue('test.record', { tag: 'dead-worker' });
+    const [lost] = await h.queue.claim({ queues: ['default'], max: 1, workerId: 'dead-worker' });
+    expect(lost?.id).toBe(b.id);
+    await h.queue.cancel(b.id);
+    await until(
+      async () => (await h.queue.recoverStalled(), (await h.state(b.id)) === 'cancelled'),
+      15_000,
+      "the dead worker's cancelled job to end cancelled",
+    );
+    // A new worker finds nothing to run.
+    const runs: string[] = [];
+    h.queue.on('active', (j) => runs.push(j.id));
+    h.worker();
+    const c = await h.jobs.enqueue('test.record', { tag: 'after' });
+    await h.waitState(c.id, 'completed');
+    expect(h.log).toEqual(['after']);
+    expect(runs.filter((id) => id === a.id || id === b.id)).toEqual([]);
   });
 
   it('redrives a failed job', async () => {

@@ -927,6 +927,9 @@ export class BullmqQueue implements JobQueue {
   }
 
   async release(job: ClaimedJob, workerId: string): Promise<void> {
+    // A job someone asked to cancel does not go back: it ends cancelled (it must never run again).
+    if (await this.conn.exists(`${this.opts.prefix}:cancel:${job.id}`))
+      return this.cancelActive(job, workerId);
     await this.bull(this.take(job)).moveToWait(workerId);
     this.events.emit('enqueued', job.queue);
   }
@@ -940,8 +943,11 @@ export class BullmqQueue implements JobQueue {
     for (const { queue, bullId } of found) {
       const j = (await this.q(queue).getJob(bullId)) as Bull | undefined;
       if (!j) continue;
+      // Back in its queue though someone asked to cancel it: it is cancelled there instead of running again.
+      const id = this.publicId(queue, bullId);
+      if (await this.conn.exists(`${this.opts.prefix}:cancel:${id}`)) await this.cancel(id);
       out.push({
-        id: this.publicId(queue, bullId),
+        id,
         queue,
         name: j.name,
         attempt: j.attemptsMade + 1,

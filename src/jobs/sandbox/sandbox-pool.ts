@@ -36,6 +36,11 @@ const loaderFlags = (module: string) => (module.endsWith('.ts') ? ['--import', '
 const LAUNCHER = fileURLToPath(
   new URL(import.meta.url.endsWith('.ts') ? './launcher.ts' : './launcher.js', import.meta.url),
 );
+/**
+ * A task told to stop (cancel, a lost lease, an immediate shutdown) has this long to return before
+ * its child, with whatever the task started, is killed.
+ */
+export const ABORT_GRACE_MS = 1000;
 /** A launcher (our own small module) not ready this long after its start is killed. */
 const LAUNCHER_START_TIMEOUT_MS = 30_000;
 /** How long a child whose socket closed waits for its exit status from the launcher. */
@@ -84,6 +89,8 @@ interface Exchange {
   resolve(result: unknown): void;
   reject(err: unknown): void;
   hard: NodeJS.Timeout | undefined;
+  /** Armed by an abort: the kill if the task does not return within ABORT_GRACE_MS. */
+  abortKill: NodeJS.Timeout | undefined;
   unsubscribe: () => void;
 }
 
@@ -207,7 +214,14 @@ export class SandboxPool {
         reject(new Error(`sandbox child ${child.pid} exited before task ${task.name} (${child.status})`));
         return;
       }
-      const ex: Exchange = { task, resolve, reject, hard: undefined, unsubscribe: () => undefined };
+      const ex: Exchange = {
+        task,
+        resolve,
+        reject,
+        hard: undefined,
+        abortKill: undefined,
+        unsubscribe: () => undefined,
+      };
       child.current = ex;
       if (task.hardTimeoutMs)
         ex.hard = setTimeout(() => {
@@ -219,12 +233,22 @@ export class SandboxPool {
           this.retire(child, 'SIGKILL');
           reject(new TaskTimeoutError(`hard timeout after ${task.hardTimeoutMs} ms (child killed)`, 'hard'));
         }, task.hardTimeoutMs);
-      const sendAbort = (reason: unknown) =>
+      const sendAbort = (reason: unknown) => {
         child.send({
           type: 'abort',
           id: task.id,
           reason: describeError(reason).cancelled ? 'cancel' : 'shutdown',
         });
+        ex.abortKill = setTimeout(() => {
+          this.end(child, ex);
+          this.opts.logger.warn(
+            { pid: child.pid, task: task.name, jobId: task.id, graceMs: ABORT_GRACE_MS },
+            'aborted task did not return: killing sandbox child',
+          );
+          this.retire(child, 'SIGKILL');
+          reject(reason instanceof Error ? reason : new Error(String(reason)));
+        }, ABORT_GRACE_MS);
+      };
       child.send({
         type: 'run',
         id: task.id,
@@ -242,6 +266,7 @@ export class SandboxPool {
   /** Ends the child's current exchange (its answer, its exit or its hard timeout, whichever comes first). */
   private end(child: Child, ex: Exchange): void {
     clearTimeout(ex.hard);
+    clearTimeout(ex.abortKill);
     ex.unsubscribe();
     if (child.current === ex) child.current = undefined;
   }

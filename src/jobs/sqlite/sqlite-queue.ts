@@ -201,9 +201,13 @@ export class SqliteQueue implements JobQueue {
         `update jobs set state = 'cancelled', error = 'cancelled', finished_at = ?, lease_until = null
          where id = ? and state = 'active' and worker = ?`,
       ),
-      release: d.prepare<[number, number, string]>(
-        `update jobs set state = 'waiting', attempts_made = max(attempts_made - 1, 0), lease_until = null, worker = null, run_at = ?
-         where id = ? and state = 'active' and worker = ?`,
+      // A job someone asked to cancel does not go back: it ends cancelled (it must never run again).
+      release: d.prepare<[number, number, number, string], { state: string }>(
+        `update jobs set state = iif(cancel_requested, 'cancelled', 'waiting'),
+           error = iif(cancel_requested, 'cancelled', error), finished_at = iif(cancel_requested, ?, finished_at),
+           attempts_made = iif(cancel_requested, attempts_made, max(attempts_made - 1, 0)),
+           lease_until = null, worker = iif(cancel_requested, worker, null), run_at = ?
+         where id = ? and state = 'active' and worker = ? returning state`,
       ),
       progress: d.prepare<[number, number, string]>(
         `update jobs set progress = ? where id = ? and state = 'active' and worker = ?`,
@@ -233,8 +237,11 @@ export class SqliteQueue implements JobQueue {
            from jobs indexed by jobs_state where state = 'active' and
            (lease_until < ? or worker in (select id from workers where last_seen < ?))`,
       ),
-      requeueStalled: d.prepare<[number, number]>(
-        `update jobs set state = 'waiting', stalls = stalls + 1, attempts_made = max(attempts_made - 1, 0),
+      // As release: a stalled job someone asked to cancel ends cancelled instead of running again.
+      requeueStalled: d.prepare<[number, number, number]>(
+        `update jobs set state = iif(cancel_requested, 'cancelled', 'waiting'), stalls = stalls + 1,
+           error = iif(cancel_requested, 'cancelled', error), finished_at = iif(cancel_requested, ?, finished_at),
+           attempts_made = iif(cancel_requested, attempts_made, max(attempts_made - 1, 0)),
            run_at = ?, lease_until = null, worker = null where id = ? and state = 'active'`,
       ),
       killStalled: d.prepare<[string, number, number]>(
@@ -614,13 +621,16 @@ export class SqliteQueue implements JobQueue {
         return this.stmts.cancelActive.run(now, id, workerId).changes === 1
           ? () => this.emit('failed', s.job.id, 'cancelled', true)
           : undefined;
-      case 'release':
-        return this.stmts.release.run(now, id, workerId).changes === 1
+      case 'release': {
+        const released = this.stmts.release.get(now, now, id, workerId);
+        if (released?.state === 'cancelled') return () => this.emit('failed', s.job.id, 'cancelled', true);
+        return released
           ? () => {
               this.localVersion++;
               this.emit('enqueued', s.job.queue);
             }
           : undefined;
+      }
     }
   }
 
@@ -668,7 +678,7 @@ export class SqliteQueue implements JobQueue {
               now,
               r.id,
             );
-          else this.stmts.requeueStalled.run(now, r.id);
+          else this.stmts.requeueStalled.run(now, now, r.id);
           return {
             id: String(r.id),
             queue: r.queue,
