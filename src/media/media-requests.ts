@@ -15,6 +15,11 @@ import type { MediaServices } from './media-services.js';
 import type { FileDownload } from './storage/media-store.js';
 import type { NarrationManifest } from './narration.service.js';
 import { estimateNarration, type NarrationEstimate } from './pricing.js';
+import {
+  backgroundAssetId,
+  DEFAULT_RENDER_OPTIONS,
+  type RenderOptions as RenderOptionsStored,
+} from './render/render-options.js';
 import { RENDER_PRESETS, type RenderQuality } from './render/presets.js';
 import { silentBlockDuration } from './render/render.service.js';
 import { countSyllables } from './stt/acoustic.verifier.js';
@@ -43,6 +48,16 @@ export interface RenderOptions {
   quality?: RenderQuality;
   /** Render without narration, timed by block durations. */
   silent?: boolean;
+  /** A title card with the content's title (default false). */
+  title_card?: boolean;
+  /** An end card with this call to action (default none). */
+  end_card?: string;
+  /** Image backgrounds zoom slowly (default false). */
+  zoom?: boolean;
+  /** Mix the chosen music under the narration (default true). */
+  music?: boolean;
+  /** Draw the client's logo (default true). */
+  logo?: boolean;
 }
 
 export interface GenerationDetails {
@@ -107,6 +122,13 @@ export class MediaRequests {
       );
     const preset = o.preset ?? c.platform;
     const size = RENDER_PRESETS[preset];
+    const options: RenderOptionsStored = {
+      titleCard: o.title_card ?? DEFAULT_RENDER_OPTIONS.titleCard,
+      endCard: o.end_card ?? DEFAULT_RENDER_OPTIONS.endCard,
+      zoom: o.zoom ?? DEFAULT_RENDER_OPTIONS.zoom,
+      music: o.music ?? DEFAULT_RENDER_OPTIONS.music,
+      logo: o.logo ?? DEFAULT_RENDER_OPTIONS.logo,
+    };
     const row = await repo.createRender({
       content_id: c.content_id,
       preset,
@@ -114,6 +136,9 @@ export class MediaRequests {
       height: size.height,
       fps: size.fps,
     });
+    await repo.updateRender(row.id, { options: JSON.stringify(options) });
+    // The assets this render will read: deleting one is refused until the render ends.
+    await this.media.assetsRepo.recordRenderAssets(row.id, await this.assetsUsed(c, options));
     const taskId = await this.enqueueForRow(
       'video.render',
       { render_id: row.id, quality: o.quality ?? 'medium', ...(o.silent ? { silent: true } : {}) },
@@ -121,6 +146,22 @@ export class MediaRequests {
       (patch) => repo.updateRender(row.id, patch),
     );
     return { taskId, renderId: row.id };
+  }
+
+  private async assetsUsed(c: ContentContext, o: RenderOptionsStored): Promise<number[]> {
+    const assets = this.media.assetsRepo;
+    const ids = c.blocks.map(backgroundAssetId).filter((id): id is number => id !== undefined);
+    const logo = o.logo ? await assets.choice('client', c.client_id, 'logo') : undefined;
+    const music = o.music
+      ? ((await assets.choice('content', c.content_id, 'music')) ??
+        (await assets.choice('campaign', c.campaign_id, 'music')))
+      : undefined;
+    const existing = await Promise.all(ids.map((id) => assets.get(id)));
+    return [
+      ...existing.filter((a) => a?.client_id === c.client_id).map((a) => a?.id ?? 0),
+      ...(logo ? [logo.id] : []),
+      ...(music ? [music.id] : []),
+    ];
   }
 
   /** Checks every content, then queues their narration as one audio.batch task. */
@@ -226,9 +267,16 @@ export class MediaRequests {
     return this.download(r.path, 'image/png', `render-${id}.png`);
   }
 
+  /** A render's captions, with the burned-in timings: SubRip or WebVTT. */
+  async captionsDownload(id: number, format: 'srt' | 'vtt'): Promise<FileDownload> {
+    const srt = format === 'srt';
+    const r = await this.renderWithFile(id, srt ? 'captions_srt_path' : 'captions_vtt_path', 'captions');
+    return this.download(r.path, srt ? 'application/x-subrip' : 'text/vtt', `render-${id}.${format}`);
+  }
+
   private async renderWithFile(
     id: number,
-    column: 'output_path' | 'thumbnail_path',
+    column: 'output_path' | 'thumbnail_path' | 'captions_srt_path' | 'captions_vtt_path',
     what: string,
   ): Promise<{ path: string }> {
     const r = await this.render(id);

@@ -143,6 +143,7 @@ export function createMediaServices(
   });
   const renders = new RenderService({
     repo,
+    assets: assetsRepo,
     storage,
     scratchDir: config.scratchDir,
     narration,

@@ -23,6 +23,7 @@ export type RenderPatch = Omit<Updateable<RendersTable>, 'id' | 'content_id' | '
 export interface ContentContext {
   content_id: number;
   campaign_id: number;
+  client_id: number;
   title: string;
   platform: Platform;
   status: ContentStatus;
@@ -144,6 +145,7 @@ export class MediaRepo {
       .select([
         'c.id as content_id',
         'c.campaign_id',
+        'g.client_id',
         'c.title',
         'c.platform',
         'c.status',

@@ -49,3 +49,26 @@ export function makeTone(opts: { seconds?: number; hz?: number; ext?: 'mp3' | 'w
     path.join(dir(), `tone.${ext}`),
   );
 }
+
+/** One decoded video frame at `t` seconds as raw pixels (`gray`: 1 byte each; `rgb24`: 3). */
+export function videoFrame(file: string, t: number, pixFmt: 'gray' | 'rgb24'): Buffer {
+  return execFileSync(
+    FFMPEG,
+    [
+      '-v',
+      'error',
+      '-ss',
+      String(t),
+      '-i',
+      file,
+      '-frames:v',
+      '1',
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      pixFmt,
+      '-',
+    ],
+    { maxBuffer: 64 * 1024 * 1024 },
+  );
+}

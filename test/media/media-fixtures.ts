@@ -22,7 +22,7 @@ export function tempDir(prefix = 'ov-media-'): string {
 }
 
 export function mediaConfig(env: Record<string, string> = {}): MediaConfig {
-  return loadMediaConfig({ MEDIA_DIR: tempDir(), ...env });
+  return loadMediaConfig({ MEDIA_DIR: tempDir(), MEDIA_SCRATCH_DIR: tempDir('ov-scratch-'), ...env });
 }
 
 export interface SeededContent {

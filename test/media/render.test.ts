@@ -10,6 +10,7 @@ import { RENDER_PRESETS } from '../../src/media/render/presets.js';
 import { RenderInputError, RenderService } from '../../src/media/render/render.service.js';
 import { defaultFontFile, renderVideo, type TimelineBlock } from '../../src/media/render/renderer.js';
 import { dbBackends, freshDatabaseConfig } from '../support/backends.js';
+import { videoFrame } from './asset-fixtures.js';
 import {
   mediaConfig,
   openMigrated,
@@ -51,27 +52,7 @@ function probe(file: string): Probe {
 }
 
 /** One video frame at `t` seconds as 8-bit grey pixels. */
-function frameAt(file: string, t: number): Buffer {
-  return execFileSync(
-    FFMPEG,
-    [
-      '-v',
-      'error',
-      '-ss',
-      String(t),
-      '-i',
-      file,
-      '-frames:v',
-      '1',
-      '-f',
-      'rawvideo',
-      '-pix_fmt',
-      'gray',
-      '-',
-    ],
-    { maxBuffer: 64 * 1024 * 1024 },
-  );
-}
+const frameAt = (file: string, t: number) => videoFrame(file, t, 'gray');
 
 function differingPixels(a: Buffer, b: Buffer, tolerance = 24): number {
   expect(a.length).toBe(b.length);
@@ -220,24 +201,9 @@ describe.each(dbBackends())('video rendering (%s)', (backend) => {
     const out = await media.renders.render({ renderId: row.id, quality: 'high', silent: true });
     const file = await storedFile(media.storage, out.outputPath);
     const rgbAt = (t: number) => {
-      const px = execFileSync(FFMPEG, [
-        '-v',
-        'error',
-        '-ss',
-        String(t),
-        '-i',
-        file,
-        '-frames:v',
-        '1',
-        '-vf',
-        'crop=2:2:100:100',
-        '-f',
-        'rawvideo',
-        '-pix_fmt',
-        'rgb24',
-        '-',
-      ]);
-      return [px[0] ?? 0, px[1] ?? 0, px[2] ?? 0];
+      const i = (100 * 1280 + 100) * 3;
+      const px = videoFrame(file, t, 'rgb24');
+      return [px[i] ?? 0, px[i + 1] ?? 0, px[i + 2] ?? 0];
     };
     const dominant = (rgb: number[]) => ['red', 'green', 'blue'][rgb.indexOf(Math.max(...rgb))];
     expect(dominant(rgbAt(0.5))).toBe('blue'); // brand colour
@@ -260,6 +226,7 @@ describe.each(dbBackends())('video rendering (%s)', (backend) => {
     );
     const noFfmpeg = new RenderService({
       repo: media.repo,
+      assets: media.assetsRepo,
       storage: media.storage,
       scratchDir: tempDir(),
       narration: media.narration,
@@ -336,6 +303,8 @@ describe('renderer: captions and faults', () => {
 
   it('ffmpeg killed mid-render: an error with the tail of its stderr', async () => {
     let spawns = 0;
+    let encodePid: number | undefined;
+    let killed = false;
     const err = await renderVideo(
       {
         preset: RENDER_PRESETS.tiktok,
@@ -358,8 +327,15 @@ describe('renderer: captions and faults', () => {
         ffmpeg: FFMPEG,
         timeoutMs: 60_000,
         onSpawn: (pid) => {
-          // The second process is the encode: kill it once it is running.
-          if (++spawns === 2) setTimeout(() => process.kill(pid, 'SIGKILL'), 500);
+          // The second process is the encode (no audio to mix here).
+          if (++spawns === 2) encodePid = pid;
+        },
+        onProgress: (p) => {
+          // Killed once the encode reports progress, so it has started writing (and logging).
+          if (p > 12 && encodePid !== undefined && !killed) {
+            killed = true;
+            process.kill(encodePid, 'SIGKILL');
+          }
         },
       },
     ).catch((e: unknown) => e);

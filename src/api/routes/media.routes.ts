@@ -14,7 +14,7 @@ import type { Render } from '../../media/media.repo.js';
 import type { GenerationDetails, MediaRequests } from '../../media/media-requests.js';
 import { RENDER_QUALITIES } from '../../media/render/presets.js';
 import { sendDownload } from '../file-download.js';
-import { DateOnly, Id, IdParams, Nullable, Platform, StringEnum, errorResponses } from '../schemas.js';
+import { DateOnly, Id, IdParams, Nullable, Platform, StringEnum, Text, errorResponses } from '../schemas.js';
 
 export interface MediaRoutesOptions {
   media: MediaRequests;
@@ -102,6 +102,11 @@ const RenderSchema = Type.Object({
   finished_at: Nullable(Type.String()),
   download_url: Nullable(Type.String()),
   thumbnail_url: Nullable(Type.String()),
+  captions_srt_url: Nullable(Type.String()),
+  captions_vtt_url: Nullable(Type.String()),
+  options: Nullable(
+    Type.Unknown({ description: 'what the render was asked for (cards, zoom, music, logo)' }),
+  ),
 });
 
 const Accepted = (idField: string) =>
@@ -167,6 +172,9 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
       finished_at: r.finished_at,
       download_url: r.output_path ? `/api/v1/renders/${r.id}/download` : null,
       thumbnail_url: r.thumbnail_path ? `/api/v1/renders/${r.id}/thumbnail` : null,
+      captions_srt_url: r.captions_srt_path ? `/api/v1/renders/${r.id}/captions.srt` : null,
+      captions_vtt_url: r.captions_vtt_path ? `/api/v1/renders/${r.id}/captions.vtt` : null,
+      options: r.options ? (JSON.parse(r.options) as unknown) : null,
     };
   }
 
@@ -243,6 +251,24 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
             preset: Type.Optional(Platform),
             quality: Type.Optional(StringEnum(RENDER_QUALITIES)),
             silent: Type.Optional(Type.Boolean()),
+            title_card: Type.Optional(
+              Type.Boolean({
+                description: "a 2 s title card with the content's title first (default false)",
+              }),
+            ),
+            end_card: Type.Optional({
+              ...Text(120, 1),
+              description: 'an end card with this call to action (2.5 s)',
+            }),
+            zoom: Type.Optional(
+              Type.Boolean({ description: 'image backgrounds zoom slowly (default false)' }),
+            ),
+            music: Type.Optional(
+              Type.Boolean({
+                description: "mix the content's (else the campaign's) music, ducked (default true)",
+              }),
+            ),
+            logo: Type.Optional(Type.Boolean({ description: "draw the client's logo (default true)" })),
           },
           { additionalProperties: false },
         ),
@@ -275,6 +301,26 @@ export const mediaRoutes: FastifyPluginAsyncTypebox<MediaRoutesOptions> = async 
       const id = fileId(req.params.id);
       if (id === undefined) throw notFound('RENDER_NOT_FOUND', 'render', req.params.id);
       return sendDownload(req, reply, await media.renderDownload(id));
+    },
+  );
+
+  app.get(
+    '/renders/:id/captions.:format',
+    {
+      schema: {
+        tags,
+        description: `The captions as SubRip (\`captions.srt\`) or WebVTT (\`captions.vtt\`), with the timings burned into the MP4. ${DOWNLOAD_NOTE}`,
+        params: Type.Object(
+          { id: Type.String({ minLength: 1, maxLength: 200 }), format: StringEnum(['srt', 'vtt'] as const) },
+          { additionalProperties: false },
+        ),
+        response: errorResponses(400, 404, 416),
+      },
+    },
+    async (req, reply) => {
+      const id = fileId(req.params.id);
+      if (id === undefined) throw notFound('RENDER_NOT_FOUND', 'render', req.params.id);
+      return sendDownload(req, reply, await media.captionsDownload(id, req.params.format));
     },
   );
 

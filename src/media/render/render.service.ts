@@ -9,7 +9,17 @@ import type { NarrationService } from '../narration.service.js';
 import { type MediaStore, mediaKeys } from '../storage/media-store.js';
 import { countSyllables } from '../stt/acoustic.verifier.js';
 import { RENDER_PRESETS, type RenderQuality } from './presets.js';
+import type { Asset, AssetsRepo } from '../assets/assets.repo.js';
+import { type CaptionCue, toSrt, toVtt } from './captions.js';
+import {
+  backgroundAssetId,
+  END_CARD_S,
+  parseRenderOptions,
+  type RenderOptions,
+  TITLE_CARD_S,
+} from './render-options.js';
 import { type Background, renderVideo, type TimelineBlock } from './renderer.js';
+import { SAFE_AREAS } from './safe-areas.js';
 
 export interface RenderRequest {
   renderId: number;
@@ -43,6 +53,8 @@ export class RenderInputError extends Error {
 
 export interface RenderServiceDeps {
   repo: MediaRepo;
+  /** Uploaded assets: backgrounds, the client's logo, music. */
+  assets: AssetsRepo;
   storage: MediaStore;
   /** This process's working directory: inputs are fetched and ffmpeg writes here before upload. */
   scratchDir: string;
@@ -68,25 +80,50 @@ export function silentBlockDuration(b: Pick<ScriptBlock, 'duration_s' | 'text'>)
 export class RenderService {
   constructor(private readonly deps: RenderServiceDeps) {}
 
+  private brandColor(ctx: ContentContext): string {
+    return ctx.brand_color && HEX.test(ctx.brand_color) ? ctx.brand_color : DEFAULT_BACKGROUND;
+  }
+
+  /**
+   * A block's background: `#RRGGBB`; `asset:<id>` (an image or clip the
+   * client uploaded, fetched into the scratch directory); a key in media
+   * storage (an image); else the client's brand colour.
+   */
   private async background(
     b: ScriptBlock | undefined,
-    brand: string | null,
+    ctx: ContentContext,
+    opts: RenderOptions,
     workDir: string,
   ): Promise<Background> {
-    const fallback = brand && HEX.test(brand) ? brand : DEFAULT_BACKGROUND;
+    const fallback: Background = { kind: 'color', color: this.brandColor(ctx) };
     const value = b?.background?.trim();
-    if (!value) return { kind: 'color', color: fallback };
+    if (!b || !value) return fallback;
     if (HEX.test(value)) return { kind: 'color', color: value.startsWith('#') ? value : `#${value}` };
-    // Anything else names an image in media storage (never outside it).
+    const inputs = path.join(workDir, 'inputs');
+    const assetId = backgroundAssetId(b);
+    if (assetId !== undefined) {
+      const a = await this.deps.assets.get(assetId);
+      if (a && a.client_id === ctx.client_id && a.kind !== 'audio') {
+        const file = await this.deps.storage.localCopy(a.storage_key, inputs);
+        return a.kind === 'clip'
+          ? { kind: 'clip', path: file }
+          : { kind: 'image', path: file, zoom: opts.zoom };
+      }
+      this.deps.logger.warn(
+        { background: value, block: b.id },
+        "block background asset is missing, not this client's, or audio; using the brand colour",
+      );
+      return fallback;
+    }
     try {
-      return { kind: 'image', path: await this.deps.storage.localCopy(value, path.join(workDir, 'inputs')) };
+      return { kind: 'image', path: await this.deps.storage.localCopy(value, inputs), zoom: opts.zoom };
     } catch (err) {
       this.deps.logger.warn(
         { background: value, err },
-        'block background is not a colour or a stored image; using the brand colour',
+        'block background is not a colour, an asset or a stored image; using the brand colour',
       );
     }
-    return { kind: 'color', color: fallback };
+    return fallback;
   }
 
   async render(req: RenderRequest): Promise<RenderOutcome> {
@@ -118,25 +155,32 @@ export class RenderService {
   ): Promise<RenderOutcome> {
     const { repo, storage } = this.deps;
 
+    const opts = parseRenderOptions(row.options);
+    const inputs = path.join(workDir, 'inputs');
+    const fetch = (a: Asset) => storage.localCopy(a.storage_key, inputs);
+    const offset = opts.titleCard ? TITLE_CARD_S : 0;
     const byId = new Map(ctx.blocks.map((b) => [b.id, b]));
-    let timeline: TimelineBlock[];
-    let durationS: number;
+    const timeline: TimelineBlock[] = [];
+    const cues: CaptionCue[] = [];
+    const speech: { start_s: number; end_s: number }[] = [];
+    let bodyS: number;
     let audioFile: string | undefined;
     let audioGenerationId: number | null = null;
     if (req.silent) {
-      timeline = [];
-      let at = 0;
+      let at = offset;
       for (const b of ctx.blocks) {
         const d = silentBlockDuration(b);
+        const caption = b.subtitle_text ?? b.text;
         timeline.push({
           start_s: at,
           end_s: at + d,
-          caption: b.subtitle_text ?? b.text,
-          background: await this.background(b, ctx.brand_color, workDir),
+          caption,
+          background: await this.background(b, ctx, opts, workDir),
         });
+        cues.push({ start_s: at, end_s: at + d, text: caption });
         at += d;
       }
-      durationS = at;
+      bodyS = at - offset;
     } else {
       const audio = await repo.latestGoodAudio(row.content_id);
       const manifest = audio ? await this.deps.narration.manifest(audio.id) : undefined;
@@ -145,19 +189,42 @@ export class RenderService {
           `content ${row.content_id} has no narration; generate audio first or ask for a silent render`,
         );
       audioGenerationId = audio.id;
-      audioFile = await storage.localCopy(manifest.wav, path.join(workDir, 'inputs'));
-      durationS = manifest.duration_s;
-      timeline = [];
+      audioFile = await storage.localCopy(manifest.wav, inputs);
+      bodyS = manifest.duration_s;
       for (const t of manifest.timings) {
         const b = byId.get(t.block_id);
-        timeline.push({
-          start_s: t.start_s,
-          end_s: t.end_s,
-          caption: b?.subtitle_text ?? t.subtitle_text ?? b?.text ?? t.text,
-          background: await this.background(b, ctx.brand_color, workDir),
-        });
+        const caption = b?.subtitle_text ?? t.subtitle_text ?? b?.text ?? t.text;
+        const span = { start_s: t.start_s + offset, end_s: t.end_s + offset };
+        timeline.push({ ...span, caption, background: await this.background(b, ctx, opts, workDir) });
+        cues.push({ ...span, text: caption });
+        speech.push(span);
       }
     }
+    const brand = { kind: 'color', color: this.brandColor(ctx) } as const;
+    if (opts.titleCard)
+      timeline.unshift({
+        start_s: 0,
+        end_s: TITLE_CARD_S,
+        caption: ctx.title,
+        background: brand,
+        card: true,
+      });
+    let durationS = offset + bodyS;
+    if (opts.endCard) {
+      timeline.push({
+        start_s: durationS,
+        end_s: durationS + END_CARD_S,
+        caption: opts.endCard,
+        background: brand,
+        card: true,
+      });
+      durationS += END_CARD_S;
+    }
+    const logo = opts.logo ? await this.deps.assets.choice('client', ctx.client_id, 'logo') : undefined;
+    const music = opts.music
+      ? ((await this.deps.assets.choice('content', ctx.content_id, 'music')) ??
+        (await this.deps.assets.choice('campaign', ctx.campaign_id, 'music')))
+      : undefined;
 
     const dir = mediaKeys.renderDir(row.id);
     const outputPath = `${dir}/video.mp4`;
@@ -173,6 +240,10 @@ export class RenderService {
           blocks: timeline,
           durationS,
           audioFile,
+          audioOffsetS: offset,
+          music: music ? { file: await fetch(music), speech } : undefined,
+          logoFile: logo ? await fetch(logo) : undefined,
+          safeArea: SAFE_AREAS[row.preset],
           fontFile: this.deps.fontFile,
           outputFile,
           thumbnailFile,
@@ -187,6 +258,10 @@ export class RenderService {
         },
       );
       // Uploaded before the row says so: a render is "succeeded" only once its files are stored.
+      const srtPath = `${dir}/captions.srt`;
+      const vttPath = `${dir}/captions.vtt`;
+      await storage.put(srtPath, toSrt(cues), { contentType: 'application/x-subrip' });
+      await storage.put(vttPath, toVtt(cues), { contentType: 'text/vtt' });
       await storage.putFile(thumbnailPath, thumbnailFile, { contentType: 'image/png' });
       await storage.putFile(outputPath, outputFile, { contentType: 'video/mp4' });
       await repo.updateRender(row.id, {
@@ -196,6 +271,8 @@ export class RenderService {
         fps: preset.fps,
         output_path: outputPath,
         thumbnail_path: thumbnailPath,
+        captions_srt_path: srtPath,
+        captions_vtt_path: vttPath,
         duration_s: Math.round(durationS * 1000) / 1000,
         size_bytes: result.sizeBytes,
         error: null,
