@@ -9,6 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../../src/db/database.js';
+import { ChangeFeed } from '../../src/domain/changes.js';
 import type { Asset } from '../../src/media/assets/assets.repo.js';
 import { createMediaServices, type MediaServices } from '../../src/media/media-services.js';
 import { RENDER_PRESETS } from '../../src/media/render/presets.js';
@@ -95,6 +96,7 @@ describe.each(['local', 's3'] as const)('rich render (%s storage)', (storageKind
       handle.db,
       handle.dialect,
       silentLogger,
+      { changes: new ChangeFeed(silentLogger) },
     );
     expect(media.storage.kind).toBe(storageKind);
   });
