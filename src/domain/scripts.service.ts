@@ -21,6 +21,11 @@ export interface SimilarScript {
   platform: Platform;
   concept_tone: string | null;
   performance_score: number;
+  /**
+   * With `q`: how well the script matches, 0–100, relative to the best match of the same
+   * query (which is 100; 50 is half as relevant by the database's full-text ranking:
+   * BM25 on SQLite, ts_rank on PostgreSQL); one decimal. Null without `q`.
+   */
   relevance: number | null;
   excerpt: string;
 }
@@ -88,8 +93,12 @@ export class ScriptsService {
       terms,
       limit: opts.limit,
     });
-    return rows.map(({ body, ...r }) => ({
+    // The engines' raw scores have no fixed scale (SQLite's BM25 for a term in most scripts
+    // is about 1e-6): scale them to the best match, which is always on the first page.
+    const best = rows.reduce((m, r) => Math.max(m, r.relevance ?? 0), 0);
+    return rows.map(({ body, relevance, ...r }) => ({
       ...r,
+      relevance: relevance === null ? null : best > 0 ? Math.round((relevance / best) * 1000) / 10 : 100,
       excerpt: body.length > 200 ? `${body.slice(0, 199)}…` : body,
     }));
   }

@@ -420,6 +420,25 @@ describe.each(dbBackends())('domain API on %s', (backend) => {
       expect(await ids('platform=youtube&tone=warm-sim')).toEqual([a, b]);
       const ranked = await ids(`platform=youtube&q=${encodeURIComponent('라떼')}&limit=50`);
       expect(ranked).toEqual([b, a]); // b mentions 라떼 far more often
+      // Relevance on its documented scale: 0–100, the best match of the query 100, in rank order.
+      const scored = (
+        await call('GET', `/api/v1/scripts/similar?platform=youtube&q=${encodeURIComponent('라떼')}&limit=50`)
+      ).body.items as { content_id: number; relevance: number }[];
+      expect(scored[0]?.relevance).toBe(100);
+      for (let i = 1; i < scored.length; i++) {
+        expect(scored[i]!.relevance).toBeGreaterThanOrEqual(0);
+        expect(scored[i]!.relevance).toBeLessThanOrEqual(scored[i - 1]!.relevance);
+      }
+      const rel = (id: number) => scored.find((x) => x.content_id === id)!.relevance;
+      expect(rel(a)).toBeGreaterThan(0);
+      expect(rel(a)).toBeLessThan(rel(b));
+      expect(
+        (
+          (await call('GET', '/api/v1/scripts/similar?platform=youtube&limit=5')).body.items as {
+            relevance: null;
+          }[]
+        ).every((x) => x.relevance === null),
+      ).toBe(true);
       expect(await ids(`platform=youtube&q=${encodeURIComponent('에스프레소')}`)).toEqual([c]);
       expect(await ids('platform=tiktok&q=zzzz')).toEqual([]);
       const one = await call(

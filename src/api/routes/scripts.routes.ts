@@ -33,7 +33,14 @@ const SimilarSchema = Type.Object({
   platform: Platform,
   concept_tone: Nullable(Type.String()),
   performance_score: Type.Number(),
-  relevance: Nullable(Type.Number()),
+  relevance: Nullable(
+    Type.Number({
+      minimum: 0,
+      maximum: 100,
+      description:
+        'With q: 0–100 relative to the best match of the same query (100); 50 is half as relevant by the full-text ranking (BM25 on SQLite, ts_rank on PostgreSQL). Null without q.',
+    }),
+  ),
   excerpt: Type.String(),
 });
 
