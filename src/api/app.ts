@@ -21,6 +21,9 @@ import { registerHttpMetrics } from './plugins/http-metrics.js';
 import type { LiveSummary } from '../telemetry/live-summary.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { observabilityRoutes } from './routes/observability.routes.js';
+import { alertsRoutes } from './routes/alerts.routes.js';
+import type { AlertsRepo } from '../db/alerts.repo.js';
+import type { AlertNotifier } from '../telemetry/alerts/alert-notifier.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { registerErrorHandling, sendError, toAppError } from './plugins/errors.js';
 import { ajvOptions, registerStrictInput } from './plugins/strict-input.js';
@@ -68,6 +71,8 @@ export interface AppDeps {
   assets?: { service: AssetService; maxBytes: number };
   /** The live figures over every process (/observability/summary and /stream). */
   liveSummary?: LiveSummary;
+  /** Alert history and test notifications (/alerts, /alerts/test). */
+  alerts?: { repo: AlertsRepo; notifier: AlertNotifier };
 }
 
 const API_PREFIX = '/api/v1';
@@ -154,6 +159,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await api.register(metricsRoutes, { metrics: s.metrics });
       await api.register(keysRoutes, { apiKeys: deps.apiKeys });
       if (deps.liveSummary) await api.register(observabilityRoutes, { summary: deps.liveSummary });
+      if (deps.alerts) await api.register(alertsRoutes, deps.alerts);
       if (deps.cache) await api.register(cacheRoutes, { cache: deps.cache });
       await api.register(campaignStatsRoutes, { campaignStats: deps.campaignStats, cache: deps.cache });
       if (deps.jobs) {

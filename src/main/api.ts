@@ -21,6 +21,7 @@ export function appDepsFrom(system: System, overrides: Partial<AppDeps> = {}): A
     metrics: system.telemetry?.metrics,
     assets: { service: system.media.assets, maxBytes: system.config.media.assets.maxBytes },
     liveSummary: system.telemetry?.summary,
+    alerts: system.telemetry?.alerts,
     ...overrides,
   };
 }
@@ -33,6 +34,7 @@ export async function serve(system: System): Promise<FastifyInstance> {
   const app = await buildApp(appDepsFrom(system));
   await app.listen({ port: system.config.port, host: system.config.host });
   system.telemetry?.publisher.begin('api');
+  system.telemetry?.alerts.evaluator?.start();
   const { telemetry } = system.config;
   const metrics = system.telemetry?.metrics;
   if (metrics && telemetry.apiMetricsPort !== undefined) {

@@ -199,6 +199,30 @@ export function buildCli(): Command {
     );
 
   program
+    .command('alerts')
+    .description('Alert notifications (see docs/observability.md)')
+    .command('test')
+    .description(
+      'Send a test notification to each configured channel (Slack, email, webhook) and report each result',
+    )
+    .action(() =>
+      withSystem(async (s) => {
+        const notifier = s.telemetry?.alerts.notifier;
+        if (!notifier || notifier.channelNames.length === 0) {
+          process.stderr.write(
+            'no alert channel is configured: set ALERT_SLACK_WEBHOOK_URL, ALERT_SMTP_URL with ALERT_EMAIL_TO, or ALERT_WEBHOOK_URL\n',
+          );
+          process.exitCode = 1;
+          return;
+        }
+        for (const r of await notifier.test()) {
+          process.stdout.write(r.ok ? `${r.channel}: sent\n` : `${r.channel}: FAILED: ${r.error}\n`);
+          if (!r.ok) process.exitCode = 1;
+        }
+      }),
+    );
+
+  program
     .command('seed-demo')
     .description('Create a sample client, campaign and content with a Korean script')
     .action(() =>

@@ -22,6 +22,9 @@ import { refreshStatsOnIngest } from '../tasks/stats-refresh.js';
 import { cacheCountersSource } from '../telemetry/cache-metrics.js';
 import { dbQueryObserver } from '../telemetry/db-metrics.js';
 import { queueDepthSource } from '../telemetry/job-metrics.js';
+import { AlertsRepo } from '../db/alerts.repo.js';
+import { AlertEvaluator } from '../telemetry/alerts/alert-evaluator.js';
+import { AlertNotifier } from '../telemetry/alerts/alert-notifier.js';
 import { LivePublisher } from '../telemetry/live-publisher.js';
 import { LiveRecorder } from '../telemetry/live-recorder.js';
 import { LiveSummary } from '../telemetry/live-summary.js';
@@ -55,7 +58,13 @@ export interface System {
    * This process's Prometheus metrics and live figures (the roots start `publisher`; `summary`
    * merges every process's figures); absent with METRICS_ENABLED=false.
    */
-  telemetry?: { metrics: Metrics; live: LiveRecorder; publisher: LivePublisher; summary: LiveSummary };
+  telemetry?: {
+    metrics: Metrics;
+    live: LiveRecorder;
+    publisher: LivePublisher;
+    summary: LiveSummary;
+    alerts: { repo: AlertsRepo; notifier: AlertNotifier; evaluator: AlertEvaluator | undefined };
+  };
   close(): Promise<void>;
 }
 
@@ -119,18 +128,33 @@ export async function createSystem(
     metrics.addScrapeSource(queueDepthSource(metrics, jobs.admin));
     const cacheSource = cache ? cacheCountersSource(metrics, cache, live) : undefined;
     if (cacheSource) metrics.addScrapeSource(cacheSource);
-    telemetry = {
-      metrics,
-      live,
-      publisher: new LivePublisher({
-        db: database.db,
-        recorder: live,
-        intervalMs: config.telemetry.publishMs,
-        logger,
-        beforeTake: cacheSource,
-      }),
-      summary: new LiveSummary({ db: database.db, counts: () => jobs.admin.counts() }),
-    };
+    const publisher = new LivePublisher({
+      db: database.db,
+      recorder: live,
+      intervalMs: config.telemetry.publishMs,
+      logger,
+      beforeTake: cacheSource,
+    });
+    const summary = new LiveSummary({ db: database.db, counts: () => jobs.admin.counts() });
+    const alertsCfg = config.telemetry.alerts;
+    const repo = new AlertsRepo(database.db);
+    const notifier = new AlertNotifier(alertsCfg);
+    const evaluator =
+      alertsCfg.evalIntervalMs > 0
+        ? new AlertEvaluator({
+            rules: alertsCfg.rules,
+            repo,
+            notifier,
+            summary: (w) => summary.summary(w),
+            workers: () => jobs.admin.listWorkers(),
+            ping: () => database.ping(),
+            intervalMs: alertsCfg.evalIntervalMs,
+            repeatIntervalMs: alertsCfg.repeatIntervalMs,
+            logger,
+            holder: publisher.process,
+          })
+        : undefined;
+    telemetry = { metrics, live, publisher, summary, alerts: { repo, notifier, evaluator } };
   }
   // A render or narration row whose task ended without finishing it (cancelled, failed for good, dead)
   // is ended at once where the engine reports that here; reads and the cleanup sweep cover the rest.
@@ -156,6 +180,7 @@ export async function createSystem(
     mediaRequests: new MediaRequests(media, jobs, jobs.admin),
     telemetry,
     async close() {
+      await telemetry?.alerts.evaluator?.close();
       await telemetry?.publisher.close();
       await jobs.close(5000);
       await media.close();

@@ -57,6 +57,7 @@ export function startWorker(system: System, jobs: Jobs, opts: WorkerFlags): Work
   });
   if (metrics) metrics.addScrapeSource(workerSlotsSource(metrics, worker));
   system.telemetry?.publisher.begin('worker');
+  system.telemetry?.alerts.evaluator?.start();
   return worker.start();
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { intVar, parseEnv } from '../config/env.js';
+import { type AlertsConfig, loadAlertsConfig } from './alerts/alerts.config.js';
 
 /**
  * Observability settings: Prometheus metrics, the live figures every process publishes, and
@@ -20,6 +21,8 @@ export interface TelemetryConfig {
   readonly publishMs: number;
   /** Queries slower than this are counted and logged at warn with their statement, ms (DB_SLOW_QUERY_MS, 1000). */
   readonly slowQueryMs: number;
+  /** Alert rules, evaluation and delivery channels (see alerts/alerts.config.ts). */
+  readonly alerts: AlertsConfig;
 }
 
 const TOKEN = /^[A-Za-z0-9_\-.~+/=]{16,512}$/;
@@ -50,5 +53,6 @@ export function loadTelemetryConfig(env: NodeJS.ProcessEnv): TelemetryConfig {
     workerMetricsPort: e.WORKER_METRICS_PORT,
     slowQueryMs: e.DB_SLOW_QUERY_MS,
     publishMs: e.TELEMETRY_PUBLISH_MS,
+    alerts: loadAlertsConfig(env),
   });
 }
