@@ -15,6 +15,7 @@ const ADMIN_ROUTES: RegExp[] = [
   /^(GET|POST|DELETE) \/api\/v1\/cache\//,
   /^POST \/api\/v1\/tasks(\/bulk)?$/,
   /^POST \/api\/v1\/queues\/\{name\}\/(pause|resume)$/,
+  /^POST \/api\/v1\/alerts\/test$/,
 ];
 function expectedRole(r: RouteInfo): Required {
   const sig = `${r.method} ${r.path}`;

@@ -201,7 +201,8 @@ describe.runIf(dbBackends().includes('sqlite'))('live summary stream', () => {
     await t?.close();
   });
 
-  it('pushes summary events', async () => {
+  it('needs a key, and pushes summary events', async () => {
+    expect((await t.app.inject({ method: 'GET', url: '/api/v1/observability/stream' })).statusCode).toBe(401);
     const { port } = t.app.server.address() as { port: number };
     const ac = new AbortController();
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/observability/stream?window=1m`, {

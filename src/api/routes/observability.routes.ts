@@ -49,7 +49,6 @@ export const observabilityRoutes: FastifyPluginAsyncTypebox<ObservabilityRoutesO
         description:
           'Server-sent events: a `summary` event with the same snapshot as /observability/summary every few seconds.',
         querystring: WindowQuery,
-        produces: ['text/event-stream'],
         response: errorResponses(400),
       },
     },
