@@ -67,11 +67,21 @@ export interface TaskDefinition<S extends TSchema = TSchema, R = unknown, D = un
   readonly softTimeoutMs?: number;
   /** The attempt fails after this; a sandboxed child is killed, ms (default none; must exceed the soft timeout). */
   readonly hardTimeoutMs?: number;
+  /**
+   * Timeouts that follow the payload (a render's follow the length of what it renders); when present
+   * they replace softTimeoutMs and hardTimeoutMs. Pure: called by the worker before each attempt.
+   */
+  timeouts?(payload: Static<S>): TaskTimeouts;
   /** Run in a child process (recycled after --max-tasks-per-child tasks or --max-memory-per-child MB). */
   readonly sandboxed?: boolean;
   /** Short description for `omnivibe tasks` and the docs. */
   readonly description?: string;
   handler(payload: Static<S>, ctx: TaskContext<D>): Promise<R>;
+}
+
+export interface TaskTimeouts {
+  softTimeoutMs: number;
+  hardTimeoutMs: number;
 }
 
 /** Declares a task; the object is returned as is, typed. */
@@ -108,6 +118,9 @@ export class TaskRegistry {
       def.hardTimeoutMs <= def.softTimeoutMs
     )
       throw new Error(`task ${def.name}: hardTimeoutMs must exceed softTimeoutMs`);
+    // A sandboxed task may hang in native code or a process of its own: only a kill ends it.
+    if (def.sandboxed && def.hardTimeoutMs === undefined && !def.timeouts)
+      throw new Error(`task ${def.name}: a sandboxed task needs a hard timeout (hardTimeoutMs or timeouts)`);
     this.tasks.set(def.name, {
       def: def as unknown as TaskDefinition<TSchema, unknown, unknown>,
       check: TypeCompiler.Compile(def.payload),

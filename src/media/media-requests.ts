@@ -115,11 +115,16 @@ export class MediaRequests {
     if (!this.media.ffmpegPath)
       throw refuse('ffmpeg_unavailable', this.media.ffmpegError ?? 'ffmpeg not found');
     if (c.blocks.length === 0) throw refuse('no_blocks', `content ${c.content_id} has no script blocks`);
-    if (!o.silent && !(await repo.latestGoodAudio(c.content_id)))
+    const audio = o.silent ? undefined : await repo.latestGoodAudio(c.content_id);
+    if (!o.silent && !audio)
       throw refuse(
         'no_narration',
         `content ${c.content_id} has no narration yet; generate audio first or render with "silent": true`,
       );
+    // The video's length sets the render's timeouts (video.render).
+    const durationS = o.silent
+      ? c.blocks.reduce((s, b) => s + silentBlockDuration(b), 0)
+      : (audio?.duration_s ?? undefined);
     const preset = o.preset ?? c.platform;
     const size = RENDER_PRESETS[preset];
     const options: RenderOptionsStored = {
@@ -141,7 +146,12 @@ export class MediaRequests {
     await this.media.assetsRepo.recordRenderAssets(row.id, await this.assetsUsed(c, options));
     const taskId = await this.enqueueForRow(
       'video.render',
-      { render_id: row.id, quality: o.quality ?? 'medium', ...(o.silent ? { silent: true } : {}) },
+      {
+        render_id: row.id,
+        quality: o.quality ?? 'medium',
+        ...(o.silent ? { silent: true } : {}),
+        ...(durationS === undefined ? {} : { duration_s: durationS }),
+      },
       `render:${row.id}`,
       (patch) => repo.updateRender(row.id, patch),
     );

@@ -31,6 +31,7 @@ export const noopSandboxedTask = defineTask({
   queue: 'default',
   payload: Empty,
   retry: { attempts: 1 },
+  hardTimeoutMs: 10_000,
   sandboxed: true,
   description: 'does nothing in a sandbox child; returns its pid',
   handler: noopPid,
@@ -91,6 +92,8 @@ export const cpuTask = defineTask({
     { additionalProperties: false },
   ),
   retry: { attempts: 1 },
+  // A busy loop hears no abort: the hard timeout kills its child 10 s after the time it was asked for.
+  timeouts: (p) => ({ softTimeoutMs: p.ms + 5000, hardTimeoutMs: p.ms + 10_000 }),
   sandboxed: true,
   description: 'burns CPU for ms in a sandbox child',
   handler: burnCpu,

@@ -36,7 +36,7 @@ export class AttemptRunner {
     try {
       if (!task) throw new UnknownTaskError(job.name);
       registry.validate(job.name, job.payload);
-      const { softTimeoutMs, hardTimeoutMs } = task.def;
+      const { softTimeoutMs, hardTimeoutMs } = task.def.timeouts?.(job.payload as never) ?? task.def;
       const onProgress = (v: number) =>
         void leasing
           .progress(job, this.o.workerId, v)
