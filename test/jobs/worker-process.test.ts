@@ -187,6 +187,37 @@ describe.each(queueBackends())('worker process: %s', (backend) => {
     );
   }, 60_000);
 
+  it('a cancel from another process stops a sandboxed task in the worker process and kills its child', async () => {
+    fresh();
+    // A busy loop: its child cannot even hear the abort, only a kill ends it.
+    const { id } = await s.jobs.enqueue('diagnostics.cpu', { ms: 30_000 });
+    const w = startWorker(s.env);
+    await until(async () => (await s.queue.get(id))?.state === 'active', 30_000, 'sandboxed job active');
+    const taskChild = () =>
+      descendants(w.pid as number).find((pid) => {
+        try {
+          return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('task-child');
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+          throw err;
+        }
+      });
+    let child: number | undefined;
+    await until(() => (child = taskChild()) !== undefined, 10_000, 'the sandbox child');
+    const t0 = Date.now();
+    await s.queue.cancel(id);
+    await until(async () => (await s.queue.get(id))?.state === 'cancelled', 10_000, 'job cancelled');
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await until(() => !alive(child as number), 5000, `sandbox child ${child} to be killed`);
+    // The worker goes on: the next task runs.
+    const next = await s.jobs.enqueue('diagnostics.noop_sandboxed', {});
+    await until(
+      async () => (await s.queue.get(next.id))?.state === 'completed',
+      30_000,
+      'next job completed',
+    );
+  }, 90_000);
+
   it('loses no job: 2,000 jobs while the worker is SIGKILLed five times', async () => {
     fresh();
     const N = 2000;
