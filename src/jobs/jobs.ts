@@ -1,5 +1,13 @@
 import type { TaskRegistry } from './registry.js';
-import type { EnqueueOptions, EnqueueResult, JobAdmin, JobLeasing, JobProducer, JobQueue } from './types.js';
+import type {
+  EnqueueOptions,
+  EnqueueRequest,
+  EnqueueResult,
+  JobAdmin,
+  JobLeasing,
+  JobProducer,
+  JobQueue,
+} from './types.js';
 
 export interface EnqueueItem {
   name: string;
@@ -26,6 +34,8 @@ export class Jobs {
     readonly registry: TaskRegistry,
     /** Task names admins may enqueue by name through POST /api/v1/tasks. */
     readonly adminEnqueueable: ReadonlySet<string> = new Set(),
+    /** Told of each job this process created (metrics); not of an idempotent repeat. */
+    private readonly onCreated?: (req: EnqueueRequest) => void,
   ) {
     this.producer = queue;
     this.admin = queue;
@@ -38,7 +48,10 @@ export class Jobs {
 
   async enqueue(name: string, payload: unknown, opts?: EnqueueOptions): Promise<EnqueueResult> {
     this.registry.validate(name, payload);
-    return this.producer.enqueue(this.registry.request(name, payload, opts));
+    const req = this.registry.request(name, payload, opts);
+    const result = await this.producer.enqueue(req);
+    if (result.created) this.onCreated?.(req);
+    return result;
   }
 
   async enqueueBulk(items: readonly EnqueueItem[]): Promise<EnqueueResult[]> {
@@ -46,7 +59,9 @@ export class Jobs {
       this.registry.validate(i.name, i.payload);
       return this.registry.request(i.name, i.payload, i.opts);
     });
-    return this.producer.enqueueBulk(reqs);
+    const results = await this.producer.enqueueBulk(reqs);
+    if (this.onCreated) results.forEach((r, i) => r.created && this.onCreated?.(reqs[i] as EnqueueRequest));
+    return results;
   }
 
   /** Flushes pending writes and closes the backend's connections (the composition root's, at exit). */

@@ -116,7 +116,12 @@ export async function createSystem(
   const cache = createCacheService(config.cache, logger, { sharedSqlite: sharedSqliteOf(config.database) });
   const changes = changeFeedFor(logger, cache);
   const shortcuts = new Shortcuts(config.jobs.shortcuts);
-  const jobs = new Jobs(createJobQueue(config, logger, shortcuts), createTaskRegistry(), ADMIN_ENQUEUEABLE);
+  const jobs = new Jobs(
+    createJobQueue(config, logger, shortcuts),
+    createTaskRegistry(),
+    ADMIN_ENQUEUEABLE,
+    metrics ? (req) => metrics.jobsEnqueued.inc({ queue: req.queue, task: req.name }) : undefined,
+  );
   const media = createMediaServices(config.media, database.db, database.dialect, logger, {
     changes,
     observer: metrics,

@@ -23,7 +23,7 @@ export const DURATION_BUCKETS = [
 const JOB_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
 /** Database statements, seconds. */
 const DB_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
-/** Vendor calls and renders, seconds. */
+/** Vendor calls, seconds. */
 const SLOW_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600];
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -89,7 +89,6 @@ export class Metrics {
   readonly queueDepth: Gauge<'queue' | 'state'>;
   readonly queueOldestWaiting: Gauge<'queue'>;
   readonly workerSlots: Gauge<'state'>;
-  readonly sandboxChildren: Counter<'event'>;
   readonly cacheRequests: Counter<'prefix' | 'tier' | 'result'>;
   readonly dbDuration: Histogram<'dialect' | 'operation'>;
   readonly dbSlow: Counter<'dialect' | 'operation'>;
@@ -100,7 +99,6 @@ export class Metrics {
   readonly vendorLatency: Histogram<'provider' | 'model' | 'operation'>;
   readonly narrationAttempts: Histogram<'provider' | 'status'>;
   readonly narrationSimilarity: Histogram<'provider' | 'status'>;
-  readonly renderDuration: Histogram<'preset' | 'outcome'>;
 
   constructor(opts: MetricsOptions = {}) {
     this.live = opts.live;
@@ -160,12 +158,6 @@ export class Metrics {
       name: 'omnivibe_worker_slots',
       help: "Task slots of this process's worker, busy or free.",
       labelNames: ['state'],
-      registers,
-    });
-    this.sandboxChildren = new Counter({
-      name: 'omnivibe_sandbox_children_total',
-      help: 'Sandbox child processes started and recycled by this worker.',
-      labelNames: ['event'],
       registers,
     });
     this.cacheRequests = new Counter({
@@ -232,13 +224,6 @@ export class Metrics {
       buckets: [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99, 1],
       registers,
     });
-    this.renderDuration = new Histogram({
-      name: 'omnivibe_render_duration_seconds',
-      help: 'Wall time of one ffmpeg render, by preset and outcome.',
-      labelNames: ['preset', 'outcome'],
-      buckets: SLOW_BUCKETS,
-      registers,
-    });
   }
 
   /** Adds a figure computed at each scrape (its errors are the scrape's errors). */
@@ -296,9 +281,5 @@ export class Metrics {
   narrationFinished(provider: string, status: string, attempts: number, similarity: number | null): void {
     this.narrationAttempts.observe({ provider, status }, attempts);
     if (similarity !== null) this.narrationSimilarity.observe({ provider, status }, similarity);
-  }
-
-  renderFinished(preset: string, outcome: 'ok' | 'error', seconds: number): void {
-    this.renderDuration.observe({ preset, outcome }, seconds);
   }
 }

@@ -103,6 +103,12 @@ describe.runIf(embeddedEnabled())('metrics endpoint', () => {
       valueOf(series, 'omnivibe_job_run_seconds_count', { queue: 'default', task: 'diagnostics.noop' }),
     ).toBe(1);
     expect(valueOf(series, 'omnivibe_job_wait_seconds_count', { task: 'diagnostics.fail' })).toBe(1);
+    expect(
+      valueOf(series, 'omnivibe_jobs_enqueued_total', { queue: 'default', task: 'diagnostics.noop' }),
+    ).toBe(1);
+    expect(
+      valueOf(series, 'omnivibe_jobs_enqueued_total', { queue: 'low_priority', task: 'diagnostics.noop' }),
+    ).toBe(1);
     expect(valueOf(series, 'omnivibe_queue_jobs', { queue: 'low_priority', state: 'delayed' })).toBe(1);
     expect(valueOf(series, 'omnivibe_queue_jobs', { queue: 'default', state: 'failed' })).toBe(1);
     expect(valueOf(series, 'omnivibe_queue_oldest_waiting_seconds', { queue: 'default' })).toBe(0);
