@@ -85,6 +85,8 @@ export class ClaimScheduler {
   private readonly reserved = { slots: 0, nonHigh: 0, room: 0 };
   /** A concurrent round found nothing to start and none other was in flight: the loop may wait for work. */
   private idle = false;
+  /** The slot epoch when that round began: a slot freed since then means there is no waiting to do. */
+  private idleEpoch = 0;
   private readonly events = new EventEmitter();
   private readonly nonHighCap: number;
 
@@ -137,7 +139,7 @@ export class ClaimScheduler {
       }
       if (this.idle) {
         this.idle = false;
-        await this.waitForWork();
+        await this.waitForWork(this.idleEpoch);
         continue;
       }
       // Slots promised to claims in flight are not free.
@@ -179,18 +181,37 @@ export class ClaimScheduler {
           continue;
         }
       }
+      // Only the reserved slot is free and nothing became ready since the last claim (at most 20 ms ago): a
+      // claim could only find high_priority work, and there was none. Wait for a slot or new work instead of claiming again
+      // (a three-queue worker would otherwise claim once per finished job, and wait on a timer each time).
+      if (
+        nonHighFree === 0 &&
+        this.rounds.size === 0 &&
+        this.claimVersion !== undefined &&
+        performance.now() - this.claimedAt < 20 &&
+        this.o.leasing.version?.() === this.claimVersion
+      ) {
+        // Outcomes waiting meanwhile are committed within a few ms (or by the next claim).
+        if (batch.size > 0) batch.flushSoon();
+        await this.waitForWork(this.slotEpoch);
+        continue;
+      }
+      const epoch = this.slotEpoch;
       const slots = Math.min(free, this.roundSlots);
       const round = this.claimRound(slots, Math.min(nonHighFree, slots));
       if (this.maxRounds === 1) {
         // Nothing ready (or only work our free slots may not take): wait for an enqueue, a freed slot or a poll.
-        if (await round) await this.waitForWork();
+        if (await round) await this.waitForWork(epoch);
         continue;
       }
       // Several claims in flight (a backend behind a network): this claim's round trip overlaps the other
       // rounds' jobs. Each round fills only the slots it was promised; the loop looks for more free slots.
       const ended = (idle: boolean) => {
         this.rounds.delete(tracked);
-        if (idle && this.rounds.size === 0) this.idle = true;
+        if (idle && this.rounds.size === 0) {
+          this.idle = true;
+          this.idleEpoch = epoch;
+        }
         this.wakeLoop();
         return idle;
       };
@@ -260,8 +281,12 @@ export class ClaimScheduler {
     this.reserved.room += sign * p.room;
   }
 
-  /** Waits for an enqueue, a freed slot, a stop or the idle poll. */
-  private async waitForWork(): Promise<void> {
+  /**
+   * Waits for an enqueue, a freed slot, a stop or the idle poll. `epoch`: the slot epoch when the loop last
+   * looked; a slot freed since then (its event already fired) ends the wait before it begins.
+   */
+  private async waitForWork(epoch: number): Promise<void> {
+    if (this.slotEpoch !== epoch || this.o.stop.aborted) return;
     const ac = new AbortController();
     const wake = () => ac.abort();
     this.o.stop.addEventListener('abort', wake, { once: true });
