@@ -28,5 +28,7 @@ export function createJobQueue(config: Config, logger: Logger, shortcuts: Shortc
     leaseMs: j.leaseMs,
     maxStalls: j.maxStalls,
     pollMs: j.pollMs,
+    onError: (err, what) =>
+      logger.warn({ err }, `embedded queue: ${what} failed; idle workers fall back to polling`),
   });
 }

@@ -178,6 +178,8 @@ export interface StalledAttempt {
 export interface WorkerRecord {
   id: string;
   host: string;
+  /** The host's boot id (Linux), so a record from an earlier boot is known to be gone. */
+  bootId?: string | undefined;
   pid: number;
   queues: QueueName[];
   concurrency: number;

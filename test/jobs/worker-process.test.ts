@@ -166,6 +166,37 @@ describe.each(queueBackends())('worker process: %s', (backend) => {
     }
   }, 90_000);
 
+  it.skipIf(backend !== 'sqlite')(
+    'embedded: the task of a SIGKILLed worker runs again on another worker within 2 s (its process is gone), long before its 30 s lease ends',
+    async () => {
+      fresh();
+      const env = { ...s.env, JOBS_LEASE_MS: '30000' };
+      const { id } = await s.jobs.enqueue('diagnostics.sleep', { ms: 60_000 });
+      const w1 = startWorker(env);
+      await until(async () => (await s.queue.get(id))?.state === 'active', 30_000, 'job active');
+      const w2 = startWorker(env);
+      await until(async () => (await s.queue.listWorkers()).length === 2, 30_000, 'the second worker');
+      const first = await s.queue.get(id);
+      w1.kill('SIGKILL');
+      await exited(w1);
+      const killedAt = Date.now();
+      await until(
+        async () => {
+          const j = await s.queue.get(id);
+          return j?.state === 'active' && j.worker !== first?.worker;
+        },
+        10_000,
+        'the job active on the other worker',
+      );
+      const backAfterMs = Date.now() - killedAt;
+      expect(backAfterMs).toBeLessThan(2000);
+      expect((await s.queue.get(id))?.stalls).toBe(1);
+      w2.kill('SIGKILL');
+      await exited(w2);
+    },
+    90_000,
+  );
+
   it('a SIGKILLed worker leaves no sandbox process behind (its launcher and children exit)', async () => {
     fresh();
     const { id } = await s.jobs.enqueue('diagnostics.cpu', { ms: 20_000 });

@@ -220,7 +220,8 @@ export class BullmqQueue implements JobQueue {
         prefix: this.opts.prefix,
         autorun: false,
         lockDuration: this.opts.leaseMs,
-        stalledInterval: Math.max(1000, Math.floor(this.opts.leaseMs / 2)),
+        // A lock that ran out is found within this (so a dead worker's job is back within lease + 1 s).
+        stalledInterval: Math.min(1000, Math.max(200, Math.floor(this.opts.leaseMs / 2))),
         maxStalledCount: this.opts.maxStalls,
         removeOnComplete: this.keep,
         removeOnFail: this.keep,

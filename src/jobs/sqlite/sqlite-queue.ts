@@ -47,6 +47,8 @@ import type {
 import { JOB_STATES, QUEUE_NAMES, rankQueues } from '../types.js';
 import { assertRetryable, cancelAction } from '../state-rules.js';
 import { decodeJobCursor, encodeJobCursor, pageLimit } from '../paging.js';
+import { type HostIdentity, thisHost } from '../host.js';
+import { WakeChannel } from './wake-channel.js';
 
 export interface SqliteQueueOptions {
   /** Database file, or ':memory:' (single process only). */
@@ -57,6 +59,10 @@ export interface SqliteQueueOptions {
   busyTimeoutMs?: number;
   /** Injectable clock, epoch ms (tests). */
   now?: () => number;
+  /** This machine, to tell which worker records' processes can be checked here (see thisHost()). */
+  host?: HostIdentity;
+  /** Hears errors of the cross-process wake-up sockets (they fall back to the poll). */
+  onError?: (err: Error, what: string) => void;
 }
 
 interface JobRow {
@@ -142,6 +148,12 @@ export class SqliteQueue implements JobQueue {
   private flushScheduled = false;
   private closed = false;
   private readonly waiters = new Set<() => void>();
+  private readonly host: HostIdentity;
+  /** Wakes waiting workers in other processes (none for an in-memory queue: one process only). */
+  private readonly wake: WakeChannel | undefined;
+  /** The shared data_version poll while anyone waits (the safety net under the wake-ups). */
+  private poll: NodeJS.Timeout | undefined;
+  private polledVersion: number | undefined;
   /** Bumped whenever this process makes work ready (see version()). */
   private localVersion = 0;
   /** The last PRAGMA data_version read by version(), and when (performance.now()). */
@@ -150,6 +162,7 @@ export class SqliteQueue implements JobQueue {
 
   constructor(private readonly opts: SqliteQueueOptions) {
     this.now = opts.now ?? Date.now;
+    this.host = opts.host ?? thisHost();
     if (opts.file !== ':memory:') fs.mkdirSync(path.dirname(opts.file), { recursive: true });
     this.db = new SQLite(opts.file);
     this.db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 10_000)}`);
@@ -162,6 +175,14 @@ export class SqliteQueue implements JobQueue {
       .run(...QUEUE_NAMES);
     this.stmts = this.prepare();
     this.events.setMaxListeners(0);
+    this.wake =
+      opts.file === ':memory:'
+        ? undefined
+        : new WakeChannel(
+            this.db,
+            () => this.wakeWaiters(),
+            (err, what) => opts.onError?.(err, what),
+          );
   }
 
   private prepare() {
@@ -227,7 +248,7 @@ export class SqliteQueue implements JobQueue {
         `select record, last_seen from workers order by id`,
       ),
       expiredLeases: d.prepare<
-        [number, number],
+        [number, number, string],
         Pick<
           JobRow,
           'id' | 'queue' | 'name' | 'attempts_made' | 'enqueued_at' | 'started_at' | 'stalls' | 'worker'
@@ -235,7 +256,8 @@ export class SqliteQueue implements JobQueue {
       >(
         `select id, queue, name, attempts_made, enqueued_at, started_at, stalls, worker
            from jobs indexed by jobs_state where state = 'active' and
-           (lease_until < ? or worker in (select id from workers where last_seen < ?))`,
+           (lease_until < ? or worker in (select id from workers where last_seen < ?)
+            or worker in (select value from json_each(?)))`,
       ),
       // As release: a stalled job someone asked to cancel ends cancelled instead of running again.
       requeueStalled: d.prepare<[number, number, number]>(
@@ -296,7 +318,7 @@ export class SqliteQueue implements JobQueue {
       )
       .immediate();
     for (const q of new Set(reqs.map((r) => r.queue))) this.events.emit('enqueued', q);
-    this.wakeWaiters();
+    this.workReady();
     return out;
   }
 
@@ -400,7 +422,7 @@ export class SqliteQueue implements JobQueue {
       .immediate();
     const job = (await this.get(id)) as Job;
     this.events.emit('enqueued', job.queue);
-    this.wakeWaiters();
+    this.workReady();
     return job;
   }
 
@@ -411,7 +433,7 @@ export class SqliteQueue implements JobQueue {
   async resume(queue: QueueName): Promise<void> {
     this.stmts.setPaused.run(0, queue);
     this.events.emit('enqueued', queue);
-    this.wakeWaiters();
+    this.workReady();
   }
 
   async prune(opts: { keepLast: number; maxAgeMs: number }): Promise<number> {
@@ -503,8 +525,15 @@ export class SqliteQueue implements JobQueue {
     });
   }
 
+  /**
+   * Resolves on an enqueue (or redrive, resume, job handed back) in this process or, through the wake
+   * channel, in another; on the run time of the first delayed job of `queues`; on a commit by another
+   * process seen by the shared data_version poll (every JOBS_POLL_MS, in case a wake-up was lost); on
+   * `signal`; or after `timeoutMs`.
+   */
   waitForWork(queues: readonly QueueName[], timeoutMs: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted || this.closed) return Promise.resolve();
+    void this.wake?.listen();
     return new Promise((resolve) => {
       const now = this.now();
       let next = Infinity;
@@ -513,30 +542,48 @@ export class SqliteQueue implements JobQueue {
         if (t !== null && t !== undefined) next = Math.min(next, t);
       }
       const until = Math.max(0, Math.min(timeoutMs, next - now));
-      let version = this.stmts.dataVersion.get()?.data_version;
       const done = () => {
         clearTimeout(timer);
-        clearInterval(poll);
         this.waiters.delete(done);
         signal.removeEventListener('abort', done);
+        if (this.waiters.size === 0) this.stopPoll();
         resolve();
       };
       const timer = setTimeout(done, until);
-      // Another process committed (an enqueue from the API, a resume, a retry): look again.
-      const poll = setInterval(() => {
-        if (this.closed) return done();
-        const v = this.stmts.dataVersion.get()?.data_version;
-        if (v !== version) done();
-        version = v;
-      }, this.opts.pollMs);
       this.waiters.add(done);
       signal.addEventListener('abort', done, { once: true });
+      this.startPoll();
     });
+  }
+
+  /** One data_version poll for all waiters: another process committed (an enqueue, a resume, a retry). */
+  private startPoll(): void {
+    if (this.poll) return;
+    this.polledVersion = this.stmts.dataVersion.get()?.data_version;
+    this.poll = setInterval(() => {
+      if (this.closed) return this.wakeWaiters();
+      const v = this.stmts.dataVersion.get()?.data_version;
+      if (v !== this.polledVersion) {
+        this.polledVersion = v;
+        this.wakeWaiters();
+      }
+    }, this.opts.pollMs);
+  }
+
+  private stopPoll(): void {
+    clearInterval(this.poll);
+    this.poll = undefined;
   }
 
   private wakeWaiters(): void {
     this.localVersion++;
     for (const w of [...this.waiters]) w();
+  }
+
+  /** Work became ready (after the commit): this process's waiters and the other processes' wake up. */
+  private workReady(): void {
+    this.wakeWaiters();
+    this.wake?.notify();
   }
 
   /**
@@ -614,6 +661,7 @@ export class SqliteQueue implements JobQueue {
           ? () => {
               this.emit('failed', s.job.id, s.error, false);
               this.localVersion++;
+              this.wake?.notify();
               this.emit('enqueued', s.job.queue);
             }
           : undefined;
@@ -627,6 +675,7 @@ export class SqliteQueue implements JobQueue {
         return released
           ? () => {
               this.localVersion++;
+              this.wake?.notify();
               this.emit('enqueued', s.job.queue);
             }
           : undefined;
@@ -666,10 +715,16 @@ export class SqliteQueue implements JobQueue {
   async recoverStalled(): Promise<StalledAttempt[]> {
     if (this.closed) return [];
     const now = this.now();
+    const gone = this.goneWorkers();
     const stalled: StalledAttempt[] = this.db
       .transaction(() => {
-        // A worker record unseen for 3 leases' worth of heartbeats is dead: its jobs need not wait for their lease.
-        const rows = this.stmts.expiredLeases.all(now, now - Math.max(this.opts.leaseMs, 3000));
+        // A worker whose record is older than a lease, or whose process is gone from this machine, is dead:
+        // its jobs need not wait for their lease to run out.
+        const rows = this.stmts.expiredLeases.all(
+          now,
+          now - Math.max(this.opts.leaseMs, 3000),
+          JSON.stringify(gone),
+        );
         return rows.map((r) => {
           const dead = r.stalls + 1 > this.opts.maxStalls;
           if (dead)
@@ -693,10 +748,27 @@ export class SqliteQueue implements JobQueue {
       })
       .immediate();
     for (const s of stalled) this.emit('stalled', s.id, s.dead);
-    if (stalled.some((s) => !s.dead)) this.wakeWaiters();
+    if (stalled.some((s) => !s.dead)) this.workReady();
     // Forget worker records nobody has seen for an hour.
     this.db.prepare(`delete from workers where last_seen < ?`).run(now - 3_600_000);
     return stalled;
+  }
+
+  /**
+   * Workers whose process is gone: recorded on this machine (same host name and boot id) under a pid no
+   * process has now. (A pid reused meanwhile reads as alive: that worker is then found by its record's age.)
+   */
+  private goneWorkers(): string[] {
+    const gone: string[] = [];
+    for (const r of this.stmts.workers.all()) {
+      const w = JSON.parse(r.record) as WorkerRecord;
+      if (w.host !== this.host.name || w.bootId !== this.host.bootId || w.pid === process.pid) continue;
+      if (!processAlive(w.pid)) {
+        gone.push(w.id);
+        this.wake?.forgetPid(w.pid);
+      }
+    }
+    return gone;
   }
 
   async removeWorker(workerId: string): Promise<void> {
@@ -708,6 +780,8 @@ export class SqliteQueue implements JobQueue {
     this.flush();
     this.closed = true;
     this.wakeWaiters();
+    this.stopPoll();
+    this.wake?.close();
     this.db.close();
   }
 
@@ -767,6 +841,16 @@ export class SqliteQueue implements JobQueue {
 
   private assertOpen(): void {
     if (this.closed) throw new AppError('QUEUE_UNAVAILABLE', 'the job queue is closed');
+  }
+}
+
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

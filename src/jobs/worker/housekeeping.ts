@@ -36,7 +36,9 @@ export class Housekeeping {
   start(): void {
     this.heartbeatTimer = setInterval(() => void this.beat(), this.o.heartbeatMs);
     void this.beat();
-    const stallEvery = Math.max(200, Math.floor(this.o.leaseMs / 2));
+    // Every second (or half a lease, if shorter): a dead worker's jobs are back within about a second of its
+    // death being known (embedded: at once for a process gone from this machine; see docs/jobs.md).
+    const stallEvery = Math.max(200, Math.min(1000, Math.floor(this.o.leaseMs / 2)));
     this.stallTimer = setInterval(() => void this.recover(), stallEvery);
     void this.recover();
     const cleanup = this.o.cleanup;

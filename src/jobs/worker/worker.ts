@@ -10,6 +10,7 @@
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
+import { thisHost } from '../host.js';
 import { describeError, type ErrorInfo, TaskCancelledError } from '../errors.js';
 import type { TaskRegistry } from '../registry.js';
 import { SandboxPool, type SandboxPoolOptions } from '../sandbox/sandbox-pool.js';
@@ -90,6 +91,7 @@ export class Worker {
   private stopping = false;
   private readonly stopAc = new AbortController();
   private readonly startedAt: number;
+  private readonly host = thisHost();
   private readonly shortcuts: Shortcuts;
   processed = 0;
   failed = 0;
@@ -187,7 +189,8 @@ export class Worker {
   record(): WorkerRecord {
     return {
       id: this.id,
-      host: os.hostname(),
+      host: this.host.name,
+      bootId: this.host.bootId,
       pid: process.pid,
       queues: this.queues,
       concurrency: this.concurrency,
