@@ -270,6 +270,11 @@ describe.each(queueBackends())('queue contract: %s', (backend) => {
       expect.arrayContaining(['active', 'progress:25', 'progress:100', 'completed', 'failed:true']),
     );
     expect((await h.queue.get(id))?.progress).toBe(100);
+    // A completed task reads 100 on both backends, also when it never reported progress.
+    const quiet = await h.jobs.enqueue('diagnostics.noop', {});
+    await h.waitState(quiet.id, 'completed');
+    expect((await h.queue.get(quiet.id))?.progress).toBe(100);
+    expect((await h.queue.get(bad.id))?.progress).toBe(0);
   });
 
   it('soft timeout aborts the handler; the hard timeout ends one that ignores it', async () => {

@@ -394,7 +394,8 @@ export class BullmqQueue implements JobQueue {
       payload: j.data.p,
       state,
       priority: j.data.pr ?? fromBullPriority(j.priority),
-      progress: typeof j.progress === 'number' ? j.progress : 0,
+      // Completed means done: 100, as on the embedded engine, whether or not the task reported progress.
+      progress: state === 'completed' ? 100 : typeof j.progress === 'number' ? j.progress : 0,
       // BullMQ counts finished attempts (completed or failed); ours counts started ones.
       attemptsMade: j.attemptsMade + (state === 'active' ? 1 : 0),
       maxAttempts: j.opts.attempts ?? 1,
