@@ -4,6 +4,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const PROMTOOL = '/usr/bin/promtool';
@@ -23,6 +25,25 @@ describe.runIf(fs.existsSync(PROMTOOL))('deploy/prometheus', () => {
       'deploy/prometheus/alert-rules.yml',
     );
     expect(out).toMatch(/SUCCESS: 12 rules found[\s\S]*SUCCESS: 9 rules found/);
+  });
+
+  it('every Grafana panel query parses, and uses only recorded or exported series names', () => {
+    const dash = JSON.parse(fs.readFileSync('deploy/grafana/dashboards/omnivibe-overview.json', 'utf8')) as {
+      panels: { title: string; targets: { expr: string }[] }[];
+    };
+    const exprs = dash.panels.flatMap((p) => p.targets.map((t) => t.expr));
+    expect(exprs.length).toBeGreaterThanOrEqual(15);
+    // promtool parses PromQL in rule files: each panel query becomes a recording rule.
+    const rules = {
+      groups: [{ name: 'panels', rules: exprs.map((expr, i) => ({ record: `panel:query_${i}`, expr })) }],
+    };
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ov-panels-')), 'panels.yml');
+    fs.writeFileSync(file, JSON.stringify(rules));
+    expect(run('check', 'rules', file)).toContain(`SUCCESS: ${exprs.length} rules found`);
+    const recorded = fs.readFileSync('deploy/prometheus/recording-rules.yml', 'utf8');
+    for (const expr of exprs)
+      for (const name of expr.match(/[a-z_]+:[a-z0-9_:]+/g) ?? [])
+        expect(recorded, expr).toContain(`record: ${name}`);
   });
 
   it('the alert rules pass their unit tests', () => {
