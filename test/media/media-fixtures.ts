@@ -6,6 +6,7 @@ import type { DatabaseConfig } from '../../src/config/config.js';
 import { type DatabaseHandle, openDatabase } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrator.js';
 import type { BlockKind, Db } from '../../src/db/types.js';
+import type { MediaRepo } from '../../src/media/media.repo.js';
 import type { MediaStore } from '../../src/media/storage/media-store.js';
 import { loadMediaConfig, type MediaConfig } from '../../src/media/media.config.js';
 
@@ -119,4 +120,15 @@ export async function seedContent(
 /** A local file with a stored object's bytes, whatever the store (local directory or S3). */
 export async function storedFile(store: MediaStore, key: string): Promise<string> {
   return store.localCopy(key, tempDir('ov-stored-'));
+}
+
+/** A queued eSpeak narration row (Korean, default voice) for a content. */
+export function espeakGeneration(repo: MediaRepo, contentId: number) {
+  return repo.createAudioGeneration({
+    content_id: contentId,
+    provider: 'espeak',
+    voice: null,
+    language: 'ko',
+    text_hash: null,
+  });
 }

@@ -18,6 +18,7 @@ import {
   silentLogger,
   storedFile,
   tempDir,
+  espeakGeneration,
 } from './media-fixtures.js';
 
 const FFMPEG = locateFfmpeg(undefined).path;
@@ -75,13 +76,7 @@ describe.each(dbBackends())('video rendering (%s)', (backend) => {
       changes: new ChangeFeed(silentLogger),
     });
     ({ contentId } = await seedContent(handle.db, SCRIPT, { brandColor: '#7C2D12' }));
-    const gen = await media.repo.createAudioGeneration({
-      content_id: contentId,
-      provider: 'espeak',
-      voice: null,
-      language: 'ko',
-      text_hash: null,
-    });
+    const gen = await espeakGeneration(media.repo, contentId);
     const out = await media.narration.narrate({ generationId: gen.id });
     expect(out.status).toBe('succeeded');
     narrationS = out.durationS ?? 0;

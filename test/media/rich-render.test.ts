@@ -18,7 +18,14 @@ import { SAFE_AREAS, safeRect } from '../../src/media/render/safe-areas.js';
 import { freshDatabaseConfig } from '../support/backends.js';
 import { type S3TestTarget, startS3 } from '../support/s3.js';
 import { FFMPEG, makeClip, makeImage, makeTone, videoFrame } from './asset-fixtures.js';
-import { mediaConfig, openMigrated, seedContent, silentLogger, storedFile } from './media-fixtures.js';
+import {
+  mediaConfig,
+  openMigrated,
+  seedContent,
+  silentLogger,
+  storedFile,
+  espeakGeneration,
+} from './media-fixtures.js';
 
 const { width: W, height: H } = RENDER_PRESETS.tiktok;
 
@@ -152,13 +159,7 @@ describe.each(['local', 's3'] as const)('rich render (%s storage)', (storageKind
     await media.assets.choose('client', seeded.clientId, 'logo', logo.id);
     await media.assets.choose('campaign', seeded.campaignId, 'music', music.id);
 
-    const gen = await media.repo.createAudioGeneration({
-      content_id: seeded.contentId,
-      provider: 'espeak',
-      voice: null,
-      language: 'ko',
-      text_hash: null,
-    });
+    const gen = await espeakGeneration(media.repo, seeded.contentId);
     expect((await media.narration.narrate({ generationId: gen.id })).status).toBe('succeeded');
     const manifest = await media.narration.manifest(gen.id);
     const t = (manifest?.timings ?? []).map((x) => ({

@@ -13,7 +13,7 @@ import type { TaskDeps } from '../../src/tasks/deps.js';
 import { createTaskRegistry } from '../../src/tasks/index.js';
 import { dbBackends, embeddedEnabled, freshDatabaseConfig, redisUrl } from '../support/backends.js';
 import { CHILD_MODULE, makeQueue, until } from '../jobs/helpers.js';
-import { openMigrated, seedContent, silentLogger, tempDir } from './media-fixtures.js';
+import { openMigrated, seedContent, silentLogger, tempDir, espeakGeneration } from './media-fixtures.js';
 
 type Mode = { db: 'sqlite' | 'postgres'; queue: 'sqlite' | 'bullmq' };
 function modes(): Mode[] {
@@ -96,13 +96,7 @@ describe.each(modes())('media tasks through the job system (db $db, queue $queue
   it('audio.generate then video.render (sandboxed): narration and MP4 stored, rows and content updated', async () => {
     worker();
     const { contentId } = await seedContent(handle.db, ['새 시즌이 시작됩니다.', '지금 확인하세요!']);
-    const gen = await media.repo.createAudioGeneration({
-      content_id: contentId,
-      provider: 'espeak',
-      voice: null,
-      language: 'ko',
-      text_hash: null,
-    });
+    const gen = await espeakGeneration(media.repo, contentId);
     const a = await jobs.enqueue(
       'audio.generate',
       { generation_id: gen.id, threshold: 0.9, max_attempts: 2 },
