@@ -60,7 +60,8 @@ export async function markMetricsIngested(db: Db, dialect: Dialect, contentId: n
  * every metric committed before now: one campaign's, or every campaign's (null).
  */
 export async function markComputed(db: Db, dialect: Dialect, campaignId: number | null): Promise<void> {
-  const only = campaignId === null ? sql`` : sql`where id = ${campaignId}`;
+  // SQLite needs a WHERE before an upsert's ON CONFLICT after a SELECT (else it parses it as a join's ON).
+  const only = campaignId === null ? sql`where true` : sql`where id = ${campaignId}`;
   await sql`insert into campaign_stats_freshness (campaign_id, computed_at)
     select id, ${clock(dialect)} from campaigns ${only}
     on conflict (campaign_id) do update set computed_at = excluded.computed_at`.execute(db);

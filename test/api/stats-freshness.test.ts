@@ -130,5 +130,17 @@ describe.each(dbBackends())('campaign stats kept current (%s)', (backend) => {
     expect(last.stale).toBe(false);
     expect(last.days).toHaveLength(3);
     expect(last.computed_at > fresh.computed_at).toBe(true);
+
+    // A run over every campaign stamps them all.
+    const all = await system.jobs.enqueue('stats.aggregate', {});
+    const deadline3 = Date.now() + 15_000;
+    let everyone = last;
+    while (everyone.computed_at === last.computed_at && Date.now() < deadline3) {
+      await sleep(50);
+      everyone = await stats();
+    }
+    expect((await system.jobs.admin.get(all.id))?.state).toBe('completed');
+    expect(everyone).toMatchObject({ stale: false, days: last.days });
+    expect(everyone.computed_at > last.computed_at).toBe(true);
   }, 60_000);
 });
