@@ -154,6 +154,7 @@ export class SqliteQueue implements JobQueue {
   /** The shared data_version poll while anyone waits (the safety net under the wake-ups). */
   private poll: NodeJS.Timeout | undefined;
   private polledVersion: number | undefined;
+  private nextAt: { version: string; queues: readonly QueueName[]; t: number } | undefined;
   /** Bumped whenever this process makes work ready (see version()). */
   private localVersion = 0;
   /** The last PRAGMA data_version read by version(), and when (performance.now()). */
@@ -536,11 +537,7 @@ export class SqliteQueue implements JobQueue {
     void this.wake?.listen();
     return new Promise((resolve) => {
       const now = this.now();
-      let next = Infinity;
-      for (const q of queues) {
-        const t = this.stmts.nextRunAt.get(q)?.t;
-        if (t !== null && t !== undefined) next = Math.min(next, t);
-      }
+      const next = this.nextRunAt(queues);
       const until = Math.max(0, Math.min(timeoutMs, next - now));
       const done = () => {
         clearTimeout(timer);
@@ -554,6 +551,23 @@ export class SqliteQueue implements JobQueue {
       signal.addEventListener('abort', done, { once: true });
       this.startPoll();
     });
+  }
+
+  /**
+   * The first run time of a job waiting in `queues`, reused while nothing changed (the same version and
+   * queues): a worker with only its reserved slot free waits once per finished job, and the query costs
+   * more than the wait.
+   */
+  private nextRunAt(queues: readonly QueueName[]): number {
+    const version = this.version();
+    if (this.nextAt?.version === version && this.nextAt.queues === queues) return this.nextAt.t;
+    let t = Infinity;
+    for (const q of queues) {
+      const at = this.stmts.nextRunAt.get(q)?.t;
+      if (at !== null && at !== undefined) t = Math.min(t, at);
+    }
+    this.nextAt = { version, queues, t };
+    return t;
   }
 
   /** One data_version poll for all waiters: another process committed (an enqueue, a resume, a retry). */

@@ -39,6 +39,8 @@ export interface ClaimSchedulerOptions {
 }
 
 const RESOLVED = Promise.resolve();
+/** The queues the reserved slot may take (one array: the backend may cache what it computes per queue list). */
+const HIGH_ONLY: readonly QueueName[] = ['high_priority'];
 
 /** Claim order: queue rank, then job priority, then FIFO (negative: `a` runs first). */
 export const byRank = (a: ClaimedJob, b: ClaimedJob) =>
@@ -293,7 +295,7 @@ export class ClaimScheduler {
     this.events.once('slot', wake);
     // Only the reserved slot is free: only high_priority work can use it.
     const nonHighFree = this.nonHighCap - this.runningNonHigh - this.reserved.nonHigh;
-    const queues = nonHighFree <= 0 ? (['high_priority'] as QueueName[]) : this.o.queues;
+    const queues = nonHighFree <= 0 ? HIGH_ONLY : this.o.queues;
     await this.o.leasing.waitForWork(queues, this.o.idleWaitMs, ac.signal);
     this.events.off('slot', wake);
     this.o.stop.removeEventListener('abort', wake);
