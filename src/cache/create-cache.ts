@@ -79,7 +79,7 @@ export function createCacheService(
     const now = Date.now();
     if (now - lastConnLog >= config.errorLogIntervalMs) {
       lastConnLog = now;
-      logger.warn({ err: err.message }, 'cache Redis connection error; the cache fails open');
+      logger.warn({ err }, 'cache Redis connection error; the cache fails open');
     }
   };
   redis.on('error', connError);

@@ -83,7 +83,7 @@ export async function createSystem(
   const metrics = live ? new Metrics({ live }) : undefined;
   const database = openDatabase(config.database, {
     onPoolError: (err) =>
-      logger.warn({ err: err.message }, 'idle database connection failed; the pool reconnects'),
+      logger.warn({ err }, 'idle database connection failed; the pool reconnects'),
     onQuery: metrics
       ? dbQueryObserver(metrics, config.database.dialect, config.telemetry.slowQueryMs, logger)
       : undefined,
@@ -111,7 +111,7 @@ export async function createSystem(
       })
     : undefined;
   rateLimitRedis?.on('error', (err) =>
-    logger.warn({ err: err.message }, 'rate-limit Redis connection error'),
+    logger.warn({ err }, 'rate-limit Redis connection error'),
   );
   const cache = createCacheService(config.cache, logger, { sharedSqlite: sharedSqliteOf(config.database) });
   const changes = changeFeedFor(logger, cache);

@@ -108,7 +108,7 @@ export function createMediaServices(
   } catch (err) {
     if (!(err instanceof FfmpegError)) throw err;
     ffmpegError = err.message;
-    logger.warn({ err: err.message }, 'ffmpeg unavailable: no compressed narration copies and no renders');
+    logger.warn({ err }, 'ffmpeg unavailable: no compressed narration copies and no renders');
   }
   let ffprobePath: string | undefined;
   let ffprobeError: string | undefined;

@@ -170,11 +170,11 @@ export class BullmqQueue implements JobQueue {
     // Commands wait through a Redis restart instead of failing (BullMQ's advice for workers).
     this.conn = new Redis(opts.url, { maxRetriesPerRequest: null, enableReadyCheck: true });
     this.conn.on('error', (err) =>
-      opts.logger.warn({ err: err.message }, 'job queue Redis connection error'),
+      opts.logger.warn({ err }, 'job queue Redis connection error'),
     );
     for (const name of QUEUE_NAMES) {
       const q = new Queue<JobData, unknown, string>(name, { connection: this.conn, prefix: opts.prefix });
-      q.on('error', (err) => opts.logger.warn({ err: err.message, queue: name }, 'BullMQ queue error'));
+      q.on('error', (err) => opts.logger.warn({ err, queue: name }, 'BullMQ queue error'));
       this.queues.set(name, q);
     }
     this.events.setMaxListeners(0);
@@ -195,7 +195,7 @@ export class BullmqQueue implements JobQueue {
       return policy;
     } catch (err) {
       this.opts.logger.warn(
-        { err: String(err) },
+        { err },
         'could not read Redis maxmemory-policy (CONFIG may be disabled)',
       );
       return undefined;
@@ -233,12 +233,12 @@ export class BullmqQueue implements JobQueue {
           },
         },
       });
-      w.on('error', (err) => this.opts.logger.warn({ err: err.message, queue: name }, 'BullMQ worker error'));
+      w.on('error', (err) => this.opts.logger.warn({ err, queue: name }, 'BullMQ worker error'));
       w.on('stalled', (jobId: string) => this.stalledFound.push({ queue: name, bullId: jobId }));
       // Returns the jobs of dead workers (lock expired) to the queue, or fails them past maxStalledCount.
       void w
         .startStalledCheckTimer()
-        .catch((err: unknown) => this.opts.logger.warn({ err: String(err) }, 'stalled checker stopped'));
+        .catch((err: unknown) => this.opts.logger.warn({ err }, 'stalled checker stopped'));
       this.workers.set(name, w);
     }
     return w;
@@ -676,7 +676,7 @@ export class BullmqQueue implements JobQueue {
     } catch (err) {
       // Typically "Missing lock": the lease was lost and the job already went back to the queue.
       this.opts.logger.warn(
-        { err: String(err), jobId: s.job.id, kind: s.kind },
+        { err, jobId: s.job.id, kind: s.kind },
         'could not settle a job; it will run again',
       );
     }

@@ -304,7 +304,7 @@ export class SandboxPool {
     // A spare ended by close() before it connected did not fail.
     c.ready.catch((err: unknown) =>
       this.opts.logger[this.closed ? 'debug' : 'error'](
-        { err: String(err) },
+        { err },
         'sandbox child failed to start',
       ),
     );
@@ -374,7 +374,7 @@ export class SandboxPool {
           resolve();
         });
       });
-      server.on('error', (err) => this.opts.logger.error({ err: err.message }, 'sandbox socket failed'));
+      server.on('error', (err) => this.opts.logger.error({ err }, 'sandbox socket failed'));
       this.server = server;
     }
     const socketPath = path.join(this.socketDir as string, 'pool.sock');
@@ -432,7 +432,7 @@ export class SandboxPool {
     socket.on('error', (err: NodeJS.ErrnoException) => {
       // A child that dies mid-write resets its socket: its exit is reported anyway.
       const level = err.code === 'ECONNRESET' || err.code === 'EPIPE' ? 'debug' : 'warn';
-      this.opts.logger[level]({ err: err.message, pid: child?.pid }, 'sandbox child socket error');
+      this.opts.logger[level]({ err, pid: child?.pid }, 'sandbox child socket error');
     });
     onLines(socket, (raw) => {
       const m = raw as FromChild;
