@@ -22,7 +22,7 @@ import Fastify from 'fastify';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { buildApp } from '../src/api/app.js';
-import { loadCacheConfig } from '../src/cache/cache.config.js';
+import { loadCacheConfig } from '../src/config/cache.js';
 import type { CacheService } from '../src/cache/cache.service.js';
 import { createCacheService } from '../src/cache/create-cache.js';
 import { loadConfig } from '../src/config/config.js';

@@ -25,7 +25,7 @@ import pino from 'pino';
 import { openDatabase } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { ChangeFeed } from '../src/domain/changes.js';
-import { loadMediaConfig } from '../src/media/media.config.js';
+import { loadMediaConfig } from '../src/config/media.js';
 import { createMediaServices } from '../src/media/media-services.js';
 import { SAFE_AREAS } from '../src/media/render/safe-areas.js';
 import { espeakGeneration, seedContent } from '../test/media/media-fixtures.js';

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { PREFIX_RE } from './cache.config.js';
+import { PREFIX_RE } from '../config/cache.js';
 
 /** Every cache key starts with this; flush and pattern delete never reach outside it. */
 export const NAMESPACE = 'ov:cache:v1:';

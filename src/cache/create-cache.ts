@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DatabaseConfig } from '../config/config.js';
 import { openSqliteFile } from '../db/database.js';
-import type { CacheConfig } from './cache.config.js';
+import type { CacheConfig } from '../config/cache.js';
 import { CacheService } from './cache.service.js';
 import { BUS_CHANNEL, L1Cache, connectBus } from './l1-cache.js';
 import { MemoryStore } from './memory-store.js';

@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, intVar, parseEnv } from './env.js';
-import { type HttpConfig, loadHttpConfig } from '../api/http.config.js';
-import { type CacheConfig, loadCacheConfig } from '../cache/cache.config.js';
-import { type JobsConfig, loadJobsConfig } from '../jobs/jobs.config.js';
-import { loadMediaConfig, type MediaConfig } from '../media/media.config.js';
-import { loadTelemetryConfig, type TelemetryConfig } from '../telemetry/telemetry.config.js';
+import { type HttpConfig, loadHttpConfig } from './http.js';
+import { type CacheConfig, loadCacheConfig } from './cache.js';
+import { type JobsConfig, loadJobsConfig } from './jobs.js';
+import { loadMediaConfig, type MediaConfig } from './media.js';
+import { loadTelemetryConfig, type TelemetryConfig } from './telemetry.js';
 
 export { ConfigError } from './env.js';
 

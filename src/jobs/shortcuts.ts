@@ -6,20 +6,7 @@
  * the dependency's public API that gives the same result. Every use counts which path it took, so a
  * test (test/jobs/shortcuts.test.ts) fails when an upgrade makes a fast path fall back silently.
  */
-
-export const SHORTCUT_NAMES = [
-  /** BullMQ completions from a template of its moveToFinished arguments (bullmq-internals.ts). */
-  'bullmq_complete',
-  /** Redriving a dead BullMQ job in place by clearing its internal hash fields (bullmq-internals.ts). */
-  'bullmq_redrive',
-  /** Waking on BullMQ's marker keys with a blocking pop instead of polling (bullmq-internals.ts). */
-  'bullmq_markers',
-  /** The worker's two log lines of an attempt written in pino's format to its stream (pino-internals.ts). */
-  'log_lines',
-  /** task_runs full batches inserted with SQL compiled once (kysely-internals.ts). */
-  'task_runs_sql',
-] as const;
-export type ShortcutName = (typeof SHORTCUT_NAMES)[number];
+import { SHORTCUT_NAMES, type ShortcutName } from '../config/jobs.js';
 
 export interface ShortcutReport {
   name: ShortcutName;

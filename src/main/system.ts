@@ -82,8 +82,7 @@ export async function createSystem(
   const live = config.telemetry.metricsEnabled ? new LiveRecorder() : undefined;
   const metrics = live ? new Metrics({ live }) : undefined;
   const database = openDatabase(config.database, {
-    onPoolError: (err) =>
-      logger.warn({ err }, 'idle database connection failed; the pool reconnects'),
+    onPoolError: (err) => logger.warn({ err }, 'idle database connection failed; the pool reconnects'),
     onQuery: metrics
       ? dbQueryObserver(metrics, config.database.dialect, config.telemetry.slowQueryMs, logger)
       : undefined,
@@ -110,9 +109,7 @@ export async function createSystem(
         lazyConnect: false,
       })
     : undefined;
-  rateLimitRedis?.on('error', (err) =>
-    logger.warn({ err }, 'rate-limit Redis connection error'),
-  );
+  rateLimitRedis?.on('error', (err) => logger.warn({ err }, 'rate-limit Redis connection error'));
   const cache = createCacheService(config.cache, logger, { sharedSqlite: sharedSqliteOf(config.database) });
   const changes = changeFeedFor(logger, cache);
   const shortcuts = new Shortcuts(config.jobs.shortcuts);

@@ -4,7 +4,7 @@ import type { ChangeNotifier } from '../domain/changes.js';
 import { AssetService } from './assets/asset.service.js';
 import { AssetsRepo } from './assets/assets.repo.js';
 import { FfmpegError, locateFfmpeg, locateFfprobe } from './ffmpeg.js';
-import type { MediaConfig, TtsProviderName } from './media.config.js';
+import type { MediaConfig, TtsProviderName } from '../config/media.js';
 import { MediaRepo } from './media.repo.js';
 import type { MediaObserver } from './media-observer.js';
 import { NarrationService } from './narration.service.js';

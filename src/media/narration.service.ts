@@ -6,7 +6,8 @@ import { concat, durationS, encodeWav, type PcmAudio, silence } from './audio/wa
 import { FfmpegError, runFfmpeg } from './ffmpeg.js';
 import type { MediaRepo } from './media.repo.js';
 import type { MediaObserver } from './media-observer.js';
-import { costOf, type PriceTable } from './pricing.js';
+import type { PriceTable } from '../config/media.js';
+import { costOf } from './pricing.js';
 import { type MediaStore, mediaKeys } from './storage/media-store.js';
 import type { Verification, Verifier } from './stt/verifier.js';
 import { normalizeNarration, type Replacement } from './text/normalize.js';

@@ -1,31 +1,5 @@
 import type { VendorUsage } from './tts/tts-provider.js';
-
-/** Price of one unit of a provider/model, USD. Keys are `provider:model` or `provider:*`. */
-export interface Price {
-  usdPerUnit: number;
-  unit: 'char' | 'second';
-}
-
-export type PriceTable = Readonly<Record<string, Price>>;
-
-/**
- * Default list prices, as published on 2025-06-01 (see docs/media.md; override
- * with MEDIA_PRICES_JSON). Local engines cost nothing.
- */
-export const DEFAULT_PRICES: PriceTable = {
-  'espeak:*': { usdPerUnit: 0, unit: 'char' },
-  // OpenAI TTS: tts-1 $15 / 1M characters, tts-1-hd $30 / 1M characters.
-  'openai:tts-1': { usdPerUnit: 15 / 1_000_000, unit: 'char' },
-  'openai:tts-1-hd': { usdPerUnit: 30 / 1_000_000, unit: 'char' },
-  // gpt-4o-mini-tts is billed by tokens; ~$0.015 per minute of audio, about $12 / 1M characters of Korean.
-  'openai:gpt-4o-mini-tts': { usdPerUnit: 12 / 1_000_000, unit: 'char' },
-  // OpenAI transcription: whisper-1 and gpt-4o-transcribe $0.006 / minute, gpt-4o-mini-transcribe $0.003 / minute.
-  'openai:whisper-1': { usdPerUnit: 0.006 / 60, unit: 'second' },
-  'openai:gpt-4o-transcribe': { usdPerUnit: 0.006 / 60, unit: 'second' },
-  'openai:gpt-4o-mini-transcribe': { usdPerUnit: 0.003 / 60, unit: 'second' },
-  // ElevenLabs: Creator plan overage, $0.30 / 1K characters for multilingual v2.
-  'elevenlabs:*': { usdPerUnit: 0.3 / 1000, unit: 'char' },
-};
+import type { Price, PriceTable } from '../config/media.js';
 
 export function priceOf(table: PriceTable, provider: string, model: string | null): Price | undefined {
   return table[`${provider}:${model ?? '*'}`] ?? table[`${provider}:*`];

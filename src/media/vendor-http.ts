@@ -1,3 +1,4 @@
+import type { RetryPolicy } from '../config/media.js';
 /**
  * HTTP calls to paid vendors (TTS, STT) with a timeout per attempt and retries:
  * 429, 5xx, timeouts and connection failures are retried with exponential
@@ -22,17 +23,6 @@ export class VendorError extends Error {
   ) {
     super(message);
   }
-}
-
-export interface RetryPolicy {
-  /** Timeout of one attempt, ms (default 60 000). */
-  timeoutMs: number;
-  /** Retries after the first attempt (default 3). */
-  maxRetries: number;
-  /** First backoff delay, ms, doubled each retry, with ±25 % jitter (default 500). */
-  baseDelayMs: number;
-  /** Longest wait between attempts, ms; a longer Retry-After gives up with a retryable error (default 30 000). */
-  maxDelayMs: number;
 }
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {

@@ -6,7 +6,7 @@
 import { freePort } from '../support/services.js';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { loadCacheConfig } from '../../src/cache/cache.config.js';
+import { loadCacheConfig } from '../../src/config/cache.js';
 import { CircuitBreaker } from '../../src/cache/circuit-breaker.js';
 import { createCacheService } from '../../src/cache/create-cache.js';
 import type { CacheService } from '../../src/cache/cache.service.js';

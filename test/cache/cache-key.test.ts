@@ -8,7 +8,7 @@ import {
   namespacedPattern,
   stableSerialize,
 } from '../../src/cache/cache-key.js';
-import { loadCacheConfig } from '../../src/cache/cache.config.js';
+import { loadCacheConfig } from '../../src/config/cache.js';
 import { ConfigError } from '../../src/config/config.js';
 
 /** Rebuilds an object with its keys in a shuffled order (recursively). */

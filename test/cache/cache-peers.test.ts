@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCacheConfig } from '../../src/cache/cache.config.js';
+import { loadCacheConfig } from '../../src/config/cache.js';
 import type { CacheService } from '../../src/cache/cache.service.js';
 import { createCacheService } from '../../src/cache/create-cache.js';
 import { SqliteGenerationLog } from '../../src/cache/sqlite-generation-log.js';

@@ -7,7 +7,7 @@ import { createDomainServices, type DomainServices } from '../../src/domain/serv
 import { ChangeFeed } from '../../src/domain/changes.js';
 import { appDepsFrom } from '../../src/main/api.js';
 import { createLogger, createSystem, type System } from '../../src/main/system.js';
-import { loadCacheConfig } from '../../src/cache/cache.config.js';
+import { loadCacheConfig } from '../../src/config/cache.js';
 import type { CacheService } from '../../src/cache/cache.service.js';
 import { createCacheService } from '../../src/cache/create-cache.js';
 import { type DbBackend, embeddedEnabled, freshDatabaseConfig, redisUrl } from '../support/backends.js';

@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
-import { SHORTCUT_NAMES, type ShortcutName, Shortcuts } from '../../src/jobs/shortcuts.js';
+import { SHORTCUT_NAMES, type ShortcutName } from '../../src/config/jobs.js';
+import { Shortcuts } from '../../src/jobs/shortcuts.js';
 import { TaskLines } from '../../src/jobs/task-lines.js';
 import { createLogger } from '../../src/main/logger.js';
 

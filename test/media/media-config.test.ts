@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/env.js';
-import { loadMediaConfig } from '../../src/media/media.config.js';
+import { loadMediaConfig } from '../../src/config/media.js';
 import { createTtsProviders } from '../../src/media/media-services.js';
-import { DEFAULT_PRICES } from '../../src/media/pricing.js';
+import { DEFAULT_PRICES } from '../../src/config/media.js';
 
 describe('media config', () => {
   it('defaults: local TTS, acoustic verification, storage under DATA_DIR, dated prices', () => {

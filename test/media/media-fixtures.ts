@@ -8,7 +8,7 @@ import { migrateToLatest } from '../../src/db/migrator.js';
 import type { BlockKind, Db } from '../../src/db/types.js';
 import type { MediaRepo } from '../../src/media/media.repo.js';
 import type { MediaStore } from '../../src/media/storage/media-store.js';
-import { loadMediaConfig, type MediaConfig } from '../../src/media/media.config.js';
+import { loadMediaConfig, type MediaConfig } from '../../src/config/media.js';
 
 export const silentLogger = pino({ level: 'silent' });
 

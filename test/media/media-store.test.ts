@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadMediaConfig } from '../../src/media/media.config.js';
+import { loadMediaConfig } from '../../src/config/media.js';
 import { createMediaStore } from '../../src/media/storage/create-store.js';
 import { type MediaStore, StorageKeyError } from '../../src/media/storage/media-store.js';
 import { type S3TestTarget, startS3 } from '../support/s3.js';

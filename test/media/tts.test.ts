@@ -3,7 +3,8 @@ import { analyse, durationS } from '../../src/media/audio/wav.js';
 import { ElevenLabsProvider } from '../../src/media/tts/elevenlabs.provider.js';
 import { EspeakProvider } from '../../src/media/tts/espeak.provider.js';
 import { OPENAI_VOICES, OpenAiTtsProvider } from '../../src/media/tts/openai.provider.js';
-import { parseRetryAfter, type RetryPolicy, VendorError } from '../../src/media/vendor-http.js';
+import type { RetryPolicy } from '../../src/config/media.js';
+import { parseRetryAfter, VendorError } from '../../src/media/vendor-http.js';
 import { apiError, FakeVendors } from './fake-vendors.js';
 
 const policy: RetryPolicy = { timeoutMs: 2000, maxRetries: 3, baseDelayMs: 10, maxDelayMs: 2000 };

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlertsRepo } from '../../src/db/alerts.repo.js';
 import { AlertEvaluator } from '../../src/telemetry/alerts/alert-evaluator.js';
 import { AlertNotifier } from '../../src/telemetry/alerts/alert-notifier.js';
-import { loadAlertsConfig } from '../../src/telemetry/alerts/alerts.config.js';
+import { loadAlertsConfig } from '../../src/config/alerts.js';
 import { LivePublisher } from '../../src/telemetry/live-publisher.js';
 import { LiveRecorder } from '../../src/telemetry/live-recorder.js';
 import { sleep, silent } from '../jobs/helpers.js';

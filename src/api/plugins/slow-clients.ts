@@ -7,7 +7,7 @@
  */
 import type { Server, ServerOptions } from 'node:http';
 import type { FastifyHttpOptions, FastifyInstance } from 'fastify';
-import type { HttpConfig } from '../http.config.js';
+import type { HttpConfig } from '../../config/http.js';
 
 /** How often Node checks every connection against the request and header time-outs, ms (its default is 30 s). */
 const TIMEOUT_CHECK_MS = 1000;

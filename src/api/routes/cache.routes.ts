@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { gens } from '../../domain-cache/generations.js';
 import { namespacedKey, namespacedPattern } from '../../cache/cache-key.js';
 import type { CacheService } from '../../cache/cache.service.js';
-import { PREFIX_RE } from '../../cache/cache.config.js';
+import { PREFIX_RE } from '../../config/cache.js';
 import { AppError, validationFailed } from '../../errors.js';
 import { Id, Nullable, errorResponses } from '../schemas.js';
 

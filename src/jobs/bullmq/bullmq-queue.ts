@@ -169,9 +169,7 @@ export class BullmqQueue implements JobQueue {
     this.keep = { count: this.keepLast, age: this.keepHours * 3600 };
     // Commands wait through a Redis restart instead of failing (BullMQ's advice for workers).
     this.conn = new Redis(opts.url, { maxRetriesPerRequest: null, enableReadyCheck: true });
-    this.conn.on('error', (err) =>
-      opts.logger.warn({ err }, 'job queue Redis connection error'),
-    );
+    this.conn.on('error', (err) => opts.logger.warn({ err }, 'job queue Redis connection error'));
     for (const name of QUEUE_NAMES) {
       const q = new Queue<JobData, unknown, string>(name, { connection: this.conn, prefix: opts.prefix });
       q.on('error', (err) => opts.logger.warn({ err, queue: name }, 'BullMQ queue error'));
@@ -194,10 +192,7 @@ export class BullmqQueue implements JobQueue {
         );
       return policy;
     } catch (err) {
-      this.opts.logger.warn(
-        { err },
-        'could not read Redis maxmemory-policy (CONFIG may be disabled)',
-      );
+      this.opts.logger.warn({ err }, 'could not read Redis maxmemory-policy (CONFIG may be disabled)');
       return undefined;
     }
   }

@@ -303,10 +303,7 @@ export class SandboxPool {
     const c = new Child(randomBytes(16).toString('hex'));
     // A spare ended by close() before it connected did not fail.
     c.ready.catch((err: unknown) =>
-      this.opts.logger[this.closed ? 'debug' : 'error'](
-        { err },
-        'sandbox child failed to start',
-      ),
+      this.opts.logger[this.closed ? 'debug' : 'error']({ err }, 'sandbox child failed to start'),
     );
     this.all.add(c);
     this.alive.set(c.token, c);

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { AssetKind } from '../../db/types.js';
 import { AppError, type ErrorCode, notFound } from '../../errors.js';
-import type { MediaConfig } from '../media.config.js';
+import type { MediaConfig } from '../../config/media.js';
 import { type FileDownload, type MediaStore, mediaKeys } from '../storage/media-store.js';
 import { AssetProbeError, probeAsset } from './asset-probe.js';
 import type { Asset, AssetsRepo, ChoiceOwner, ChoiceRole } from './assets.repo.js';

@@ -20,22 +20,7 @@ import {
   type PutOptions,
   type StoredFile,
 } from './media-store.js';
-
-/** S3 settings from `MEDIA_STORAGE_URL=s3://bucket/prefix` and the MEDIA_S3_* variables. */
-export interface S3StoreOptions {
-  bucket: string;
-  /** Key prefix without leading or trailing slash ('' for the bucket root). */
-  prefix: string;
-  /** An S3-compatible endpoint (MinIO, R2, a test server); AWS when unset. */
-  endpoint: string | undefined;
-  region: string;
-  /** Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need. */
-  forcePathStyle: boolean;
-  /** Multipart part size, bytes (at least 5 MiB, S3's minimum). */
-  partSizeBytes: number;
-  /** Lifetime of presigned download URLs, seconds; 0 streams downloads through the API instead. */
-  presignTtlS: number;
-}
+import type { S3StorageConfig } from '../../config/media.js';
 
 const isNotFound = (err: unknown) =>
   err instanceof S3ServiceException &&
@@ -53,7 +38,7 @@ const isNotFound = (err: unknown) =>
 export class S3MediaStore implements MediaStore {
   readonly kind = 's3';
   readonly client: S3Client;
-  constructor(private readonly opts: S3StoreOptions) {
+  constructor(private readonly opts: S3StorageConfig) {
     this.client = new S3Client({
       region: opts.region,
       endpoint: opts.endpoint,

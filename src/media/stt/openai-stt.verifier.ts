@@ -1,6 +1,7 @@
 import { similarity } from '../text/similarity.js';
 import { durationS } from '../audio/wav.js';
-import { readBody, type RetryPolicy, VendorError, vendorFetch } from '../vendor-http.js';
+import type { RetryPolicy } from '../../config/media.js';
+import { readBody, VendorError, vendorFetch } from '../vendor-http.js';
 import { type Verification, type Verifier, VERIFIER_CHECKS, type VerifyRequest } from './verifier.js';
 
 export interface OpenAiSttOptions {

@@ -1,5 +1,6 @@
 import { parseWav, WavFormatError } from '../audio/wav.js';
-import { readBody, type RetryPolicy, VendorError, vendorFetch } from '../vendor-http.js';
+import type { RetryPolicy } from '../../config/media.js';
+import { readBody, VendorError, vendorFetch } from '../vendor-http.js';
 import type { TtsProvider, TtsRequest, TtsResult } from './tts-provider.js';
 
 export interface OpenAiTtsOptions {

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { AlertRow, AlertsRepo, DeliveryRecord } from '../../db/alerts.repo.js';
 import type { WorkerRecord } from '../../jobs/types.js';
 import type { Summary, SummaryWindow } from '../live-summary.js';
-import { type AlertRule, breaches, type RuleName, thresholdFor } from './alert-rules.js';
+import { type AlertRule, breaches, type RuleName, thresholdFor } from '../../config/alert-rules.js';
 import type { AlertNotice, AlertNotifier } from './alert-notifier.js';
 
 export const ALERTS_LEASE = 'alerts';

@@ -5,7 +5,7 @@
  * evaluator, and the evaluator runs off any request or job path).
  */
 import nodemailer from 'nodemailer';
-import type { AlertsConfig } from './alerts.config.js';
+import type { AlertsConfig } from '../../config/alerts.js';
 
 export interface AlertNotice {
   kind: 'firing' | 'repeat' | 'resolved' | 'test';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { intVar, parseEnv } from '../config/env.js';
+import { intVar, parseEnv } from './env.js';
 
 /**
  * What one client may hold of the HTTP server: time-outs for slow requests and idle connections,

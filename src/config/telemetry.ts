@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { intVar, parseEnv } from '../config/env.js';
-import { type AlertsConfig, loadAlertsConfig } from './alerts/alerts.config.js';
+import { intVar, parseEnv } from './env.js';
+import { type AlertsConfig, loadAlertsConfig } from './alerts.js';
 
 /**
  * Observability settings: Prometheus metrics, the live figures every process publishes, and

@@ -1,7 +1,21 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { intVar, parseEnv } from '../config/env.js';
-import { SHORTCUT_NAMES, type ShortcutName } from './shortcuts.js';
+import { intVar, parseEnv } from './env.js';
+
+/** The job system's fast paths through a dependency's internals (src/jobs/shortcuts.ts). */
+export const SHORTCUT_NAMES = [
+  /** BullMQ completions from a template of its moveToFinished arguments (bullmq-internals.ts). */
+  'bullmq_complete',
+  /** Redriving a dead BullMQ job in place by clearing its internal hash fields (bullmq-internals.ts). */
+  'bullmq_redrive',
+  /** Waking on BullMQ's marker keys with a blocking pop instead of polling (bullmq-internals.ts). */
+  'bullmq_markers',
+  /** The worker's two log lines of an attempt written in pino's format to its stream (pino-internals.ts). */
+  'log_lines',
+  /** task_runs full batches inserted with SQL compiled once (kysely-internals.ts). */
+  'task_runs_sql',
+] as const;
+export type ShortcutName = (typeof SHORTCUT_NAMES)[number];
 
 /** Job system settings (env variables in `.env.example`, section `# --- jobs ---`). */
 export interface JobsConfig {

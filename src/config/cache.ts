@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError, intVar, parseEnv } from '../config/env.js';
+import { ConfigError, intVar, parseEnv } from './env.js';
 
 /**
  * Cache settings. The store is chosen by CACHE_MODE: `auto` (default) uses Redis when

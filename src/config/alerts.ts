@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { z } from 'zod';
-import { ConfigError, intVar, parseEnv } from '../../config/env.js';
+import { ConfigError, intVar, parseEnv } from './env.js';
 import { type AlertRule, DEFAULT_RULES, RULE_NAMES, type RuleName } from './alert-rules.js';
 
 /** Alert evaluation and delivery (docs/observability.md, "Alerts"). */

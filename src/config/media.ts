@@ -1,9 +1,63 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { ConfigError, intVar, parseEnv } from '../config/env.js';
-import { DEFAULT_PRICES, type Price, type PriceTable } from './pricing.js';
-import type { MediaStorageConfig } from './storage/create-store.js';
-import type { RetryPolicy } from './vendor-http.js';
+import { ConfigError, intVar, parseEnv } from './env.js';
+
+/** Price of one unit of a provider/model, USD. Keys are `provider:model` or `provider:*`. */
+export interface Price {
+  usdPerUnit: number;
+  unit: 'char' | 'second';
+}
+
+export type PriceTable = Readonly<Record<string, Price>>;
+
+/**
+ * Default list prices, as published on 2025-06-01 (see docs/media.md; override
+ * with MEDIA_PRICES_JSON). Local engines cost nothing.
+ */
+export const DEFAULT_PRICES: PriceTable = {
+  'espeak:*': { usdPerUnit: 0, unit: 'char' },
+  // OpenAI TTS: tts-1 $15 / 1M characters, tts-1-hd $30 / 1M characters.
+  'openai:tts-1': { usdPerUnit: 15 / 1_000_000, unit: 'char' },
+  'openai:tts-1-hd': { usdPerUnit: 30 / 1_000_000, unit: 'char' },
+  // gpt-4o-mini-tts is billed by tokens; ~$0.015 per minute of audio, about $12 / 1M characters of Korean.
+  'openai:gpt-4o-mini-tts': { usdPerUnit: 12 / 1_000_000, unit: 'char' },
+  // OpenAI transcription: whisper-1 and gpt-4o-transcribe $0.006 / minute, gpt-4o-mini-transcribe $0.003 / minute.
+  'openai:whisper-1': { usdPerUnit: 0.006 / 60, unit: 'second' },
+  'openai:gpt-4o-transcribe': { usdPerUnit: 0.006 / 60, unit: 'second' },
+  'openai:gpt-4o-mini-transcribe': { usdPerUnit: 0.003 / 60, unit: 'second' },
+  // ElevenLabs: Creator plan overage, $0.30 / 1K characters for multilingual v2.
+  'elevenlabs:*': { usdPerUnit: 0.3 / 1000, unit: 'char' },
+};
+
+export interface RetryPolicy {
+  /** Timeout of one attempt, ms (default 60 000). */
+  timeoutMs: number;
+  /** Retries after the first attempt (default 3). */
+  maxRetries: number;
+  /** First backoff delay, ms, doubled each retry, with ±25 % jitter (default 500). */
+  baseDelayMs: number;
+  /** Longest wait between attempts, ms; a longer Retry-After gives up with a retryable error (default 30 000). */
+  maxDelayMs: number;
+}
+
+/** S3 settings from `MEDIA_STORAGE_URL=s3://bucket/prefix` and the MEDIA_S3_* variables. */
+export interface S3StorageConfig {
+  bucket: string;
+  /** Key prefix without leading or trailing slash ('' for the bucket root). */
+  prefix: string;
+  /** An S3-compatible endpoint (MinIO, R2, a test server); AWS when unset. */
+  endpoint: string | undefined;
+  region: string;
+  /** Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need. */
+  forcePathStyle: boolean;
+  /** Multipart part size, bytes (at least 5 MiB, S3's minimum). */
+  partSizeBytes: number;
+  /** Lifetime of presigned download URLs, seconds; 0 streams downloads through the API instead. */
+  presignTtlS: number;
+}
+
+/** Where media lives: `MEDIA_DIR` on local disk (default) or an S3-compatible bucket (`MEDIA_STORAGE_URL`). */
+export type MediaStorageConfig = { kind: 'local'; dir: string } | ({ kind: 's3' } & S3StorageConfig);
 
 export type TtsProviderName = 'espeak' | 'openai' | 'elevenlabs';
 export const TTS_PROVIDERS: readonly TtsProviderName[] = ['espeak', 'openai', 'elevenlabs'];
