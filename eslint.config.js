@@ -1,6 +1,46 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * The layer map (docs/architecture.md): a module may import its own layer's and lower layers'
+ * modules, never a higher layer's. Type-only imports count too: a lower layer that needs a
+ * higher layer's type is a sign the type lives in the wrong place.
+ */
+const LAYERS = [
+  ['config', 'errors'],
+  ['db'],
+  ['cache', 'jobs'],
+  ['domain', 'auth'],
+  ['media', 'tasks', 'telemetry', 'domain-cache'],
+  ['api'],
+  ['main'],
+];
+/** Siblings in one layer that must not know each other. */
+const SIBLINGS_APART = { cache: ['jobs'], jobs: ['cache'], media: ['tasks'] };
+
+const layerRules = LAYERS.flatMap((layer, rank) => {
+  const above = LAYERS.slice(rank + 1).flat();
+  return layer.map((dir) => {
+    const banned = [...above, ...(SIBLINGS_APART[dir] ?? [])];
+    return {
+      files: dir === 'errors' ? ['src/errors.ts'] : [`src/${dir}/**/*.ts`],
+      rules: {
+        'no-restricted-imports': [
+          'error',
+          {
+            patterns: [
+              {
+                regex: `^(\\.\\./)+(${banned.join('|')})(/|\\.js$)`,
+                message: `${dir}/ sits below ${banned.join(', ')} in the layer map (docs/architecture.md): pass what it needs in from above.`,
+              },
+            ],
+          },
+        ],
+      },
+    };
+  });
+});
+
 export default tseslint.config(
   {
     ignores: [
@@ -25,6 +65,7 @@ export default tseslint.config(
       eqeqeq: ['error', 'always'],
     },
   },
+  ...layerRules,
   {
     // CommonJS entry points (the native addon's loader).
     files: ['**/*.cjs'],
