@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backoffDelayMs, DEFAULT_BACKOFF } from '../../src/jobs/backoff.js';
 import type { ClaimedJob, Job, StalledAttempt } from '../../src/jobs/types.js';
-import { type Harness, makeHarness, queueBackends, sleep, until } from './helpers.js';
+import { type Harness, makeHarness, makeQueue, queueBackends, sleep, tmpFile, until } from './helpers.js';
 
 describe('backoff', () => {
   it('doubles from the base, stays within the jitter bounds, and caps at 600 s', () => {
@@ -33,6 +33,44 @@ describe.each(queueBackends())('queue contract: %s', (backend) => {
   });
   afterEach(async () => {
     await h.close();
+  });
+
+  it("a wait for every queue wakes on another process's enqueue while a wait watches high_priority only", async () => {
+    // A worker whose only free slot is the reserved one waits for high_priority work alone; when a
+    // slot frees, it waits for every queue. The second wait must wake on a default enqueue made by
+    // another process (here: another queue instance on the same file or prefix) at once, not when
+    // its timeout ends.
+    const shared = { file: tmpFile('jobs.db'), prefix: `ov:q:t${Math.random().toString(36).slice(2, 10)}` };
+    const waiting = makeQueue(backend, shared);
+    const producer = makeQueue(backend, shared);
+    try {
+      const highOnly = new AbortController();
+      const first = waiting.waitForWork(['high_priority'], 10_000, highOnly.signal);
+      await sleep(50);
+      const started = performance.now();
+      const second = waiting.waitForWork(
+        ['high_priority', 'default', 'low_priority'],
+        10_000,
+        new AbortController().signal,
+      );
+      await sleep(50);
+      await producer.enqueue({
+        name: 'test.record',
+        queue: 'default',
+        payload: { tag: 'wake' },
+        delayMs: 0,
+        idempotencyKey: null,
+        attempts: 1,
+        backoff: DEFAULT_BACKOFF,
+        priority: 0,
+      });
+      await second;
+      expect(performance.now() - started).toBeLessThan(2_000);
+      highOnly.abort();
+      await first;
+    } finally {
+      await Promise.all([waiting.close(), producer.close()]);
+    }
   });
 
   it('runs high before default before low, FIFO within a queue', async () => {

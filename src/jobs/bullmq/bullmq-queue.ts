@@ -19,7 +19,7 @@
  *   tombstone kept (`<prefix>:cancelled`), an active one fails with reason `cancelled`.
  * - retention: removeOnComplete/removeOnFail keep the last JOBS_KEEP_LAST, at most JOBS_KEEP_HOURS.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   Job as BullJob,
@@ -156,8 +156,13 @@ export class BullmqQueue implements JobQueue {
   /** Jobs BullMQ's stalled checker in this process returned to their queue, until recoverStalled() reports them. */
   private readonly stalledFound: Array<{ queue: QueueName; bullId: string }> = [];
   private readonly events = new EventEmitter();
-  private readonly waiters = new Set<() => void>();
+  /** Who waits for work, with the marker keys each wants watched ([] when the markers shortcut is off). */
+  private readonly waiters = new Map<() => void, readonly string[]>();
   private watching = false;
+  /** The marker keys the blocking pop in flight watches. */
+  private watched: ReadonlySet<string> = new Set();
+  /** A key of this process's own, watched beside the markers: a push to it ends a blocking pop early. */
+  private readonly wakeKey: string;
   private ranked: { of: readonly QueueName[]; ranked: readonly QueueName[] } | undefined;
   private closed = false;
   private readonly keepLast: number;
@@ -165,6 +170,7 @@ export class BullmqQueue implements JobQueue {
 
   constructor(private readonly opts: BullmqQueueOptions) {
     this.keepLast = opts.keepLast ?? 1000;
+    this.wakeKey = `${opts.prefix}:wake:${randomUUID()}`;
     this.keepHours = opts.keepHours ?? 24;
     this.keep = { count: this.keepLast, age: this.keepHours * 3600 };
     // Commands wait through a Redis restart instead of failing (BullMQ's advice for workers).
@@ -778,24 +784,30 @@ export class BullmqQueue implements JobQueue {
       // Without the markers, look again after the poll interval (a claim finds what was added meanwhile).
       const timer = setTimeout(done, keys ? timeoutMs : Math.min(timeoutMs, this.opts.pollMs ?? 50));
       signal.addEventListener('abort', done, { once: true });
-      this.waiters.add(done);
-      if (keys) void this.watchMarkers(keys);
+      this.waiters.set(done, keys ?? []);
+      if (!keys) return;
+      if (!this.watching) void this.watchMarkers();
+      // The pop in flight watches other queues (a wait for high_priority alone): end it, so the next
+      // pop watches this wait's queues too.
+      else if (keys.some((k) => !this.watched.has(k))) this.interruptWatch();
     });
   }
 
   /**
-   * Blocks on the queues' BullMQ marker keys (BZPOPMIN, one dedicated connection)
-   * while anyone waits, and wakes the waiters when a job is added, a delayed job
-   * comes due, or a retry is scheduled.
+   * Blocks on the BullMQ marker keys of every queue someone waits for (BZPOPMIN, one dedicated
+   * connection) while anyone waits, and wakes the waiters when a job is added, a delayed job comes
+   * due, or a retry is scheduled.
    */
-  private async watchMarkers(keys: string[]): Promise<void> {
-    if (this.watching) return;
+  private async watchMarkers(): Promise<void> {
     this.watching = true;
     this.blocking ??= this.conn.duplicate({ maxRetriesPerRequest: null });
     try {
       while (!this.closed && this.waiters.size > 0) {
-        const res = await this.blocking.bzpopmin(...keys, (this.opts.blockMs ?? 1000) / 1000);
-        if (!res) continue;
+        const keys = new Set([...this.waiters.values()].flat());
+        if (keys.size === 0) break;
+        this.watched = keys;
+        const res = await this.blocking.bzpopmin(...keys, this.wakeKey, (this.opts.blockMs ?? 1000) / 1000);
+        if (!res || res[0] === this.wakeKey) continue;
         const due = markerDueAt(res);
         const wait = due - Date.now();
         if (due > 0 && wait > 0) {
@@ -807,11 +819,24 @@ export class BullmqQueue implements JobQueue {
       if (!this.closed) this.opts.logger.warn({ err }, 'waiting for jobs failed; falling back to polling');
     } finally {
       this.watching = false;
+      this.watched = new Set();
     }
   }
 
+  /** Ends the blocking pop in flight (the key expires by itself should no pop take it). */
+  private interruptWatch(): void {
+    this.conn
+      .multi()
+      .zadd(this.wakeKey, 0, 'wake')
+      .pexpire(this.wakeKey, 60_000)
+      .exec()
+      .catch((err: unknown) =>
+        this.opts.logger.warn({ err }, 'could not wake the marker watch; it wakes within blockMs'),
+      );
+  }
+
   private wakeWaiters(): void {
-    for (const w of [...this.waiters]) w();
+    for (const w of [...this.waiters.keys()]) w();
   }
 
   async heartbeat(record: WorkerRecord, jobs: readonly ClaimedJob[]): Promise<HeartbeatResult> {
