@@ -31,15 +31,15 @@ export interface Config {
   readonly authCacheTtlMs: number;
   /** After metrics are ingested, the campaign's roll-ups are recomputed at the end of a window of this length, ms (STATS_REFRESH_DELAY_MS, 5000). */
   readonly statsRefreshDelayMs: number;
-  /** HTTP time-outs, event-stream limits, failed-authentication limit (see src/api/http.config.ts). */
+  /** HTTP time-outs, event-stream limits, failed-authentication limit (see src/config/http.ts). */
   readonly http: HttpConfig;
-  /** The cache: store, TTLs, Redis timeouts and L1 (see src/cache/cache.config.ts). */
+  /** The cache: store, TTLs, Redis timeouts and L1 (see src/config/cache.ts). */
   readonly cache: CacheConfig;
-  /** Job queues and workers (see src/jobs/jobs.config.ts). */
+  /** Job queues and workers (see src/config/jobs.ts). */
   readonly jobs: JobsConfig;
-  /** Narration, verification, rendering, media storage and vendor prices (see src/media/media.config.ts). */
+  /** Narration, verification, rendering, media storage and vendor prices (see src/config/media.ts). */
   readonly media: MediaConfig;
-  /** Metrics, live figures and slow-query logging (see src/telemetry/telemetry.config.ts). */
+  /** Metrics, live figures and slow-query logging (see src/config/telemetry.ts). */
   readonly telemetry: TelemetryConfig;
 }
 

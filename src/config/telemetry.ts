@@ -21,7 +21,7 @@ export interface TelemetryConfig {
   readonly publishMs: number;
   /** Queries slower than this are counted and logged at warn with their statement, ms (DB_SLOW_QUERY_MS, 1000). */
   readonly slowQueryMs: number;
-  /** Alert rules, evaluation and delivery channels (see alerts/alerts.config.ts). */
+  /** Alert rules, evaluation and delivery channels (see src/config/alerts.ts). */
   readonly alerts: AlertsConfig;
 }
 

@@ -3,11 +3,10 @@
  *
  * Lines logged during one turn of the event loop are written together, in one
  * synchronous write at the end of that turn, or sooner once 64 KB are waiting.
- * A worker logs two lines per job, and here a write system call costs about 5 µs
- * whatever it carries. pino's default asynchronous destination goes through the
- * libuv thread pool and cost more CPU than a direct write; a direct write per
- * line cost more than one per turn. Measured per no-op job on this machine:
- * 73–77 µs async, 69–77 µs sync per line, 68–70 µs per turn.
+ * A worker logs two lines per job, and a write system call costs about the same
+ * whatever it carries: one write per turn cost less CPU per job than pino's
+ * asynchronous destination (the libuv thread pool) or a write per line
+ * (docs/operations.md, "Logs", has the measurements).
  *
  * A process that exits (normally or by an uncaught error) writes what is waiting
  * first. One killed with SIGKILL loses at most the lines of its last turn.

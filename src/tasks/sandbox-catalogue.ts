@@ -6,7 +6,7 @@
  * are recycled every --max-tasks-per-child tasks.
  *
  * Every task declared `sandboxed: true` in index.ts has an entry here with the
- * same handler (test/jobs/sandbox-catalogue.test.ts checks both ways).
+ * same handler (test/jobs/sandbox.test.ts, "sandbox catalogue", checks both ways).
  * `deps: true` when the handler uses ctx.deps: the child builds them (config,
  * database, queue, cache) only for such tasks.
  */

@@ -603,8 +603,8 @@ export class SqliteQueue implements JobQueue {
   /**
    * Changes whenever work may have become ready: an enqueue, retry, resume or
    * release in this process at once, and any commit by another process (PRAGMA
-   * data_version) within a millisecond. The pragma costs a statement (about 9 µs,
-   * more than a no-op job's share of a claim) and a busy worker asks once per job
+   * data_version) within a millisecond. The pragma costs a statement (more than a
+   * no-op job's share of a claim) and a busy worker asks once per job
    * started from its prefetch buffer, so its value is reused for up to 1 ms.
    */
   version(): string {
