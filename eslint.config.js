@@ -67,6 +67,26 @@ export default tseslint.config(
   },
   ...layerRules,
   {
+    // The API reaches data through the domain and media services: from db/ it takes types, the
+    // closed vocabularies (db/types.ts) and the page-size cap, never a function.
+    files: ['src/api/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(\\.\\./)+db/(?!types\\.js$|pagination\\.js$)',
+              allowTypeImports: true,
+              message:
+                'api/ takes only types from db/ (docs/architecture.md): pass the function in through AppDeps.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // CommonJS entry points (the native addon's loader).
     files: ['**/*.cjs'],
     languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },

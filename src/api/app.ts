@@ -25,7 +25,7 @@ import { alertsRoutes } from './routes/alerts.routes.js';
 import type { AlertsRepo } from '../db/alerts.repo.js';
 import type { AlertNotifier } from '../telemetry/alerts/alert-notifier.js';
 import { adminRoutes } from './routes/admin.routes.js';
-import { registerErrorHandling, sendError, toAppError } from './plugins/errors.js';
+import { type ClassifyDbError, registerErrorHandling, sendError, toAppError } from './plugins/errors.js';
 import { ajvOptions, registerStrictInput } from './plugins/strict-input.js';
 import { registerCloseOnRefusedBody, serverTimeouts } from './plugins/slow-clients.js';
 import { TaskEventHub } from './task-event-streams.js';
@@ -49,6 +49,10 @@ import { ErrorBody } from './schemas.js';
 export interface AppDeps {
   config: Config;
   database: DatabaseHandle;
+  /** Whether the database's schema is at the latest migration (`/ready`). */
+  migrationsCurrent: () => Promise<boolean>;
+  /** Which database failure an error is, so it maps to 503, 409 or 422 instead of 500. */
+  classifyDbError: ClassifyDbError;
   services: DomainServices;
   apiKeys: ApiKeysService;
   /** A pino logger, or false for none (tests). */
@@ -86,11 +90,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     trustProxy: false,
     ajv: ajvOptions,
     // A path that is not valid percent-encoding, or a path parameter too long, gets the API's error body.
-    frameworkErrors: (err, _request, reply) => sendError(reply, toAppError(err)),
+    frameworkErrors: (err, _request, reply) => sendError(reply, toAppError(err, deps.classifyDbError)),
     ...(deps.logger ? { loggerInstance: deps.logger, logController: requestLog } : { logger: false }),
   };
   const app = Fastify(options).withTypeProvider<TypeBoxTypeProvider>();
-  registerErrorHandling(app);
+  registerErrorHandling(app, deps.classifyDbError);
   if (deps.logger) {
     requestLog.start(app.log);
     app.addHook('onClose', async () => requestLog.stop());
@@ -148,7 +152,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       ),
   });
 
-  await app.register(healthRoutes, { database: deps.database });
+  await app.register(healthRoutes, { database: deps.database, migrationsCurrent: deps.migrationsCurrent });
   await app.register(
     async (api) => {
       const s = deps.services;

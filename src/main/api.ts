@@ -3,12 +3,16 @@ import { type AppDeps, buildApp } from '../api/app.js';
 import { BullmqQueue } from '../jobs/bullmq/bullmq-queue.js';
 import { startMetricsServer } from '../telemetry/metrics-server.js';
 import type { System } from './system.js';
+import { classifyDbError } from '../db/db-errors.js';
+import { migrationsCurrent } from '../db/migrator.js';
 
 /** The app's dependencies taken from a System (serve and tests build the app the same way). */
 export function appDepsFrom(system: System, overrides: Partial<AppDeps> = {}): AppDeps {
   return {
     config: system.config,
     database: system.database,
+    migrationsCurrent: () => migrationsCurrent(system.database.db, system.database.dialect),
+    classifyDbError,
     services: system.services,
     apiKeys: system.apiKeys,
     logger: system.logger,

@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_RANGE_PARTS, parseRanges, sendDownload } from '../../src/api/file-download.js';
 import { registerErrorHandling } from '../../src/api/plugins/errors.js';
+import { classifyDbError } from '../../src/db/db-errors.js';
 import { LocalMediaStore } from '../../src/media/storage/local-store.js';
 
 /** Splits a multipart/byteranges body into its parts (headers and bytes). */
@@ -79,7 +80,7 @@ describe('sendDownload (a stored file over HTTP)', () => {
     bytes = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251));
     await storage.put('f/data.bin', bytes);
     app = Fastify({ logger: false });
-    registerErrorHandling(app);
+    registerErrorHandling(app, classifyDbError);
     app.get('/file', async (req, reply) => {
       const file = await storage.file('f/data.bin');
       if (!file) throw new Error('test file missing');

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
-import { classifyDbError } from '../../db/db-errors.js';
+import type { DbErrorKind } from '../../db/db-errors.js';
 import { AppError, type ErrorCode, ErrorCodes } from '../../errors.js';
 
 /** Seconds clients are asked to wait while the database is unreachable. */
@@ -22,8 +22,11 @@ function fieldOf(issue: ValidationIssue | undefined): string {
   return [base, extra].filter((p) => p !== undefined && p !== '').join('.');
 }
 
+/** Tells which database failure an error is (the database layer's knowledge, passed in by the composition root). */
+export type ClassifyDbError = (err: unknown) => DbErrorKind | undefined;
+
 /** Maps any error to the catalogue: the one place errors become HTTP responses. */
-export function toAppError(err: unknown): AppError {
+export function toAppError(err: unknown, classifyDbError: ClassifyDbError): AppError {
   if (err instanceof AppError) return err;
   const fe = err as FastifyError & { validation?: ValidationIssue[]; validationContext?: string };
   if (fe.validation) {
@@ -93,9 +96,9 @@ export function sendError(reply: FastifyReply, err: AppError): FastifyReply {
   });
 }
 
-export function registerErrorHandling(app: FastifyInstance): void {
+export function registerErrorHandling(app: FastifyInstance, classifyDbError: ClassifyDbError): void {
   app.setErrorHandler((err, request, reply) => {
-    const appErr = toAppError(err);
+    const appErr = toAppError(err, classifyDbError);
     if (appErr.status >= 500) request.log.error({ err }, 'request failed');
     else request.log.debug({ code: appErr.code }, 'request rejected');
     return sendError(reply, appErr);

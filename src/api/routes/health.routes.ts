@@ -1,15 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { DatabaseHandle } from '../../db/database.js';
-import { migrationsCurrent } from '../../db/migrator.js';
 import { AppError } from '../../errors.js';
 import { errorResponses } from '../schemas.js';
 
 /** `/health` is liveness (the process answers); `/ready` checks the database and its migrations. */
-export const healthRoutes: FastifyPluginAsyncTypebox<{ database: DatabaseHandle }> = async (
-  app,
-  { database },
-) => {
+export const healthRoutes: FastifyPluginAsyncTypebox<{
+  database: DatabaseHandle;
+  migrationsCurrent: () => Promise<boolean>;
+}> = async (app, { database, migrationsCurrent }) => {
   const config = { auth: 'public' as const };
   const tags = ['health'];
   let migrated = false;
@@ -33,7 +32,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: DatabaseHandle 
     async () => {
       await database.ping();
       // Once current, migrations stay current for this process's lifetime.
-      if (!migrated) migrated = await migrationsCurrent(database.db, database.dialect);
+      if (!migrated) migrated = await migrationsCurrent();
       if (!migrated)
         throw new AppError(
           'DATABASE_UNAVAILABLE',
