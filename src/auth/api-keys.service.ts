@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ApiKeysRepo } from '../db/api-keys.repo.js';
+import { classifyDbError } from '../db/db-errors.js';
 import type { ApiKey, Role } from '../db/types.js';
 import { notFound } from '../errors.js';
 
@@ -92,7 +93,15 @@ export class ApiKeysService {
   async ensure(name: string, role: Role, key: string): Promise<ApiKeyView> {
     const existing = await this.keys.byHash(hashKey(key));
     const prefix = operatorKeyId(key);
-    if (!existing) return this.insert(name, role, key, prefix);
+    if (!existing) {
+      try {
+        return await this.insert(name, role, key, prefix);
+      } catch (err) {
+        // API processes starting together register the same key: one insert wins, the others find its row.
+        if (classifyDbError(err) !== 'unique' || !(await this.keys.byHash(hashKey(key)))) throw err;
+        return this.ensure(name, role, key);
+      }
+    }
     // Rows registered when the listing showed the key's first characters get the identifier.
     return toView(existing.prefix === prefix ? existing : await this.keys.setPrefix(existing.id, prefix));
   }

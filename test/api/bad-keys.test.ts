@@ -95,6 +95,19 @@ describe.each(dbBackends())('bad keys on %s', (backend) => {
     for (let n = 4; n <= prefix.length; n++) expect(ADMIN_KEY).not.toContain(prefix.slice(n - 4, n));
   });
 
+  it('registers an operator-chosen key once when several processes start together', async () => {
+    const key = 'another-operator-key-0123456789abcdef';
+    // Every call looks the key up before any inserts it, as API processes starting at once do.
+    const views = await Promise.all([1, 2, 3].map(() => t.system.apiKeys.ensure('racer', 'admin', key)));
+    expect(new Set(views.map((v) => v.id)).size).toBe(1);
+    const rows = await t.system.database.db
+      .selectFrom('api_keys')
+      .select('id')
+      .where('key_hash', '=', hashKey(key))
+      .execute();
+    expect(rows).toHaveLength(1);
+  });
+
   it('logs a flood of bad keys as aggregated lines, not two lines per request', async () => {
     const lines: string[] = [];
     const sink = new Writable({
