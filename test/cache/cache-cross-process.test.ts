@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dbBackends, embeddedEnabled, freshDatabaseConfig, redisUrl } from '../support/backends.js';
 import { freePort } from '../support/services.js';
 import { sleep } from './helpers.js';
+import { stopChildren } from '../support/processes.js';
 
 const CLI = path.resolve('src/main/cli.ts');
 const ADMIN_KEY = 'ov_cross_process_admin_key_0123456789';
@@ -113,14 +114,7 @@ describe.each(modes())('serve + a separate worker (%s)', (mode) => {
   }, 60_000);
 
   afterAll(async () => {
-    for (const c of children) {
-      if (c.exitCode === null && c.signalCode === null) {
-        const exited = new Promise((r) => c.once('exit', r));
-        c.kill('SIGTERM');
-        await Promise.race([exited, sleep(10_000)]);
-        if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-      }
-    }
+    await stopChildren(children);
     fs.rmSync(dir, { recursive: true, force: true });
   }, 30_000);
 

@@ -18,6 +18,7 @@ import { type S3TestTarget, startS3 } from '../support/s3.js';
 import { freePort } from '../support/services.js';
 import { makeImage } from './asset-fixtures.js';
 import { seedContent, tempDir } from './media-fixtures.js';
+import { stopChildren } from '../support/processes.js';
 
 const CLI = path.resolve('src/main/cli.ts');
 const ADMIN_KEY = 'ov-dist-media-admin-key-0123456789';
@@ -84,17 +85,7 @@ describe.runIf(enabled)('media, distributed: API and worker on different disks',
 
   afterAll(async () => {
     stopping = true;
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            if (c.exitCode !== null || c.signalCode !== null) return resolve();
-            c.once('exit', () => resolve());
-            c.kill('SIGTERM');
-            setTimeout(() => c.kill('SIGKILL'), 10_000).unref();
-          }),
-      ),
-    );
+    await stopChildren(children);
     await s3?.stop();
   });
 

@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Summary } from '../../src/telemetry/live-summary.js';
 import { until } from '../jobs/helpers.js';
 import { embeddedEnabled, freshDatabaseConfig, redisUrl } from '../support/backends.js';
+import { stopChildren } from '../support/processes.js';
 
 const CLI = path.resolve('src/main/cli.ts');
 const ADMIN_KEY = 'live-processes-admin-key-0123456789';
@@ -33,18 +34,7 @@ const modes = [
 
 describe.each(modes)('live summary over processes: %s', (mode) => {
   const children: ChildProcess[] = [];
-  afterAll(async () => {
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            if (c.exitCode !== null || c.signalCode !== null) return resolve();
-            c.once('exit', () => resolve());
-            c.kill('SIGTERM');
-          }),
-      ),
-    );
-  });
+  afterAll(() => stopChildren(children));
 
   const start = (env: Record<string, string>, args: string[]) => {
     const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
