@@ -14,6 +14,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { VendorCall } from '../media/media-observer.js';
 import type { LiveRecorder } from './live-recorder.js';
+import { type HistogramSeries, SeriesHistogram } from './series-histogram.js';
 
 /** HTTP and job durations: sub-millisecond cached GETs up to a 60 s upload, seconds. */
 export const DURATION_BUCKETS = [
@@ -80,7 +81,9 @@ export class Metrics {
   private readonly sources: ScrapeSource[] = [];
   private readonly live: LiveRecorder | undefined;
 
-  readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
+  readonly httpDuration: SeriesHistogram<'method' | 'route' | 'status_code'>;
+  /** The duration series of each method, route and status seen, by one string key (no label hashing per request). */
+  private readonly httpSeries = new Map<string, HistogramSeries>();
   readonly httpInFlight: Gauge;
   readonly jobsEnqueued: Counter<'queue' | 'task'>;
   readonly jobsFinished: Counter<'queue' | 'task' | 'outcome'>;
@@ -104,7 +107,7 @@ export class Metrics {
     this.live = opts.live;
     const registers = [this.registry];
     if (opts.runtime ?? true) collectDefaultMetrics({ register: this.registry });
-    this.httpDuration = new Histogram({
+    this.httpDuration = new SeriesHistogram({
       name: 'http_server_request_duration_seconds',
       help: 'Duration of HTTP server requests, by method, route template and status code.',
       labelNames: ['method', 'route', 'status_code'],
@@ -244,7 +247,13 @@ export class Metrics {
   httpRequest(method: string, route: string | undefined, status: number, seconds: number): void {
     const m = (HTTP_METHODS as readonly string[]).includes(method) ? method : 'other';
     const r = route ?? UNMATCHED_ROUTE;
-    this.httpDuration.observe({ method: m, route: r, status_code: status }, seconds);
+    const key = `${m} ${status} ${r}`;
+    let series = this.httpSeries.get(key);
+    if (!series) {
+      series = this.httpDuration.labels({ method: m, route: r, status_code: status });
+      this.httpSeries.set(key, series);
+    }
+    series.observe(seconds);
     this.live?.http(m, r, status, seconds);
   }
 
