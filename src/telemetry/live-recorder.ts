@@ -1,8 +1,9 @@
 /**
  * What one process measured during the current interval, for the live summary: HTTP requests
  * (count, 5xx and a latency sketch per route), job attempts (outcomes, wait and run sketches per
- * queue and task), cache reads per prefix, database statements. `take()` hands the interval over
- * (the publisher writes it to the database) and starts the next one.
+ * queue and task), cache reads per prefix, database statements, and the queues' depth as sampled
+ * at the interval's end. `take()` hands the interval over (the publisher writes it to the
+ * database) and starts the next one.
  */
 import type { DDSketch } from '@datadog/sketches-js';
 import { type EncodedSketch, encodeSketch, newSketch } from './sketch.js';
@@ -31,13 +32,23 @@ export interface CacheFigures {
   error: number;
 }
 
-/** One process's interval, as published (JSON). Keys: `METHOD route`, `queue task`, prefix. */
+/** A queue as one process saw it when its interval ended (every process reads the same queue). */
+export interface QueueSample {
+  /** Jobs ready to run. */
+  waiting: number;
+  /** Age of the oldest of them, seconds (0 when none). */
+  oldest_s: number;
+}
+
+/** One process's interval, as published (JSON). Keys: `METHOD route`, `queue task`, prefix, queue. */
 export interface LiveInterval {
   v: 1;
   http: Record<string, HttpFigures>;
   jobs: Record<string, JobFigures>;
   cache: Record<string, CacheFigures>;
   db: { n: number; slow: number; s: EncodedSketch };
+  /** Absent in rows written before queue samples existed. */
+  queues?: Record<string, QueueSample>;
 }
 
 export type JobOutcomeName = 'completed' | 'failed' | 'retried' | 'dead' | 'cancelled';
@@ -61,6 +72,7 @@ export class LiveRecorder {
   private jobAcc = new Map<string, JobAcc>();
   private cacheAcc = new Map<string, CacheFigures>();
   private dbAcc = { n: 0, slow: 0, s: newSketch() };
+  private queueAcc = new Map<string, QueueSample>();
   private empty = true;
 
   http(method: string, route: string, status: number, seconds: number): void {
@@ -106,6 +118,12 @@ export class LiveRecorder {
     this.empty = false;
   }
 
+  /** The queue's depth and oldest wait now (the latest sample of an interval is the one published). */
+  queue(queue: string, sample: QueueSample): void {
+    this.queueAcc.set(queue, sample);
+    this.empty = false;
+  }
+
   /** The interval so far (undefined when nothing happened), and a fresh one started. */
   take(): LiveInterval | undefined {
     if (this.empty) return undefined;
@@ -121,10 +139,12 @@ export class LiveRecorder {
       out.jobs[k] = { ...a.counts, wait: encodeSketch(a.wait), run: encodeSketch(a.run) };
     for (const [k, a] of this.cacheAcc) out.cache[k] = { ...a };
     out.db = { n: this.dbAcc.n, slow: this.dbAcc.slow, s: encodeSketch(this.dbAcc.s) };
+    if (this.queueAcc.size > 0) out.queues = Object.fromEntries(this.queueAcc);
     this.httpAcc = new Map();
     this.jobAcc = new Map();
     this.cacheAcc = new Map();
     this.dbAcc = { n: 0, slow: 0, s: newSketch() };
+    this.queueAcc = new Map();
     this.empty = true;
     return out;
   }

@@ -9,6 +9,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/types.js';
 import type { QueueCounts } from '../jobs/types.js';
 import { type CacheFigures, type JobOutcomeName, KEY_SEP, type LiveInterval } from './live-recorder.js';
+import { buildSeries, type CostRow, type Series } from './live-series.js';
 import { mergeEncoded, newSketch, quantile } from './sketch.js';
 
 export const SUMMARY_WINDOWS = { '1m': 60_000, '5m': 300_000, '15m': 900_000, '1h': 3_600_000 } as const;
@@ -104,6 +105,7 @@ export interface LiveSummaryOptions {
 interface Row {
   id: number;
   process: string;
+  endMs: number;
   figures: LiveInterval;
 }
 
@@ -273,6 +275,33 @@ export class LiveSummary {
     };
   }
 
+  /**
+   * The figures of the last `windowMs` in buckets of `stepMs` (live-series.ts), over every
+   * process; AI spend per provider from ai_api_usage. At most one hour back (rows older than that
+   * are not kept parsed, and are pruned after two).
+   */
+  async series(windowMs: number, stepMs: number): Promise<Series> {
+    const now = this.now();
+    const since = Math.ceil(now / stepMs) * stepMs - Math.ceil(windowMs / stepMs) * stepMs;
+    const [rows, costs] = await Promise.all([this.rows(since), this.costRows(since)]);
+    return buildSeries(rows, costs, now, windowMs, stepMs);
+  }
+
+  /** Each AI vendor call since `since` (ms): its provider, time and cost. */
+  private async costRows(since: number): Promise<CostRow[]> {
+    const rows = await this.opts.db
+      .selectFrom('ai_api_usage')
+      .select(['provider', 'created_at', 'cost_usd'])
+      .where('created_at', '>=', new Date(since).toISOString())
+      .execute();
+    // PostgreSQL returns a Date, SQLite the ISO text it stores: `new Date` reads either.
+    return rows.map((r) => ({
+      provider: r.provider,
+      atMs: new Date(r.created_at).getTime(),
+      usd: Number(r.cost_usd),
+    }));
+  }
+
   /** The rows that ended within the window, parsed once each. */
   private async rows(since: number): Promise<Row[]> {
     const found = await this.opts.db
@@ -290,7 +319,12 @@ export class LiveSummary {
       for (const r of batch)
         this.parsed.set(r.id, {
           endMs: r.end_ms,
-          row: { id: r.id, process: r.process, figures: JSON.parse(r.figures) as LiveInterval },
+          row: {
+            id: r.id,
+            process: r.process,
+            endMs: Number(r.end_ms),
+            figures: JSON.parse(r.figures) as LiveInterval,
+          },
         });
     }
     // Forget rows older than the longest window.
