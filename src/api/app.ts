@@ -25,6 +25,7 @@ import { alertsRoutes } from './routes/alerts.routes.js';
 import type { AlertsRepo } from '../db/alerts.repo.js';
 import type { AlertNotifier } from '../telemetry/alerts/alert-notifier.js';
 import { adminRoutes } from './routes/admin.routes.js';
+import { adminOverviewRoutes } from './routes/admin-overview.routes.js';
 import { type ClassifyDbError, registerErrorHandling, sendError, toAppError } from './plugins/errors.js';
 import { ajvOptions, registerStrictInput } from './plugins/strict-input.js';
 import { registerCloseOnRefusedBody, serverTimeouts } from './plugins/slow-clients.js';
@@ -162,7 +163,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await api.register(scriptsRoutes, { scripts: s.scripts });
       await api.register(metricsRoutes, { metrics: s.metrics });
       await api.register(keysRoutes, { apiKeys: deps.apiKeys });
-      if (deps.liveSummary) await api.register(observabilityRoutes, { summary: deps.liveSummary });
+      if (deps.liveSummary)
+        await api.register(observabilityRoutes, {
+          summary: deps.liveSummary,
+          minStepMs: deps.config.telemetry.publishMs,
+        });
       if (deps.alerts) await api.register(alertsRoutes, deps.alerts);
       if (deps.cache) await api.register(cacheRoutes, { cache: deps.cache });
       await api.register(campaignStatsRoutes, { campaignStats: deps.campaignStats, cache: deps.cache });
@@ -190,6 +195,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.jobs) {
     await app.register(adminRoutes, { prefix: '/admin', jobs: deps.jobs, db: deps.database.db });
   }
+  if (deps.liveSummary)
+    await app.register(adminOverviewRoutes, {
+      prefix: '/admin',
+      summary: deps.liveSummary,
+      minStepMs: deps.config.telemetry.publishMs,
+    });
   if (deps.bullBoardQueues)
     await app.register(bullBoardPlugin, { prefix: BULL_BOARD_PATH, queues: deps.bullBoardQueues });
   return app;

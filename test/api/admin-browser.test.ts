@@ -11,17 +11,7 @@ import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestApp, type TestApp } from '../support/app.js';
 import { embeddedEnabled } from '../support/backends.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
+import { CHROMIUM, CHROMIUM_FLAGS } from '../support/chromium.js';
 
 describe.runIf(fs.existsSync(CHROMIUM) && embeddedEnabled())('operator dashboard in Chromium', () => {
   let t: TestApp;
@@ -42,7 +32,7 @@ describe.runIf(fs.existsSync(CHROMIUM) && embeddedEnabled())('operator dashboard
     });
     await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
     evilBase = `http://127.0.0.1:${(evil.address() as AddressInfo).port}`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
   }, 60_000);
 
   afterAll(async () => {

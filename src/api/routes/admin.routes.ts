@@ -188,7 +188,8 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
       const body = html` <h1>Jobs <span class="muted">· ${queue.backend} backend · ${iso(now)} UTC</span></h1>
         <p class="muted">
           Signed in as ${role}. ${refresh ? 'Reloads every 5 s' : 'Not reloading'}:
-          <a href="${link({ state, queue: onlyQueue }, !refresh)}">${refresh ? 'stop' : 'start'}</a>.
+          <a href="${link({ state, queue: onlyQueue }, !refresh)}">${refresh ? 'stop' : 'start'}</a>. Charts
+          of every process's live figures: <a href="/admin/overview">overview</a>.
           ${queue.backend === 'bullmq' ? html`BullMQ's own board: <a href="/admin/queues">/admin/queues</a>.` : ''}
         </p>
         <h2>Queues</h2>
