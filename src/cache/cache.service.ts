@@ -6,6 +6,7 @@ import type { CacheEntry, CacheStore } from './cache-store.js';
 import { deepFreeze } from './cache-store.js';
 import { CircuitBreaker, type CircuitState } from './circuit-breaker.js';
 import type { L1Cache } from './l1-cache.js';
+import { LatencyHistogram } from './latency-histogram.js';
 import { LatencySampler } from './latency-sampler.js';
 import type { MemoryStore } from './memory-store.js';
 import type { GenerationPeers } from './sqlite-generation-log.js';
@@ -70,9 +71,11 @@ interface PrefixCounters {
   bypassed: number;
   coalesced: number;
   latency: LatencySampler;
+  /** Every read's latency by tier (l1: the in-process copy; store: memory or Redis). */
+  timing: Record<'l1' | 'store', LatencyHistogram>;
 }
 
-type Counts = Omit<PrefixCounters, 'latency'>;
+type Counts = Omit<PrefixCounters, 'latency' | 'timing'>;
 
 const zeroCounts = (): Counts => ({
   hits: 0,
@@ -383,6 +386,11 @@ export class CacheService {
     return n;
   }
 
+  /** Read latencies per prefix and tier, cumulative since the process started (for /metrics). */
+  latencies(): ReadonlyMap<string, Readonly<Record<'l1' | 'store', LatencyHistogram>>> {
+    return new Map([...this.counters].map(([prefix, c]) => [prefix, c.timing]));
+  }
+
   async stats(): Promise<CacheStats> {
     const prefixes: Record<string, PrefixStats> = {};
     const total = zeroCounts();
@@ -467,10 +475,21 @@ export class CacheService {
   private counter(prefix: string): PrefixCounters {
     let c = this.counters.get(prefix);
     if (c === undefined) {
-      c = { ...zeroCounts(), latency: new LatencySampler() };
+      c = {
+        ...zeroCounts(),
+        latency: new LatencySampler(),
+        timing: { l1: new LatencyHistogram(), store: new LatencyHistogram() },
+      };
       this.counters.set(prefix, c);
     }
     return c;
+  }
+
+  /** Records a read that began at `t0` (performance.now()) in the prefix's sampler and histogram. */
+  private timed(c: PrefixCounters, tier: 'l1' | 'store', t0: number): void {
+    const ms = performance.now() - t0;
+    c.latency.add(ms * 1000);
+    c.timing[tier].observe(ms / 1000);
   }
 
   /** Publishes bumps to the peers; what cannot be published now is retried before the next read. */
@@ -524,7 +543,7 @@ export class CacheService {
       if (entry !== undefined && entry.f > this.now()) {
         c.hits++;
         c.l1_hits++;
-        c.latency.add((performance.now() - t0) * 1000);
+        this.timed(c, 'l1', t0);
         return entry;
       }
       return undefined;
@@ -536,7 +555,7 @@ export class CacheService {
         if (this.memory.genSync(genKeys[i] as string) !== entry.g[i]) return undefined;
       }
       c.hits++;
-      c.latency.add((performance.now() - t0) * 1000);
+      this.timed(c, 'store', t0);
       return entry;
     }
     return undefined;
@@ -567,7 +586,7 @@ export class CacheService {
     return this.store.read(key, genKeys).then(
       (res) => {
         this.breaker.success();
-        c.latency.add((performance.now() - t0) * 1000);
+        this.timed(c, 'store', t0);
         return this.judge(key, genKeys, res, c, countMiss, seq);
       },
       (err: unknown) => {

@@ -21,7 +21,7 @@ import { ADMIN_ENQUEUEABLE, createTaskRegistry } from '../tasks/index.js';
 import { refreshStatsOnIngest } from '../tasks/stats-refresh.js';
 import { cacheCountersSource } from '../telemetry/cache-metrics.js';
 import { dbQueryObserver } from '../telemetry/db-metrics.js';
-import { queueDepthSource } from '../telemetry/job-metrics.js';
+import { liveQueueSource, queueDepthSource } from '../telemetry/job-metrics.js';
 import { AlertsRepo } from '../db/alerts.repo.js';
 import { AlertEvaluator } from '../telemetry/alerts/alert-evaluator.js';
 import { AlertNotifier } from '../telemetry/alerts/alert-notifier.js';
@@ -130,12 +130,17 @@ export async function createSystem(
     metrics.addScrapeSource(queueDepthSource(metrics, jobs.admin));
     const cacheSource = cache ? cacheCountersSource(metrics, cache, live) : undefined;
     if (cacheSource) metrics.addScrapeSource(cacheSource);
+    if (cache) metrics.setCacheLatencySource(() => cache.latencies());
+    const queueSample = liveQueueSource(live, jobs.admin);
     const publisher = new LivePublisher({
       db: database.db,
       recorder: live,
       intervalMs: config.telemetry.publishMs,
       logger,
-      beforeTake: cacheSource,
+      beforeTake: async () => {
+        await cacheSource?.();
+        await queueSample();
+      },
     });
     const summary = new LiveSummary({ db: database.db, counts: () => jobs.admin.counts() });
     const alertsCfg = config.telemetry.alerts;

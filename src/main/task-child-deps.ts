@@ -13,6 +13,7 @@ import type { ChangeFeed } from '../domain/changes.js';
 import type { JobAdmin } from '../jobs/types.js';
 import type { MediaServices } from '../media/media-services.js';
 import type { TaskDeps } from '../tasks/deps.js';
+import { reportingObserver } from '../telemetry/media-reports.js';
 
 let rootLogger: Logger | undefined;
 
@@ -26,8 +27,11 @@ export function childLogger(): Logger {
   return rootLogger;
 }
 
-/** Builds the task dependencies from the environment the child inherited. */
-export async function childTaskDeps(): Promise<TaskDeps> {
+/**
+ * Builds the task dependencies from the environment the child inherited. What the media pipeline
+ * measures (vendor calls, narrations, renders) goes to the worker through `report`.
+ */
+export async function childTaskDeps(report: (report: unknown) => void): Promise<TaskDeps> {
   const [
     { loadConfig },
     { openDatabase },
@@ -68,6 +72,7 @@ export async function childTaskDeps(): Promise<TaskDeps> {
     media: () =>
       (media ??= createMediaServices(config.media, db(), config.database.dialect, childLogger(), {
         changes: announce(),
+        observer: reportingObserver(report),
       })),
     changes: announce,
   };

@@ -9,7 +9,7 @@ import type { Jobs } from '../jobs/jobs.js';
 import { TaskRunRecorder } from '../jobs/task-runs.js';
 import { Worker } from '../jobs/worker/worker.js';
 import type { TaskDeps } from '../tasks/deps.js';
-import { meteredTaskRuns, workerSlotsSource } from '../telemetry/job-metrics.js';
+import { meteredTaskRuns, sandboxMetrics, workerSlotsSource } from '../telemetry/job-metrics.js';
 import { type MetricsServer, startMetricsServer } from '../telemetry/metrics-server.js';
 import type { System } from './system.js';
 import type { WorkerFlags } from './worker-flags.js';
@@ -52,6 +52,7 @@ export function startWorker(system: System, jobs: Jobs, opts: WorkerFlags): Work
       childModule: taskChildModule(),
       maxTasksPerChild: opts.maxTasksPerChild,
       maxMemoryMb: opts.maxMemoryPerChild,
+      observer: metrics ? sandboxMetrics(metrics, system.logger) : undefined,
     },
     cleanup: { producer: jobs.producer, intervalMs: cfg.cleanupIntervalS * 1000 },
   });

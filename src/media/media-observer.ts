@@ -16,8 +16,17 @@ export interface VendorCall {
   campaignId?: number | null;
 }
 
+/** One video render, from its start to its upload or failure. */
+export interface RenderRun {
+  /** The render preset (a key of RENDER_PRESETS). */
+  preset: string;
+  outcome: 'ok' | 'error';
+  seconds: number;
+}
+
 export interface MediaObserver {
   vendorCall(call: VendorCall): void;
   /** A narration ended: its TTS provider, final status, attempts made and final similarity. */
   narrationFinished(provider: string, status: string, attempts: number, similarity: number | null): void;
+  renderFinished(run: RenderRun): void;
 }

@@ -86,7 +86,7 @@ export function createVerifier(config: MediaConfig): Verifier {
 export interface MediaServicesOptions {
   /** Told when narration or a render changes a content's status, and when vendor calls are recorded. */
   changes: ChangeNotifier;
-  /** Told of vendor calls and narrations (metrics). */
+  /** Told of vendor calls, narrations and renders (metrics). */
   observer?: MediaObserver;
 }
 
@@ -152,6 +152,7 @@ export function createMediaServices(
     fontFile: config.render.fontPath ?? defaultFontFile(),
     timeoutMs: config.render.timeoutMs,
     logger,
+    observer: opts.observer,
   });
   return {
     config,

@@ -1,6 +1,10 @@
+import type { Logger } from 'pino';
+import type { SandboxObserver } from '../jobs/sandbox/sandbox-pool.js';
 import type { TaskRunRow, TaskRunSink } from '../jobs/task-runs.js';
 import type { JobAdmin } from '../jobs/types.js';
 import { JOB_STATES } from '../jobs/types.js';
+import type { LiveRecorder } from './live-recorder.js';
+import { applyMediaReport } from './media-reports.js';
 import type { JobOutcome, Metrics } from './metrics.js';
 
 /** A lost attempt past the stall limit is recorded failed with this error prefix (see the worker runtime). */
@@ -49,6 +53,14 @@ export function queueDepthSource(metrics: Metrics, queue: Pick<JobAdmin, 'counts
   };
 }
 
+/** Each queue's waiting jobs and oldest wait, sampled into the live figures when an interval is published. */
+export function liveQueueSource(live: LiveRecorder, queue: Pick<JobAdmin, 'counts'>): () => Promise<void> {
+  return async () => {
+    for (const c of await queue.counts())
+      live.queue(c.queue, { waiting: c.counts.waiting, oldest_s: c.oldestWaitingMs / 1000 });
+  };
+}
+
 /** Busy and free task slots of this process's worker, at each scrape. */
 export function workerSlotsSource(
   metrics: Metrics,
@@ -57,5 +69,20 @@ export function workerSlotsSource(
   return () => {
     metrics.workerSlots.set({ state: 'busy' }, worker.active);
     metrics.workerSlots.set({ state: 'free' }, Math.max(0, worker.concurrency - worker.active));
+  };
+}
+
+/**
+ * The worker's sandbox pool into the metrics: children started and recycled, and what the
+ * children report (vendor calls, narrations, renders), counted as if measured here. A report of
+ * an unknown shape is logged (a child of another version), never thrown.
+ */
+export function sandboxMetrics(metrics: Metrics, logger: Pick<Logger, 'warn'>): SandboxObserver {
+  return {
+    childStarted: () => metrics.sandboxChildStarted(),
+    childRecycled: (reason) => metrics.sandboxChildRecycled(reason),
+    report(report) {
+      if (!applyMediaReport(metrics, report)) logger.warn({ report }, 'sandbox child sent an unknown report');
+    },
   };
 }

@@ -11,8 +11,16 @@
  * OpenMetrics is written from the Prometheus text (see toOpenMetrics: prom-client renames a
  * counter shared with an OpenMetrics registry for good, so two registries cannot share metrics).
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { VendorCall } from '../media/media-observer.js';
+import {
+  collectDefaultMetrics,
+  Counter,
+  Gauge,
+  Histogram,
+  type HistogramConfiguration,
+  Registry,
+} from 'prom-client';
+import { CACHE_LATENCY_BUCKETS_S, type LatencyHistogram } from '../cache/latency-histogram.js';
+import type { RenderRun, VendorCall } from '../media/media-observer.js';
 import type { LiveRecorder } from './live-recorder.js';
 import { type HistogramSeries, SeriesHistogram } from './series-histogram.js';
 
@@ -24,6 +32,8 @@ export const DURATION_BUCKETS = [
 const JOB_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
 /** Database statements, seconds. */
 const DB_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
+/** Renders: a few seconds to a quarter of an hour, seconds. */
+const RENDER_BUCKETS = [0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 900];
 /** Vendor calls, seconds. */
 const SLOW_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600];
 
@@ -76,6 +86,57 @@ export function toOpenMetrics(text: string): string {
   return `${out.join('\n')}\n# EOF\n`;
 }
 
+/** Read latencies per cache prefix and tier, as the cache counted them (cache.service.ts `latencies()`). */
+export type CacheLatencySource = () => ReadonlyMap<string, Readonly<Record<CacheTier, LatencyHistogram>>>;
+
+/** Why a sandbox child left service: its task budget, its memory ceiling, a kill (hard timeout, abort), or it died. */
+export type SandboxRecycleReason = 'max_tasks' | 'memory' | 'killed' | 'exited';
+
+/**
+ * A histogram whose buckets the cache keeps itself (a read then costs a few comparisons instead
+ * of a label lookup): at each scrape it reports the cache's cumulative counts as they stand. It
+ * never observes anything itself, so the library's own values are always empty.
+ */
+class CacheLatencyHistogram extends Histogram<'prefix' | 'tier' | 'le'> {
+  source: CacheLatencySource | undefined;
+  /** The same histogram, registered nowhere: the name, help and type in the library's own form. */
+  private readonly shape: Histogram<'prefix' | 'tier' | 'le'>;
+
+  constructor(config: HistogramConfiguration<'prefix' | 'tier' | 'le'>) {
+    super(config);
+    this.shape = new Histogram({ ...config, registers: [] });
+  }
+
+  override async get() {
+    return this.getForPromString();
+  }
+
+  /** What the registry writes out (prom-client reads a histogram through this, undeclared in its types). */
+  async getForPromString() {
+    const base = await this.shape.get();
+    const values: typeof base.values = [];
+    for (const [prefix, tiers] of this.source?.() ?? []) {
+      for (const tier of ['l1', 'store'] as const) {
+        const h = tiers[tier];
+        if (h.count === 0) continue;
+        let cumulative = 0;
+        CACHE_LATENCY_BUCKETS_S.forEach((le, i) => {
+          cumulative += h.counts[i] ?? 0;
+          values.push({ metricName: `${base.name}_bucket`, labels: { prefix, tier, le }, value: cumulative });
+        });
+        values.push({
+          metricName: `${base.name}_bucket`,
+          labels: { prefix, tier, le: '+Inf' },
+          value: h.count,
+        });
+        values.push({ metricName: `${base.name}_sum`, labels: { prefix, tier }, value: h.sum });
+        values.push({ metricName: `${base.name}_count`, labels: { prefix, tier }, value: h.count });
+      }
+    }
+    return { ...base, values };
+  }
+}
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly sources: ScrapeSource[] = [];
@@ -93,6 +154,7 @@ export class Metrics {
   readonly queueOldestWaiting: Gauge<'queue'>;
   readonly workerSlots: Gauge<'state'>;
   readonly cacheRequests: Counter<'prefix' | 'tier' | 'result'>;
+  private readonly cacheLatency: CacheLatencyHistogram;
   readonly dbDuration: Histogram<'dialect' | 'operation'>;
   readonly dbSlow: Counter<'dialect' | 'operation'>;
   readonly dbErrors: Counter<'dialect' | 'operation'>;
@@ -102,6 +164,9 @@ export class Metrics {
   readonly vendorLatency: Histogram<'provider' | 'model' | 'operation'>;
   readonly narrationAttempts: Histogram<'provider' | 'status'>;
   readonly narrationSimilarity: Histogram<'provider' | 'status'>;
+  readonly renderDuration: Histogram<'preset' | 'outcome'>;
+  readonly sandboxStarted: Counter;
+  readonly sandboxRecycled: Counter<'reason'>;
 
   constructor(opts: MetricsOptions = {}) {
     this.live = opts.live;
@@ -169,6 +234,13 @@ export class Metrics {
       labelNames: ['prefix', 'tier', 'result'],
       registers,
     });
+    this.cacheLatency = new CacheLatencyHistogram({
+      name: 'omnivibe_cache_request_duration_seconds',
+      help: 'Duration of cache reads, by prefix and tier (l1: the in-process copy; store: memory or Redis).',
+      labelNames: ['prefix', 'tier'],
+      buckets: [...CACHE_LATENCY_BUCKETS_S],
+      registers,
+    });
     this.dbDuration = new Histogram({
       name: 'omnivibe_db_query_duration_seconds',
       help: 'Duration of database statements, by dialect and operation.',
@@ -227,6 +299,29 @@ export class Metrics {
       buckets: [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99, 1],
       registers,
     });
+    this.renderDuration = new Histogram({
+      name: 'omnivibe_render_duration_seconds',
+      help: 'Duration of one video render (ffmpeg and its uploads), by preset and outcome (ok, error).',
+      labelNames: ['preset', 'outcome'],
+      buckets: RENDER_BUCKETS,
+      registers,
+    });
+    this.sandboxStarted = new Counter({
+      name: 'omnivibe_sandbox_children_started_total',
+      help: "Sandbox child processes this process's worker started.",
+      registers,
+    });
+    this.sandboxRecycled = new Counter({
+      name: 'omnivibe_sandbox_children_recycled_total',
+      help: 'Sandbox children that left service, by reason: max_tasks, memory (past the ceiling), killed (hard timeout or an abort not obeyed), exited (died by itself).',
+      labelNames: ['reason'],
+      registers,
+    });
+  }
+
+  /** Reads the cache's own latency counts at each scrape. */
+  setCacheLatencySource(source: CacheLatencySource): void {
+    this.cacheLatency.source = source;
   }
 
   /** Adds a figure computed at each scrape (its errors are the scrape's errors). */
@@ -290,5 +385,17 @@ export class Metrics {
   narrationFinished(provider: string, status: string, attempts: number, similarity: number | null): void {
     this.narrationAttempts.observe({ provider, status }, attempts);
     if (similarity !== null) this.narrationSimilarity.observe({ provider, status }, similarity);
+  }
+
+  renderFinished(r: RenderRun): void {
+    this.renderDuration.observe({ preset: r.preset, outcome: r.outcome }, r.seconds);
+  }
+
+  sandboxChildStarted(): void {
+    this.sandboxStarted.inc();
+  }
+
+  sandboxChildRecycled(reason: SandboxRecycleReason): void {
+    this.sandboxRecycled.inc({ reason });
   }
 }

@@ -120,6 +120,44 @@ describe.runIf(embeddedEnabled())('metrics endpoint', () => {
     ).toBeGreaterThan(0);
   });
 
+  it('times cache reads per prefix and tier, as a histogram whose buckets add up', async () => {
+    const client = await t.system.services.clients.create({ name: 'Cache Co' });
+    const campaign = await t.system.services.campaigns.create({
+      client_id: client.id,
+      name: 'Cached',
+      platform: 'tiktok',
+    });
+    const read = () =>
+      t.app.inject({ method: 'GET', url: `/api/v1/campaigns/${campaign.id}`, headers: t.as('viewer') });
+    const name = 'omnivibe_cache_request_duration_seconds';
+    const before = parseExposition((await scrape()).body)
+      .filter((s) => s.name === `${name}_count`)
+      .reduce((n, s) => n + s.value, 0);
+    for (let i = 0; i < 3; i++) expect((await read()).statusCode).toBe(200);
+    const body = (await scrape()).body;
+    expect(body).toContain(`# TYPE ${name} histogram`);
+    const series = parseExposition(body);
+    const counts = series.filter((s) => s.name === `${name}_count`);
+    expect(counts.reduce((n, s) => n + s.value, 0) - before).toBeGreaterThanOrEqual(3);
+    for (const count of counts) {
+      expect(['l1', 'store']).toContain(count.labels.tier);
+      const buckets = series.filter(
+        (s) =>
+          s.name === `${name}_bucket` &&
+          s.labels.prefix === count.labels.prefix &&
+          s.labels.tier === count.labels.tier,
+      );
+      for (let i = 1; i < buckets.length; i++)
+        expect(buckets[i]?.value).toBeGreaterThanOrEqual(buckets[i - 1]?.value ?? 0);
+      expect(buckets.at(-1)).toMatchObject({ labels: { le: '+Inf' }, value: count.value });
+      expect(valueOf(series, `${name}_sum`, count.labels)).toBeGreaterThan(0);
+    }
+    // OpenMetrics carries it too.
+    expect((await scrape(undefined, 'application/openmetrics-text')).body).toContain(
+      `# TYPE ${name} histogram`,
+    );
+  });
+
   it('serves the same registry on a listener of its own, without a key', async () => {
     const metrics = t.system.telemetry?.metrics;
     if (!metrics) throw new Error('metrics are on by default');

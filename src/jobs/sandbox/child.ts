@@ -32,8 +32,12 @@ export interface SandboxEntry {
 
 export interface TaskChildOptions {
   catalogue: Readonly<Record<string, SandboxEntry>>;
-  /** Builds the task dependencies; called once, for the first handler that uses them. */
-  deps(): Promise<unknown>;
+  /**
+   * Builds the task dependencies; called once, for the first handler that uses them. `report`
+   * sends what they measure to the worker (the child listens on no port): the pool hands it to its
+   * observer.
+   */
+  deps(report: (report: unknown) => void): Promise<unknown>;
   /** The child's logger; called once, when a handler first logs. */
   logger(): Logger;
 }
@@ -69,12 +73,15 @@ export function runTaskChild(opts: TaskChildOptions): void {
     }
     return h;
   };
-  const depsFor = (name: string) => (opts.catalogue[name]?.deps ? (deps ??= opts.deps()) : undefined);
   const childLogger = () => (logger ??= opts.logger());
 
   const socket = net.connect(socketPath);
   // After the worker closed the socket (it retired or lost this child) there is no one to answer.
   const send = (m: FromChild) => void (socket.writable && socket.write(line(m)));
+  const depsFor = (name: string) =>
+    opts.catalogue[name]?.deps
+      ? (deps ??= opts.deps((report) => send({ type: 'report', report })))
+      : undefined;
   const running = new Map<string, AbortController>();
   // The worker retired this child, or is gone: nothing can receive our results, so stop. A task still
   // running (the worker died) takes the processes it started with it: the whole group is killed.

@@ -33,7 +33,9 @@ export type FromChild =
   | { type: 'ready'; token: string; pid: number }
   | { type: 'progress'; id: string; value: number }
   | { type: 'done'; id: string; result: unknown; rssMb: number }
-  | { type: 'error'; id: string; error: ErrorInfo; rssMb: number };
+  | { type: 'error'; id: string; error: ErrorInfo; rssMb: number }
+  /** Something the task measured (a vendor call, a render) for the worker's metrics: opaque here. */
+  | { type: 'report'; report: unknown };
 
 /** To the launcher: start a fresh Node process. */
 export interface ToLauncher {

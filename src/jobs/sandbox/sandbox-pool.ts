@@ -59,6 +59,19 @@ export interface SandboxPoolOptions {
    * task fails, ms (default 30 000).
    */
   startTimeoutMs?: number;
+  /** Told of children started and leaving service, and of what children report (metrics). */
+  observer?: SandboxObserver;
+}
+
+/** Why a child left service: its task budget, its memory ceiling, a kill (hard timeout, an abort not obeyed), or it died. */
+export type ChildRecycleReason = 'max_tasks' | 'memory' | 'killed' | 'exited';
+
+/** What the pool tells its owner; every method is called synchronously and must not throw. */
+export interface SandboxObserver {
+  childStarted(): void;
+  childRecycled(reason: ChildRecycleReason): void;
+  /** A report a child sent (children listen on no port: what they measure comes through here). */
+  report(report: unknown): void;
 }
 
 /** A task for a child: the run message it is sent, plus what stays with the worker. */
@@ -230,7 +243,7 @@ export class SandboxPool {
             { pid: child.pid, task: task.name, jobId: task.id },
             'hard timeout: killing sandbox child',
           );
-          this.retire(child, 'SIGKILL');
+          this.retire(child, 'SIGKILL', 'killed');
           reject(new TaskTimeoutError(`hard timeout after ${task.hardTimeoutMs} ms (child killed)`, 'hard'));
         }, task.hardTimeoutMs);
       const sendAbort = (reason: unknown) => {
@@ -245,7 +258,7 @@ export class SandboxPool {
             { pid: child.pid, task: task.name, jobId: task.id, graceMs: ABORT_GRACE_MS },
             'aborted task did not return: killing sandbox child',
           );
-          this.retire(child, 'SIGKILL');
+          this.retire(child, 'SIGKILL', 'killed');
           reject(reason instanceof Error ? reason : new Error(String(reason)));
         }, ABORT_GRACE_MS);
       };
@@ -272,6 +285,10 @@ export class SandboxPool {
   }
 
   private onMessage(child: Child, m: FromChild): void {
+    if (m.type === 'report') {
+      this.opts.observer?.report(m.report);
+      return;
+    }
     const ex = child.current;
     if (m.type === 'ready' || !ex || m.id !== ex.task.id) return;
     if (m.type === 'progress') {
@@ -284,7 +301,7 @@ export class SandboxPool {
         { pid: child.pid, rssMb: m.rssMb, maxMb: this.opts.maxMemoryMb },
         'sandbox child past its memory ceiling: recycling',
       );
-      this.retire(child);
+      this.retire(child, undefined, 'memory');
     }
     if (m.type === 'done') ex.resolve(m.result);
     else ex.reject(new SandboxTaskError(m.error));
@@ -307,7 +324,10 @@ export class SandboxPool {
     );
     this.all.add(c);
     this.alive.set(c.token, c);
+    this.opts.observer?.childStarted();
     c.onExit(() => {
+      // Still in service when it exited: it died (a retired child has left service already).
+      if (this.all.has(c) && !this.closed) this.opts.observer?.childRecycled('exited');
       this.all.delete(c);
       this.alive.delete(c.token);
       for (const list of [this.idle, this.spares]) {
@@ -444,7 +464,7 @@ export class SandboxPool {
   private giveBack(c: Child): void {
     if (c.exited || this.closed) return;
     if (c.tasks >= this.opts.maxTasksPerChild) {
-      this.retire(c);
+      this.retire(c, undefined, 'max_tasks');
       return;
     }
     if (c.tasks === Math.ceil(this.opts.maxTasksPerChild / 2)) this.spares.push(this.spawn());
@@ -452,7 +472,8 @@ export class SandboxPool {
   }
 
   /** Takes a child out of service: a graceful exit (its socket closes) or a kill. */
-  private retire(c: Child, signal?: NodeJS.Signals): void {
+  private retire(c: Child, signal: NodeJS.Signals | undefined, reason: ChildRecycleReason): void {
+    if (this.all.has(c)) this.opts.observer?.childRecycled(reason);
     this.all.delete(c);
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);

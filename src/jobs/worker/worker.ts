@@ -57,7 +57,7 @@ export interface WorkerOptions {
   /** How long an idle worker waits before looking again without a wake-up, ms (default 1000). */
   idleWaitMs?: number;
   /** Sandbox children; required when a sandboxed task is registered. */
-  sandbox?: Pick<SandboxPoolOptions, 'childModule' | 'maxTasksPerChild' | 'maxMemoryMb' | 'env'>;
+  sandbox?: Pick<SandboxPoolOptions, 'childModule' | 'maxTasksPerChild' | 'maxMemoryMb' | 'env' | 'observer'>;
   /** Schedules maintenance.cleanup every `intervalMs` through `producer` (default: never). */
   cleanup?: { producer: JobProducer; intervalMs: number };
   id?: string;

@@ -6,6 +6,7 @@ import type { ScriptBlock } from '../../db/types.js';
 import { FfmpegError } from '../ffmpeg.js';
 import type { ContentContext, MediaRepo, Render } from '../media.repo.js';
 import type { NarrationService } from '../narration.service.js';
+import type { MediaObserver } from '../media-observer.js';
 import { type MediaStore, mediaKeys } from '../storage/media-store.js';
 import { countSyllables } from '../stt/acoustic.verifier.js';
 import { RENDER_PRESETS, type RenderQuality } from './presets.js';
@@ -65,6 +66,8 @@ export interface RenderServiceDeps {
   fontFile: string;
   timeoutMs: number;
   logger: Logger;
+  /** Told how long each render took (metrics). */
+  observer?: MediaObserver;
 }
 
 const DEFAULT_BACKGROUND = '#111827';
@@ -139,8 +142,20 @@ export class RenderService {
     // Inputs are fetched into and outputs made in this process's scratch directory, then uploaded.
     const workDir = path.join(this.deps.scratchDir, `render-${row.id}-${randomUUID()}`);
     await fs.mkdir(workDir, { recursive: true });
+    const t0 = performance.now();
+    const observe = (outcome: 'ok' | 'error') =>
+      this.deps.observer?.renderFinished({
+        preset: row.preset,
+        outcome,
+        seconds: (performance.now() - t0) / 1000,
+      });
     try {
-      return await this.renderIn(req, row, ctx, workDir, ffmpeg);
+      const out = await this.renderIn(req, row, ctx, workDir, ffmpeg);
+      observe('ok');
+      return out;
+    } catch (err) {
+      observe('error');
+      throw err;
     } finally {
       await fs.rm(workDir, { recursive: true, force: true });
     }
