@@ -1,14 +1,18 @@
 /**
  * deploy/prometheus checked by Debian's promtool (CI installs the `prometheus` package): the
- * scrape configuration, the recording and alert rules, and the rules' unit tests.
+ * scrape configuration, the recording and alert rules, and the rules' unit tests; and the
+ * Alertmanager configuration by Debian's amtool (package `prometheus-alertmanager`, also in CI:
+ * there a missing amtool fails rather than skips).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const PROMTOOL = '/usr/bin/promtool';
+const AMTOOL = '/usr/bin/amtool';
+const inCi = process.env.CI === 'true';
 const run = (...args: string[]) => execFileSync(PROMTOOL, args, { encoding: 'utf8', stdio: 'pipe' });
 
 describe.runIf(fs.existsSync(PROMTOOL))('deploy/prometheus', () => {
@@ -48,5 +52,24 @@ describe.runIf(fs.existsSync(PROMTOOL))('deploy/prometheus', () => {
 
   it('the alert rules pass their unit tests', () => {
     expect(run('test', 'rules', 'deploy/prometheus/tests/alert-rules.test.yml')).toContain('SUCCESS');
+  });
+});
+
+describe.runIf(fs.existsSync(AMTOOL) || inCi)('deploy/prometheus/alertmanager.yml', () => {
+  it('is a valid Alertmanager configuration with a Slack and an email receiver', () => {
+    const out = execFileSync(AMTOOL, ['check-config', 'deploy/prometheus/alertmanager.yml'], {
+      encoding: 'utf8',
+      stdio: 'pipe',
+    });
+    expect(out).toContain('SUCCESS');
+    expect(out).toMatch(/- 2 receivers/);
+  });
+
+  it('refuses a broken one (the check can fail)', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ov-am-')), 'alertmanager.yml');
+    fs.writeFileSync(file, 'route:\n  receiver: nowhere\nreceivers: []\n');
+    const r = spawnSync(AMTOOL, ['check-config', file], { encoding: 'utf8' });
+    expect(r.status).not.toBe(0);
+    expect(r.stdout).toContain('undefined receiver "nowhere"');
   });
 });
