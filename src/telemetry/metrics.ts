@@ -11,14 +11,7 @@
  * OpenMetrics is written from the Prometheus text (see toOpenMetrics: prom-client renames a
  * counter shared with an OpenMetrics registry for good, so two registries cannot share metrics).
  */
-import {
-  collectDefaultMetrics,
-  Counter,
-  Gauge,
-  Histogram,
-  type HistogramConfiguration,
-  Registry,
-} from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CACHE_LATENCY_BUCKETS_S, type LatencyHistogram } from '../cache/latency-histogram.js';
 import type { RenderRun, VendorCall } from '../media/media-observer.js';
 import type { LiveRecorder } from './live-recorder.js';
@@ -92,51 +85,6 @@ export type CacheLatencySource = () => ReadonlyMap<string, Readonly<Record<Cache
 /** Why a sandbox child left service: its task budget, its memory ceiling, a kill (hard timeout, abort), or it died. */
 export type SandboxRecycleReason = 'max_tasks' | 'memory' | 'killed' | 'exited';
 
-/**
- * A histogram whose buckets the cache keeps itself (a read then costs a few comparisons instead
- * of a label lookup): at each scrape it reports the cache's cumulative counts as they stand. It
- * never observes anything itself, so the library's own values are always empty.
- */
-class CacheLatencyHistogram extends Histogram<'prefix' | 'tier' | 'le'> {
-  source: CacheLatencySource | undefined;
-  /** The same histogram, registered nowhere: the name, help and type in the library's own form. */
-  private readonly shape: Histogram<'prefix' | 'tier' | 'le'>;
-
-  constructor(config: HistogramConfiguration<'prefix' | 'tier' | 'le'>) {
-    super(config);
-    this.shape = new Histogram({ ...config, registers: [] });
-  }
-
-  override async get() {
-    return this.getForPromString();
-  }
-
-  /** What the registry writes out (prom-client reads a histogram through this, undeclared in its types). */
-  async getForPromString() {
-    const base = await this.shape.get();
-    const values: typeof base.values = [];
-    for (const [prefix, tiers] of this.source?.() ?? []) {
-      for (const tier of ['l1', 'store'] as const) {
-        const h = tiers[tier];
-        if (h.count === 0) continue;
-        let cumulative = 0;
-        CACHE_LATENCY_BUCKETS_S.forEach((le, i) => {
-          cumulative += h.counts[i] ?? 0;
-          values.push({ metricName: `${base.name}_bucket`, labels: { prefix, tier, le }, value: cumulative });
-        });
-        values.push({
-          metricName: `${base.name}_bucket`,
-          labels: { prefix, tier, le: '+Inf' },
-          value: h.count,
-        });
-        values.push({ metricName: `${base.name}_sum`, labels: { prefix, tier }, value: h.sum });
-        values.push({ metricName: `${base.name}_count`, labels: { prefix, tier }, value: h.count });
-      }
-    }
-    return { ...base, values };
-  }
-}
-
 export class Metrics {
   readonly registry = new Registry();
   private readonly sources: ScrapeSource[] = [];
@@ -154,7 +102,8 @@ export class Metrics {
   readonly queueOldestWaiting: Gauge<'queue'>;
   readonly workerSlots: Gauge<'state'>;
   readonly cacheRequests: Counter<'prefix' | 'tier' | 'result'>;
-  private readonly cacheLatency: CacheLatencyHistogram;
+  /** Filled at each scrape from the counts the cache keeps itself (a read pays no label lookup). */
+  private readonly cacheLatency: SeriesHistogram<'prefix' | 'tier'>;
   readonly dbDuration: Histogram<'dialect' | 'operation'>;
   readonly dbSlow: Counter<'dialect' | 'operation'>;
   readonly dbErrors: Counter<'dialect' | 'operation'>;
@@ -234,11 +183,11 @@ export class Metrics {
       labelNames: ['prefix', 'tier', 'result'],
       registers,
     });
-    this.cacheLatency = new CacheLatencyHistogram({
+    this.cacheLatency = new SeriesHistogram({
       name: 'omnivibe_cache_request_duration_seconds',
       help: 'Duration of cache reads, by prefix and tier (l1: the in-process copy; store: memory or Redis).',
       labelNames: ['prefix', 'tier'],
-      buckets: [...CACHE_LATENCY_BUCKETS_S],
+      buckets: CACHE_LATENCY_BUCKETS_S,
       registers,
     });
     this.dbDuration = new Histogram({
@@ -319,9 +268,19 @@ export class Metrics {
     });
   }
 
-  /** Reads the cache's own latency counts at each scrape. */
+  /** Copies the cache's own latency counts (cumulative since start) into the histogram at each scrape. */
   setCacheLatencySource(source: CacheLatencySource): void {
-    this.cacheLatency.source = source;
+    this.addScrapeSource(() => {
+      for (const [prefix, tiers] of source())
+        for (const tier of ['l1', 'store'] as const) {
+          const h = tiers[tier];
+          if (h.count === 0) continue;
+          const series = this.cacheLatency.labels({ prefix, tier });
+          series.counts.set(h.counts);
+          series.sum = h.sum;
+          series.count = h.count;
+        }
+    });
   }
 
   /** Adds a figure computed at each scrape (its errors are the scrape's errors). */
