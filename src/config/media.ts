@@ -201,6 +201,11 @@ function storageConfig(e: z.infer<typeof schema>): MediaStorageConfig {
       throw new ConfigError([
         'MEDIA_S3_ENDPOINT is set but MEDIA_STORAGE_URL is not: set MEDIA_STORAGE_URL=s3://bucket/prefix',
       ]);
+    // A local directory has no URLs of its own: downloads stream through the API.
+    if (e.MEDIA_PRESIGN_TTL_S > 0)
+      throw new ConfigError([
+        'MEDIA_PRESIGN_TTL_S is set but MEDIA_STORAGE_URL is not: presigned downloads need S3 storage (MEDIA_STORAGE_URL=s3://bucket/prefix)',
+      ]);
     return { kind: 'local', dir: path.resolve(e.MEDIA_DIR ?? path.join(e.DATA_DIR, 'media')) };
   }
   const [bucket = '', ...rest] = e.MEDIA_STORAGE_URL.slice('s3://'.length).split('/');

@@ -1,5 +1,5 @@
 /** Real media files made with ffmpeg for asset and render tests (no fixtures checked in). */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { locateFfmpeg } from '../../src/media/ffmpeg.js';
 import { tempDir } from './media-fixtures.js';
@@ -40,6 +40,66 @@ export function makeClip(
   );
 }
 
+/** An image of `fill` colour inside a `border`-pixel frame of `frame` colour (PNG, exact edges). */
+export function makeFramedImage(opts: {
+  w: number;
+  h: number;
+  border: number;
+  frame: string;
+  fill: string;
+}): string {
+  const { w, h, border, frame, fill } = opts;
+  return ff(
+    [
+      '-f',
+      'lavfi',
+      '-i',
+      `color=c=${frame}:s=${w}x${h},drawbox=x=${border}:y=${border}:w=${w - 2 * border}:h=${h - 2 * border}:color=${fill}:t=fill`,
+      '-frames:v',
+      '1',
+    ],
+    path.join(dir(), 'framed.png'),
+  );
+}
+
+/** A clip of solid colours one after another (MP4 H.264, 30 fps) with an 880 Hz tone over its whole length. */
+export function makeColourClip(segments: { color: string; seconds: number }[], w = 320, h = 240): string {
+  const total = segments.reduce((s, x) => s + x.seconds, 0);
+  const inputs = segments.flatMap((x) => [
+    '-f',
+    'lavfi',
+    '-i',
+    `color=c=${x.color}:s=${w}x${h}:r=30:d=${x.seconds}`,
+  ]);
+  const joined = `${segments.map((_, i) => `[${i}:v]`).join('')}concat=n=${segments.length}:v=1:a=0[v]`;
+  return ff(
+    [
+      ...inputs,
+      '-f',
+      'lavfi',
+      '-i',
+      `sine=f=880:d=${total}:sample_rate=48000`,
+      '-filter_complex',
+      joined,
+      '-map',
+      '[v]',
+      '-map',
+      `${segments.length}:a`,
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-pix_fmt',
+      'yuv420p',
+      '-c:a',
+      'aac',
+      '-t',
+      String(total),
+    ],
+    path.join(dir(), 'colours.mp4'),
+  );
+}
+
 /** A sine tone of `seconds` at `hz` (MP3, WAV or M4A). */
 export function makeTone(opts: { seconds?: number; hz?: number; ext?: 'mp3' | 'wav' | 'm4a' } = {}): string {
   const { seconds = 1, hz = 440, ext = 'wav' } = opts;
@@ -71,4 +131,30 @@ export function videoFrame(file: string, t: number, pixFmt: 'gray' | 'rgb24'): B
     ],
     { maxBuffer: 64 * 1024 * 1024 },
   );
+}
+
+/** ffmpeg's stderr (its measurement filters report there). */
+export function ffmpegReport(args: string[]): string {
+  const r = spawnSync(FFMPEG, ['-hide_banner', '-nostats', ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ffmpeg failed: ${r.stderr}`);
+  return r.stderr;
+}
+
+/** RMS level (dBFS) of a file's soundtrack between two times (the whole file without them), optionally only around `band` Hz; -120 for digital silence. */
+export function levelDb(file: string, from?: number, to?: number, band?: number): number {
+  const bp = band ? `bandpass=f=${band}:width_type=h:w=10,bandpass=f=${band}:width_type=h:w=10,` : '';
+  const span = from === undefined || to === undefined ? [] : ['-ss', String(from), '-t', String(to - from)];
+  const err = ffmpegReport([
+    ...span,
+    '-i',
+    file,
+    '-vn',
+    '-af',
+    `${bp}astats=measure_perchannel=none:measure_overall=RMS_level`,
+    '-f',
+    'null',
+    '-',
+  ]);
+  const m = /RMS level dB:\s*(-?[\d.]+|-inf)/.exec(err);
+  return !m || m[1] === '-inf' ? -120 : Number(m[1]);
 }

@@ -218,6 +218,7 @@ describe.each(setups)('assets API (%s storage)', (storageKind) => {
     const text = Buffer.from('just some text, named like a picture\n');
     const bigPng = fs.readFileSync(makeImage({ w: 1200, h: 1000 })); // 1.2 MP over the 1 MP limit
     const longClip = fs.readFileSync(makeClip({ seconds: 3 })); // over the 2 s limit
+    const longTone = fs.readFileSync(makeTone({ seconds: 3, ext: 'mp3' })); // music over it too
     const png = fs.readFileSync(makeImage({ color: 'green' }));
     const broken = Buffer.concat([png.subarray(0, 33), Buffer.alloc(200, 0xff)]);
     const tooBig = Buffer.concat([Buffer.from(png), Buffer.alloc(1024 * 1024 + 10, 1)]);
@@ -225,6 +226,7 @@ describe.each(setups)('assets API (%s storage)', (storageKind) => {
       [text, { name: 'photo.png' }, 415, 'unknown_type'],
       [bigPng, {}, 422, 'too_many_pixels'],
       [longClip, {}, 422, 'too_long'],
+      [longTone, {}, 422, 'too_long'],
       [png, { kind: 'audio' }, 422, 'mismatched_type'],
       [png, { kind: 'logo' }, 422, 'mismatched_type'], // a PNG without alpha is no logo
       [broken, {}, 422, 'unreadable'],
@@ -303,6 +305,54 @@ describe.each(setups)('assets API (%s storage)', (storageKind) => {
     expect((await del()).statusCode).toBe(204);
   });
 
+  it('a render request records the assets it reads: background, logo and music are 409 until it ends', async () => {
+    const seeded = await seedContent(system.database.db, [{ text: '장면', duration_s: 1 }]);
+    const client = seeded.clientId;
+    const picture = (await upload(makeImage({ color: 'orange' }), { client })).json<AssetView>();
+    const logo = (
+      await upload(makeImage({ alpha: true, color: 'navy' }), { kind: 'logo', client })
+    ).json<AssetView>();
+    const music = (await upload(makeTone({ ext: 'wav', hz: 180 }), { client })).json<AssetView>();
+    const put = (url: string, payload: object) =>
+      app.inject({ method: 'PUT', url: `/api/v1${url}`, headers: auth, payload });
+    const block = await system.database.db
+      .selectFrom('script_blocks')
+      .select('id')
+      .where('content_id', '=', seeded.contentId)
+      .executeTakeFirstOrThrow();
+    expect(
+      (
+        await app.inject({
+          method: 'PATCH',
+          url: `/api/v1/contents/${seeded.contentId}/script/blocks/${block.id}`,
+          headers: auth,
+          payload: { background: `asset:${picture.id}` },
+        })
+      ).statusCode,
+    ).toBe(200);
+    expect((await put(`/clients/${client}/logo`, { asset_id: logo.id })).statusCode).toBe(204);
+    expect((await put(`/campaigns/${seeded.campaignId}/music`, { asset_id: music.id })).statusCode).toBe(204);
+    // Queued (no worker runs here), so it is in progress until its row ends.
+    const requested = await app.inject({
+      method: 'POST',
+      url: `/api/v1/contents/${seeded.contentId}/renders`,
+      headers: auth,
+      payload: { silent: true, quality: 'low' },
+    });
+    expect(requested.statusCode, requested.body).toBe(202);
+    const renderId = requested.json<{ render_id: number }>().render_id;
+    const del = (id: number) => app.inject({ method: 'DELETE', url: `/api/v1/assets/${id}`, headers: auth });
+    for (const a of [picture, logo, music]) {
+      const busy = await del(a.id);
+      expect(busy.statusCode, `${a.kind}: ${busy.body}`).toBe(409);
+      expect(busy.json()).toMatchObject({
+        error: { code: 'ASSET_IN_USE', details: { renders: [renderId] } },
+      });
+    }
+    await system.media.repo.updateRender(renderId, { status: 'failed', error: 'ended by the test' });
+    for (const a of [picture, logo, music]) expect((await del(a.id)).statusCode).toBe(204);
+  });
+
   it('a client chooses a logo (PNG with alpha), a campaign or content its music (audio)', async () => {
     const logo = (
       await upload(makeImage({ alpha: true, color: 'white' }), { kind: 'logo' })
@@ -330,5 +380,85 @@ describe.each(setups)('assets API (%s storage)', (storageKind) => {
     expect((await put(`/contents/${mine.contentId}/music`, theirMusic.id)).statusCode).toBe(204);
     expect((await put(`/contents/${mine.contentId}/music`, null)).statusCode).toBe(204);
     expect(await system.media.assetsRepo.choice('content', mine.contentId, 'music')).toBeUndefined();
+  });
+});
+
+describe('downloads through presigned URLs (S3 with MEDIA_PRESIGN_TTL_S)', () => {
+  let system: System;
+  let app: FastifyInstance;
+  let auth: { authorization: string };
+  const dataDir = tempDir('ov-assets-presign-');
+
+  beforeAll(async () => {
+    system = await createSystem(
+      loadConfig({
+        DATA_DIR: dataDir,
+        DATABASE_URL: `sqlite:${path.join(dataDir, 'omnivibe.db')}`,
+        LOG_LEVEL: 'silent',
+        MEDIA_PRESIGN_TTL_S: '60',
+        ...s3.env,
+      }),
+      silentLogger,
+    );
+    expect(system.media.storage.kind).toBe('s3');
+    app = await buildApp(appDepsFrom(system, { logger: false }));
+    auth = { authorization: `Bearer ${(await system.apiKeys.create('presign', 'editor')).key}` };
+  });
+  afterAll(async () => {
+    await app?.close();
+    await system?.close();
+  });
+
+  /** The API's answer is a 302 to a short-lived URL that serves exactly these bytes, whole and by range. */
+  async function redirectsTo(url: string, bytes: Buffer, contentType: string) {
+    const res = await app.inject({ method: 'GET', url, headers: auth });
+    expect(res.statusCode, res.body).toBe(302);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const location = String(res.headers.location);
+    expect(location).toMatch(/[?&]X-Amz-Expires=60(&|$)/);
+    const whole = await fetch(location);
+    expect(whole.status).toBe(200);
+    expect(whole.headers.get('content-type')).toBe(contentType);
+    expect(Buffer.from(await whole.arrayBuffer()).equals(bytes)).toBe(true);
+    const part = await fetch(location, { headers: { range: 'bytes=2-9' } });
+    expect(part.status).toBe(206);
+    expect(Buffer.from(await part.arrayBuffer()).equals(bytes.subarray(2, 10))).toBe(true);
+  }
+
+  it('an asset download answers 302 to the object', async () => {
+    const bytes = fs.readFileSync(makeImage({ color: 'purple' }));
+    const { clientId } = await seedContent(system.database.db, ['a']);
+    const up = await app.inject({
+      method: 'POST',
+      url: `/api/v1/clients/${clientId}/assets`,
+      headers: { ...auth, 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
+      payload: multipartBody(bytes, 'p.png', 'image/png'),
+    });
+    expect(up.statusCode).toBe(201);
+    await redirectsTo(`/api/v1/assets/${up.json<AssetView>().id}/download`, bytes, 'image/png');
+  });
+
+  it('render video and caption downloads answer 302 to their objects', async () => {
+    const { contentId } = await seedContent(system.database.db, ['a']);
+    const row = await system.media.repo.createRender({
+      content_id: contentId,
+      preset: 'tiktok',
+      width: 1080,
+      height: 1920,
+      fps: 30,
+    });
+    const video = fs.readFileSync(makeClip({ seconds: 1 }));
+    const srt = Buffer.from('1\n00:00:00,000 --> 00:00:01,000\n봄\n');
+    await system.media.storage.put(`renders/${row.id}/video.mp4`, video, { contentType: 'video/mp4' });
+    await system.media.storage.put(`renders/${row.id}/captions.srt`, srt, {
+      contentType: 'application/x-subrip',
+    });
+    await system.media.repo.updateRender(row.id, {
+      status: 'succeeded',
+      output_path: `renders/${row.id}/video.mp4`,
+      captions_srt_path: `renders/${row.id}/captions.srt`,
+    });
+    await redirectsTo(`/api/v1/renders/${row.id}/download`, video, 'video/mp4');
+    await redirectsTo(`/api/v1/renders/${row.id}/captions.srt`, srt, 'application/x-subrip');
   });
 });

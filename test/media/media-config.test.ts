@@ -47,6 +47,10 @@ describe('media config', () => {
     expect(() => loadMediaConfig({ MEDIA_S3_ENDPOINT: 'http://127.0.0.1:9000' })).toThrow(
       /MEDIA_S3_ENDPOINT is set but MEDIA_STORAGE_URL is not/,
     );
+    expect(() => loadMediaConfig({ MEDIA_PRESIGN_TTL_S: '300' })).toThrow(
+      /MEDIA_PRESIGN_TTL_S is set but MEDIA_STORAGE_URL is not/,
+    );
+    expect(loadMediaConfig({ MEDIA_PRESIGN_TTL_S: '0' }).storage.kind).toBe('local');
     expect(() => loadMediaConfig({ MEDIA_S3_PART_SIZE_MB: '1' })).toThrow(/MEDIA_S3_PART_SIZE_MB/);
   });
 

@@ -5,27 +5,18 @@
  * and the mix's loudness on target. Checked with ffprobe, ebur128 and frame
  * pixels; over the local store and S3 (an S3-compatible server, see test/support/s3.ts).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../../src/db/database.js';
-import { ChangeFeed } from '../../src/domain/changes.js';
 import type { Asset } from '../../src/media/assets/assets.repo.js';
-import { createMediaServices, type MediaServices } from '../../src/media/media-services.js';
+import type { MediaServices } from '../../src/media/media-services.js';
 import { RENDER_PRESETS } from '../../src/media/render/presets.js';
 import { TITLE_CARD_S } from '../../src/media/render/render-options.js';
 import { SAFE_AREAS, safeRect } from '../../src/media/render/safe-areas.js';
-import { freshDatabaseConfig } from '../support/backends.js';
 import { type S3TestTarget, startS3 } from '../support/s3.js';
-import { FFMPEG, makeClip, makeImage, makeTone, videoFrame } from './asset-fixtures.js';
-import {
-  mediaConfig,
-  openMigrated,
-  seedContent,
-  silentLogger,
-  storedFile,
-  espeakGeneration,
-} from './media-fixtures.js';
+import { ffmpegReport, levelDb, makeClip, makeImage, makeTone, videoFrame } from './asset-fixtures.js';
+import { espeakGeneration, seedContent, storedFile } from './media-fixtures.js';
+import { openStoredMedia, type StoredMedia, uploadAsset } from './stored-media.js';
 
 const { width: W, height: H } = RENDER_PRESETS.tiktok;
 
@@ -44,34 +35,6 @@ function whites(f: Buffer, x0: number, y0: number, x1: number, y1: number): numb
       if (r > 235 && g > 235 && b > 235) n++;
     }
   return n;
-}
-
-/** ffmpeg's stderr (its measurement filters report there). */
-function ffmpegReport(args: string[]): string {
-  const r = spawnSync(FFMPEG, ['-hide_banner', '-nostats', ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`ffmpeg failed: ${r.stderr}`);
-  return r.stderr;
-}
-
-/** RMS level (dBFS) of the soundtrack between two times, optionally only around `band` Hz. */
-function levelDb(file: string, from: number, to: number, band?: number): number {
-  const bp = band ? `bandpass=f=${band}:width_type=h:w=10,bandpass=f=${band}:width_type=h:w=10,` : '';
-  const err = ffmpegReport([
-    '-ss',
-    String(from),
-    '-t',
-    String(to - from),
-    '-i',
-    file,
-    '-vn',
-    '-af',
-    `${bp}astats=measure_perchannel=none:measure_overall=RMS_level`,
-    '-f',
-    'null',
-    '-',
-  ]);
-  const m = /RMS level dB:\s*(-?[\d.]+|-inf)/.exec(err);
-  return !m || m[1] === '-inf' ? -120 : Number(m[1]);
 }
 
 /** Integrated loudness (LUFS) and true peak (dBTP) by ffmpeg's EBU R128 meter. */
@@ -93,35 +56,21 @@ afterAll(async () => {
 });
 
 describe.each(['local', 's3'] as const)('rich render (%s storage)', (storageKind) => {
+  let stored: StoredMedia;
   let handle: DatabaseHandle;
   let media: MediaServices;
 
   beforeAll(async () => {
-    handle = await openMigrated(await freshDatabaseConfig('sqlite'));
-    media = createMediaServices(
-      mediaConfig({ NARRATION_BLOCK_PAUSE_MS: '1500', ...(storageKind === 's3' ? s3.env : {}) }),
-      handle.db,
-      handle.dialect,
-      silentLogger,
-      { changes: new ChangeFeed(silentLogger) },
-    );
+    stored = await openStoredMedia(storageKind === 's3' ? s3.env : {}, { NARRATION_BLOCK_PAUSE_MS: '1500' });
+    ({ handle, media } = stored);
     expect(media.storage.kind).toBe(storageKind);
   });
   afterAll(async () => {
-    await media?.close();
-    await handle?.close();
+    await stored?.close();
   });
 
-  async function upload(clientId: number, file: string, kind?: Asset['kind']): Promise<Asset> {
-    const stream = fs.createReadStream(file);
-    const { asset } = await media.assets.upload(clientId, {
-      stream,
-      filename: file,
-      declaredKind: kind,
-      truncated: () => false,
-    });
-    return asset;
-  }
+  const upload = (clientId: number, file: string, kind?: Asset['kind']) =>
+    uploadAsset(media, clientId, file, kind);
 
   it('backgrounds, logo, cards, ducked music, safe captions, caption files and loudness', async () => {
     const seeded = await seedContent(

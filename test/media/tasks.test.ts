@@ -12,6 +12,7 @@ import { createMediaServices, type MediaServices } from '../../src/media/media-s
 import type { TaskDeps } from '../../src/tasks/deps.js';
 import { createTaskRegistry } from '../../src/tasks/index.js';
 import { dbBackends, embeddedEnabled, freshDatabaseConfig, redisUrl } from '../support/backends.js';
+import { type S3TestTarget, startS3 } from '../support/s3.js';
 import { CHILD_MODULE, makeQueue, until } from '../jobs/helpers.js';
 import { openMigrated, seedContent, silentLogger, tempDir, espeakGeneration } from './media-fixtures.js';
 
@@ -23,7 +24,9 @@ function modes(): Mode[] {
   return out;
 }
 
+// SQLite with media in a local directory; PostgreSQL and BullMQ with media in object storage (test/support/s3.ts).
 describe.each(modes())('media tasks through the job system (db $db, queue $queue)', (mode) => {
+  let s3: S3TestTarget | undefined;
   let handle: DatabaseHandle;
   let queue: JobQueue;
   let jobs: Jobs;
@@ -31,7 +34,6 @@ describe.each(modes())('media tasks through the job system (db $db, queue $queue
   let media: MediaServices;
   let env: Record<string, string>;
   const workers: Worker[] = [];
-  const mediaDir = tempDir('ov-media-tasks-');
 
   function worker(extraEnv: Record<string, string> = {}) {
     const w = new Worker({
@@ -68,7 +70,11 @@ describe.each(modes())('media tasks through the job system (db $db, queue $queue
       dbConfig = await freshDatabaseConfig('postgres');
       env = { DATABASE_URL: (dbConfig as { url: string }).url };
     }
-    env.MEDIA_DIR = mediaDir;
+    if (mode.db === 'sqlite') env.MEDIA_DIR = tempDir('ov-media-tasks-');
+    else {
+      s3 = await startS3();
+      Object.assign(env, s3.env);
+    }
     env.LOG_LEVEL = 'silent';
     handle = await openMigrated(dbConfig);
     queue = makeQueue(mode.queue);
@@ -76,6 +82,7 @@ describe.each(modes())('media tasks through the job system (db $db, queue $queue
     const config = loadConfig({ ...env });
     const changes = new ChangeFeed(silentLogger);
     media = createMediaServices(config.media, handle.db, handle.dialect, silentLogger, { changes });
+    expect(media.storage.kind).toBe(mode.db === 'sqlite' ? 'local' : 's3');
     deps = {
       config,
       logger: silentLogger,
@@ -91,6 +98,7 @@ describe.each(modes())('media tasks through the job system (db $db, queue $queue
     await media?.close();
     await queue?.close(1000);
     await handle?.close();
+    await s3?.stop();
   });
 
   it('audio.generate then video.render (sandboxed): narration and MP4 stored, rows and content updated', async () => {
@@ -117,7 +125,7 @@ describe.each(modes())('media tasks through the job system (db $db, queue $queue
     await waitJob(r.id, 'completed', 90_000);
     const row = await media.repo.render(render.id);
     expect(row).toMatchObject({ status: 'succeeded', task_id: r.id });
-    expect(fs.statSync(path.join(mediaDir, row?.output_path ?? 'missing')).size).toBeGreaterThan(1000);
+    expect((await media.storage.file(row?.output_path ?? 'missing'))?.size).toBeGreaterThan(1000);
     const content = await handle.db
       .selectFrom('contents')
       .select('status')
