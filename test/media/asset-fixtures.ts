@@ -158,3 +158,26 @@ export function levelDb(file: string, from?: number, to?: number, band?: number)
   const m = /RMS level dB:\s*(-?[\d.]+|-inf)/.exec(err);
   return !m || m[1] === '-inf' ? -120 : Number(m[1]);
 }
+
+/** Decoded video frames and duration (ffprobe). */
+export function probeFrames(file: string): { frames: number; durationS: number } {
+  const out = JSON.parse(
+    execFileSync(
+      'ffprobe',
+      [
+        '-v',
+        'error',
+        '-count_frames',
+        '-select_streams',
+        'v:0',
+        '-show_entries',
+        'stream=nb_read_frames:format=duration',
+        '-of',
+        'json',
+        file,
+      ],
+      { encoding: 'utf8' },
+    ),
+  ) as { streams: { nb_read_frames: string }[]; format: { duration: string } };
+  return { frames: Number(out.streams[0]?.nb_read_frames), durationS: Number(out.format.duration) };
+}

@@ -5,14 +5,13 @@
  * block, looped when shorter, and never heard. Over the local store and S3
  * (an S3-compatible server, see test/support/s3.ts).
  */
-import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../../src/db/database.js';
 import type { MediaServices } from '../../src/media/media-services.js';
 import { RENDER_PRESETS } from '../../src/media/render/presets.js';
 import { DEFAULT_RENDER_OPTIONS } from '../../src/media/render/render-options.js';
 import { type S3TestTarget, startS3 } from '../support/s3.js';
-import { levelDb, makeColourClip, makeFramedImage, videoFrame } from './asset-fixtures.js';
+import { levelDb, makeColourClip, makeFramedImage, probeFrames, videoFrame } from './asset-fixtures.js';
 import { seedContent, storedFile } from './media-fixtures.js';
 import { openStoredMedia, type StoredMedia, uploadAsset } from './stored-media.js';
 
@@ -29,29 +28,6 @@ function framePixels(file: string, t: number, w: number) {
     const i = (y * w + x) * 3;
     return [f[i] ?? 0, f[i + 1] ?? 0, f[i + 2] ?? 0];
   };
-}
-
-/** Decoded video frames and duration (ffprobe). */
-function probeFrames(file: string): { frames: number; durationS: number } {
-  const out = JSON.parse(
-    execFileSync(
-      'ffprobe',
-      [
-        '-v',
-        'error',
-        '-count_frames',
-        '-select_streams',
-        'v:0',
-        '-show_entries',
-        'stream=nb_read_frames:format=duration',
-        '-of',
-        'json',
-        file,
-      ],
-      { encoding: 'utf8' },
-    ),
-  ) as { streams: { nb_read_frames: string }[]; format: { duration: string } };
-  return { frames: Number(out.streams[0]?.nb_read_frames), durationS: Number(out.format.duration) };
 }
 
 let s3: S3TestTarget;

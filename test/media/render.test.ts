@@ -10,7 +10,7 @@ import { RENDER_PRESETS } from '../../src/media/render/presets.js';
 import { RenderInputError, RenderService } from '../../src/media/render/render.service.js';
 import { defaultFontFile, renderVideo, type TimelineBlock } from '../../src/media/render/renderer.js';
 import { dbBackends, freshDatabaseConfig } from '../support/backends.js';
-import { videoFrame } from './asset-fixtures.js';
+import { probeFrames, videoFrame } from './asset-fixtures.js';
 import {
   mediaConfig,
   openMigrated,
@@ -261,6 +261,36 @@ describe('renderer: captions and faults', () => {
     );
     return out;
   }
+
+  it('holds each still for exactly its frames: a render of uneven blocks has every frame of its length', async () => {
+    const lengths = [2.87, 3.13, 2.5, 3.3, 1.9, 2.77];
+    let at = 0;
+    const timeline: TimelineBlock[] = lengths.map((d, i) => {
+      const b = {
+        start_s: at,
+        end_s: at + d,
+        caption: '',
+        background: { kind: 'color', color: i % 2 ? '#1E3A8A' : '#7C2D12' },
+      } as const;
+      at += d;
+      return b;
+    });
+    const out = path.join(dir, 'uneven.mp4');
+    await renderVideo(
+      {
+        preset,
+        quality: 'low',
+        blocks: timeline,
+        durationS: at,
+        fontFile: defaultFontFile(),
+        outputFile: out,
+        thumbnailFile: path.join(dir, 'uneven.png'),
+        workDir: path.join(dir, 'uneven-work'),
+      },
+      { ffmpeg: FFMPEG, timeoutMs: 60_000 },
+    );
+    expect(probeFrames(out).frames).toBe(Math.round(at * 30));
+  });
 
   it('draws the caption: a mid-block frame differs from the same frame without captions', async () => {
     const withCaption = await render('with', '벚꽃 라떼 출시');

@@ -109,6 +109,21 @@ export function duckingExpression(speech: MusicBed['speech']): string {
   return `${bed.toFixed(5)}-${(bed - ducked).toFixed(5)}*${d}`;
 }
 
+/** Runs one ffmpeg command of a render: within its deadline, stopped by `signal`. */
+type FfmpegRun = (args: string[], onTime?: (t: number) => void) => Promise<{ stderrTail: string }>;
+
+const moving = (b: TimelineBlock) =>
+  b.background.kind === 'clip' || (b.background.kind === 'image' && b.background.zoom === true);
+
+/**
+ * Cover-fit of a moving source to W×H: the centred crop of the target's aspect
+ * ratio first, then one scale to the frame. The same picture as scaling to
+ * cover and cropping after, without scaling the part that is cut away (a 16:9
+ * clip on a 9:16 frame would otherwise be scaled to 3413×1920 on every frame).
+ */
+const coverCropScale = (W: number, H: number) =>
+  `crop=w='min(iw,ih*${W}/${H})':h='min(ih,iw*${H}/${W})',scale=${W}:${H},setsar=1`;
+
 /**
  * Three stages. 1) Stills: one RGBA frame per block with its background
  * (colour or image, cover-fit; transparent for clip and zoom blocks), its
@@ -116,11 +131,13 @@ export function duckingExpression(speech: MusicBed['speech']): string {
  * text never enters the filter graph) and the logo. 2) Audio: narration
  * (delayed after a title card), music ducked under it by a gain envelope
  * from the known speech spans, then loudness-normalised in two passes
- * (measure, then apply) to -14 LUFS, true peak under -1 dBTP. 3) Encode: each
- * still held for its block's frames, each clip block its clip (looped or
- * trimmed, muted) under its transparent still, concatenated at the preset's
- * frame rate with the mix: H.264 yuv420p + AAC, faststart. A still block's
- * text is drawn once, not once per frame, which keeps a 60 s render to seconds.
+ * (measure, then apply) to -14 LUFS, true peak under -1 dBTP. 1 and 2 run at
+ * the same time. 3) Encode: each still held for its block's frames, each clip
+ * block its clip (looped or trimmed, muted) under its transparent still,
+ * concatenated at the preset's frame rate with the mix: H.264 yuv420p + AAC,
+ * faststart. A still block's text is drawn once, not once per frame, and a
+ * still is converted to the video's pixel format once, not per frame, which
+ * keeps a 60 s render to seconds.
  */
 export async function renderVideo(job: RenderJob, opts: RenderRunOptions): Promise<RenderResult> {
   const started = performance.now();
@@ -135,105 +152,38 @@ export async function renderVideo(job: RenderJob, opts: RenderRunOptions): Promi
   await fs.mkdir(job.workDir, { recursive: true });
   await fs.mkdir(path.dirname(job.outputFile), { recursive: true });
   const deadline = started + opts.timeoutMs;
-  const left = () => Math.max(1, Math.round(deadline - performance.now()));
-  const run = (args: string[], onTime?: (t: number) => void) =>
-    runFfmpeg({
-      ffmpeg: opts.ffmpeg,
-      args,
-      timeoutMs: left(),
-      signal: opts.signal,
-      onSpawn: opts.onSpawn,
-      onProgress: onTime,
-    });
-  const safe = safeRect(job.safeArea ?? DEFAULT_SAFE, W, H);
-  const moving = (b: TimelineBlock) =>
-    b.background.kind === 'clip' || (b.background.kind === 'image' && b.background.zoom === true);
+  const runner =
+    (signal: AbortSignal | undefined): FfmpegRun =>
+    (args, onTime) =>
+      runFfmpeg({
+        ffmpeg: opts.ffmpeg,
+        args,
+        timeoutMs: Math.max(1, Math.round(deadline - performance.now())),
+        signal,
+        onSpawn: opts.onSpawn,
+        onProgress: onTime,
+      });
 
-  // 1) Stills: frame k is block k.
-  const inputs: string[] = ['-f', 'lavfi', '-i', `color=c=black@0.0:s=${W}x${H}:r=1:d=${n},format=rgba`];
-  const filters: string[] = [];
-  let cur = '[0:v]';
-  let label = 0;
-  const next = () => `[v${++label}]`;
-  let input = 1;
-  for (const [k, b] of blocks.entries()) {
-    const only = `enable='eq(n,${k})'`;
-    if (b.background.kind === 'color') {
-      const out = next();
-      filters.push(
-        `${cur}drawbox=x=0:y=0:w=iw:h=ih:color=${hexColor(b.background.color)}:t=fill:${only}${out}`,
-      );
-      cur = out;
-    } else if (!moving(b) && b.background.kind === 'image') {
-      inputs.push('-i', b.background.path);
-      const img = `[img${input}]`;
-      filters.push(
-        `[${input}:v]scale=${W}:${H}:force_original_aspect_ratio=increase,crop=${W}:${H},setsar=1,format=rgba${img}`,
-      );
-      const out = next();
-      filters.push(`${cur}${img}overlay=0:0:format=auto:${only}${out}`);
-      cur = out;
-      input++;
-    }
-    if (!(job.captions ?? true) || !b.caption.trim()) continue;
-    const { fontSize, lines } = b.card
-      ? layoutCaption(b.caption, W, H, { boxWidth: safe.w * 0.9, scale: 1.6, maxLines: 5 })
-      : layoutCaption(b.caption, W, H, { boxWidth: safe.w * 0.94 });
-    const lineH = Math.round(fontSize * 1.35);
-    const blockH = lines.length * lineH;
-    // Cards: centred in the safe area. Captions: the lower part of the safe area, bottom edge 4 % above its end.
-    const top = b.card
-      ? Math.round(safe.y + (safe.h - blockH) / 2)
-      : Math.round(Math.min(safe.y + safe.h * 0.72 - blockH / 2, safe.y + safe.h * 0.96 - blockH));
-    for (const [i, line] of lines.entries()) {
-      const file = path.join(job.workDir, `caption-${k}-${i}.txt`);
-      await fs.writeFile(file, line);
-      const out = next();
-      filters.push(
-        `${cur}drawtext=fontfile=${q(job.fontFile)}:textfile=${q(file)}:expansion=none:fontsize=${fontSize}` +
-          `:fontcolor=white:borderw=${Math.max(2, Math.round(fontSize / 14))}:bordercolor=black@0.85` +
-          `:box=1:boxcolor=black@0.35:boxborderw=${Math.round(fontSize / 5)}` +
-          `:x=${safe.x}+(${safe.w}-text_w)/2:y=${top + i * lineH}:${only}${out}`,
-      );
-      cur = out;
-    }
+  // 1) and 2) at once: neither needs the other. When one fails, the other's ffmpeg is stopped.
+  const stages = new AbortController();
+  const stopStages = () => stages.abort();
+  opts.signal?.addEventListener('abort', stopStages, { once: true });
+  if (opts.signal?.aborted) stages.abort();
+  const stillsDone = drawStills(job, blocks, runner(stages.signal));
+  const audioDone = mixAudio(job, total, runner(stages.signal));
+  let audio: Awaited<typeof audioDone>;
+  try {
+    [, audio] = await Promise.all([stillsDone, audioDone]);
+  } catch (err) {
+    stages.abort();
+    await Promise.allSettled([stillsDone, audioDone]);
+    throw err;
+  } finally {
+    opts.signal?.removeEventListener('abort', stopStages);
   }
-  if (job.logoFile) {
-    // About a sixth of the shorter side wide, in the safe area's top-right corner.
-    const logoW = Math.round(Math.min(W, H) / 6);
-    const margin = Math.round(Math.min(W, H) * 0.02);
-    inputs.push('-i', job.logoFile);
-    filters.push(`[${input}:v]scale=${logoW}:-1,format=rgba[logo]`);
-    const out = next();
-    filters.push(
-      `${cur}[logo]overlay=x=${safe.x + safe.w - margin}-w:y=${safe.y + margin}:format=auto${out}`,
-    );
-    cur = out;
-    input++;
-  }
-  const stillsOut = next();
-  filters.push(`${cur}format=rgba${stillsOut}`);
-  const script = path.join(job.workDir, 'stills.filters');
-  await fs.writeFile(script, filters.join(';\n'));
-  const stillPattern = path.join(job.workDir, 'still-%03d.png');
-  await run([
-    ...inputs,
-    '-filter_complex_script',
-    script,
-    '-map',
-    stillsOut,
-    '-frames:v',
-    String(n),
-    '-start_number',
-    '0',
-    stillPattern,
-  ]);
   const still = (k: number) => path.join(job.workDir, `still-${String(k).padStart(3, '0')}.png`);
-  opts.onProgress?.(5);
-
-  // 2) Audio: the mix, measured, then normalised.
-  const audio = await mixAudio(job, total, run);
   opts.onProgress?.(12);
+  const run = runner(opts.signal);
 
   // 3) Encode. Each block lasts from its start (0 for the first) to the next block's start, in whole frames.
   const frameAt = (t: number) => Math.round(t * fps);
@@ -248,6 +198,9 @@ export async function renderVideo(job: RenderJob, opts: RenderRunOptions): Promi
     const frames = Math.max(1, endF - startF);
     const seconds = frames / fps;
     const seg = `[s${k}]`;
+    // The transparent still over a moving background: converted to the overlay's format once, then repeated.
+    const overlayStill = `[${idx + 1}:v]format=yuva420p,loop=loop=-1:size=1,settb=1/${fps},setpts=N[ov${k}]`;
+    const over = `[bg${k}][ov${k}]overlay=0:0:shortest=1:format=yuv420,trim=end_frame=${frames},format=yuv420p${seg}`;
     if (b.background.kind === 'clip') {
       // Looped as needed and cut to the block; muted (its audio is never mapped).
       encodeInputs.push(
@@ -261,24 +214,25 @@ export async function renderVideo(job: RenderJob, opts: RenderRunOptions): Promi
         still(k),
       );
       graph.push(
-        `[${idx}:v]fps=${fps},scale=${W}:${H}:force_original_aspect_ratio=increase,crop=${W}:${H},setsar=1,trim=end_frame=${frames},setpts=PTS-STARTPTS[bg${k}]`,
-        `[${idx + 1}:v]format=rgba,loop=loop=-1:size=1,setpts=N/${fps}/TB[ov${k}]`,
-        `[bg${k}][ov${k}]overlay=0:0:shortest=1:format=auto,format=yuv420p${seg}`,
+        `[${idx}:v]fps=${fps},${coverCropScale(W, H)},format=yuv420p,trim=end_frame=${frames},setpts=PTS-STARTPTS[bg${k}]`,
+        overlayStill,
+        over,
       );
       idx += 2;
     } else if (b.background.kind === 'image' && b.background.zoom) {
-      // Slow zoom: from 100 % to 108 % over the block, centred, on a pre-scaled copy (zoompan is per frame).
+      // Slow zoom: from 100 % to 108 % over the block, centred, on a copy scaled once (zoompan is per frame).
       encodeInputs.push('-i', b.background.path, '-i', still(k));
       graph.push(
-        `[${idx}:v]scale=${W}:${H}:force_original_aspect_ratio=increase,crop=${W}:${H},setsar=1,` +
+        `[${idx}:v]scale=${W}:${H}:force_original_aspect_ratio=increase,crop=${W}:${H},setsar=1,format=yuv420p,` +
           `zoompan=z='1+0.08*on/${frames}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=${frames}:s=${W}x${H}:fps=${fps},setpts=PTS-STARTPTS[bg${k}]`,
-        `[${idx + 1}:v]format=rgba,loop=loop=-1:size=1,setpts=N/${fps}/TB[ov${k}]`,
-        `[bg${k}][ov${k}]overlay=0:0:shortest=1:format=auto,trim=end_frame=${frames},format=yuv420p${seg}`,
+        overlayStill,
+        over,
       );
       idx += 2;
     } else {
       encodeInputs.push('-i', still(k));
-      graph.push(`[${idx}:v]format=yuv420p,loop=loop=${frames - 1}:size=1,setpts=N/${fps}/TB${seg}`);
+      // Timestamps in frames (time base 1/fps): an image's own time base (1/25) cannot hold them exactly.
+      graph.push(`[${idx}:v]format=yuv420p,loop=loop=${frames - 1}:size=1,settb=1/${fps},setpts=N${seg}`);
       idx += 1;
     }
     segs.push(seg);
@@ -344,6 +298,93 @@ export async function renderVideo(job: RenderJob, opts: RenderRunOptions): Promi
   };
 }
 
+/**
+ * Stage 1: `still-NNN.png` in the work directory, one RGBA frame per block:
+ * its colour or image background (cover-fit; transparent behind clip and zoom
+ * blocks), its caption or card text inside the safe area, and the logo.
+ */
+async function drawStills(job: RenderJob, blocks: TimelineBlock[], run: FfmpegRun): Promise<void> {
+  const { width: W, height: H } = job.preset;
+  const n = blocks.length;
+  const safe = safeRect(job.safeArea ?? DEFAULT_SAFE, W, H);
+  const inputs: string[] = ['-f', 'lavfi', '-i', `color=c=black@0.0:s=${W}x${H}:r=1:d=${n},format=rgba`];
+  const filters: string[] = [];
+  let cur = '[0:v]';
+  let label = 0;
+  const next = () => `[v${++label}]`;
+  let input = 1;
+  for (const [k, b] of blocks.entries()) {
+    const only = `enable='eq(n,${k})'`;
+    if (b.background.kind === 'color') {
+      const out = next();
+      filters.push(
+        `${cur}drawbox=x=0:y=0:w=iw:h=ih:color=${hexColor(b.background.color)}:t=fill:${only}${out}`,
+      );
+      cur = out;
+    } else if (!moving(b) && b.background.kind === 'image') {
+      inputs.push('-i', b.background.path);
+      const img = `[img${input}]`;
+      filters.push(
+        `[${input}:v]scale=${W}:${H}:force_original_aspect_ratio=increase,crop=${W}:${H},setsar=1,format=rgba${img}`,
+      );
+      const out = next();
+      filters.push(`${cur}${img}overlay=0:0:format=auto:${only}${out}`);
+      cur = out;
+      input++;
+    }
+    if (!(job.captions ?? true) || !b.caption.trim()) continue;
+    const { fontSize, lines } = b.card
+      ? layoutCaption(b.caption, W, H, { boxWidth: safe.w * 0.9, scale: 1.6, maxLines: 5 })
+      : layoutCaption(b.caption, W, H, { boxWidth: safe.w * 0.94 });
+    const lineH = Math.round(fontSize * 1.35);
+    const blockH = lines.length * lineH;
+    // Cards: centred in the safe area. Captions: the lower part of the safe area, bottom edge 4 % above its end.
+    const top = b.card
+      ? Math.round(safe.y + (safe.h - blockH) / 2)
+      : Math.round(Math.min(safe.y + safe.h * 0.72 - blockH / 2, safe.y + safe.h * 0.96 - blockH));
+    for (const [i, line] of lines.entries()) {
+      const file = path.join(job.workDir, `caption-${k}-${i}.txt`);
+      await fs.writeFile(file, line);
+      const out = next();
+      filters.push(
+        `${cur}drawtext=fontfile=${q(job.fontFile)}:textfile=${q(file)}:expansion=none:fontsize=${fontSize}` +
+          `:fontcolor=white:borderw=${Math.max(2, Math.round(fontSize / 14))}:bordercolor=black@0.85` +
+          `:box=1:boxcolor=black@0.35:boxborderw=${Math.round(fontSize / 5)}` +
+          `:x=${safe.x}+(${safe.w}-text_w)/2:y=${top + i * lineH}:${only}${out}`,
+      );
+      cur = out;
+    }
+  }
+  if (job.logoFile) {
+    // About a sixth of the shorter side wide, in the safe area's top-right corner.
+    const logoW = Math.round(Math.min(W, H) / 6);
+    const margin = Math.round(Math.min(W, H) * 0.02);
+    inputs.push('-i', job.logoFile);
+    filters.push(`[${input}:v]scale=${logoW}:-1,format=rgba[logo]`);
+    const out = next();
+    filters.push(
+      `${cur}[logo]overlay=x=${safe.x + safe.w - margin}-w:y=${safe.y + margin}:format=auto${out}`,
+    );
+    cur = out;
+  }
+  const stillsOut = next();
+  filters.push(`${cur}format=rgba${stillsOut}`);
+  const script = path.join(job.workDir, 'stills.filters');
+  await fs.writeFile(script, filters.join(';\n'));
+  await run([
+    ...inputs,
+    '-filter_complex_script',
+    script,
+    '-map',
+    stillsOut,
+    '-frames:v',
+    String(n),
+    '-start_number',
+    '0',
+    path.join(job.workDir, 'still-%03d.png'),
+  ]);
+}
+
 interface LoudnormMeasure {
   input_i: string;
   input_tp: string;
@@ -374,7 +415,7 @@ function parseLoudnorm(stderr: string): LoudnormMeasure | undefined {
 async function mixAudio(
   job: RenderJob,
   total: number,
-  run: (args: string[]) => Promise<{ stderrTail: string }>,
+  run: FfmpegRun,
 ): Promise<{ file: string; inputI: number; inputTp: number } | undefined> {
   if (!job.audioFile && !job.music) return undefined;
   const inputs: string[] = [];
