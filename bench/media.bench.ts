@@ -6,8 +6,9 @@
  * - rich_tiktok_60s: the same script on TikTok with an image background on
  *   every block, one clip background, the logo, ducked music and captions,
  *   beside the plain render of the same script in the same run (target 20 s);
- * - upload_200mb_clip: a 200 MB clip streamed to `omnivibe serve` (the built
- *   CLI: `npm run build` first); the API process's RSS growth (target < 50 MB);
+ * - upload_200mb_clip: a 200 MB clip (40 MB with --quick) streamed to
+ *   `omnivibe serve` (the built CLI: `npm run build` first) storing media
+ *   locally, then in S3; the API process's RSS growth (target < 50 MB);
  * - storage_s3_vs_local: one full render (RenderService: inputs fetched,
  *   outputs uploaded) on the local store and on S3 (an S3-compatible server
  *   in this process), the figure and the ratio.
@@ -37,7 +38,7 @@ import { RENDER_PRESETS } from '../src/media/render/presets.js';
 import { defaultFontFile, renderVideo, type TimelineBlock } from '../src/media/render/renderer.js';
 import { normalizeNarration } from '../src/media/text/normalize.js';
 import { EspeakProvider } from '../src/media/tts/espeak.provider.js';
-import { emit, isQuick, loadAverage, percentile, printTable } from './lib/report.js';
+import { emit, isQuick, percentile, printTable } from './lib/report.js';
 
 const quick = isQuick();
 const only = process.argv.find((a) => a.startsWith('--case='))?.slice('--case='.length);
@@ -293,15 +294,14 @@ async function richBench(audioFile: string, audioS: number, timeline: TimelineBl
     metric: 'render_wall_s',
     value: full.wallS,
     unit: 's',
-    plain_wall_s: plain.wallS,
-    ratio_to_plain: full.wallS / plain.wallS,
+    baseline: plain.wallS,
+    note: 'baseline: the plain render of the same script',
     video_s: audioS,
     blocks: rich.length,
     image_blocks: rich.length - 1,
     clip_blocks: 1,
     size_mb: full.sizeMb,
     quality: 'medium',
-    load_1m: loadAverage()[0],
     target: 20,
   });
 }
@@ -310,32 +310,44 @@ async function richBench(audioFile: string, audioS: number, timeline: TimelineBl
 const rssMb = (pid: number) =>
   Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
 
-async function uploadBench() {
-  // About 200 MB: 40 s of 1280x720 noise at a high bitrate (noise does not compress).
-  const clip = path.join(dir, 'big.mp4');
+/**
+ * A clip of about `mb` MB: lossless H.264 of moving noise (noise does not compress), so it is
+ * quick to make; `frames` of 1280x720 at 30 fps, about 1.4 MB each.
+ */
+function bigClip(mb: number): string {
+  const clip = path.join(dir, `big-${mb}.mp4`);
+  const frames = Math.ceil((mb * 1e6) / 1.4e6);
   ff([
     '-f',
     'lavfi',
     '-i',
-    'nullsrc=s=1280x720:r=30:d=40,geq=random(1)*255:128:128',
+    'color=c=gray:s=1280x720:r=30',
+    '-vf',
+    'noise=alls=100:allf=t+u',
+    '-frames:v',
+    String(frames),
     '-c:v',
     'libx264',
     '-preset',
     'ultrafast',
-    '-b:v',
-    '40M',
-    '-maxrate',
-    '40M',
-    '-bufsize',
-    '80M',
+    '-qp',
+    '0',
     '-pix_fmt',
     'yuv420p',
     clip,
   ]);
+  return clip;
+}
+
+/**
+ * One upload of `clip` over HTTP to a separate `omnivibe serve` (the built CLI) storing media
+ * locally or in S3 (the S3-compatible server in this process): the API process's RSS before
+ * and its peak while the upload streams through it.
+ */
+async function uploadOnce(clip: string, storage: 'local' | 's3', s3Env: Record<string, string>) {
   const size = fs.statSync(clip).size;
   const stack = new ProductStack({ dir: fs.mkdtempSync(path.join(dir, 'stack-')) });
-  stack.env.ASSET_MAX_MB = '1024';
-  stack.env.LOG_LEVEL = 'warn';
+  Object.assign(stack.env, storage === 's3' ? s3Env : {}, { ASSET_MAX_MB: '1024', LOG_LEVEL: 'warn' });
   try {
     await stack.startServer('serve');
     const client = await stack.api.request<{ id: number }>('POST', '/clients', { name: 'bench' });
@@ -366,24 +378,36 @@ async function uploadBench() {
     const text = await res.text();
     const wallS = (performance.now() - t0) / 1000;
     clearInterval(sampler);
+    peak = Math.max(peak, rssMb(stack.server.pid));
     if (res.status !== 201) throw new Error(`upload: ${res.status} ${text.slice(0, 300)}`);
     emit({
       bench,
       case: 'upload_200mb_clip',
-      backend: 'local',
+      backend: storage,
       metric: 'api_rss_growth_mb',
       value: peak - before,
       unit: 'MB',
+      note: `${(size / 1e6).toFixed(0)} MB file, ${(size / 1e6 / wallS).toFixed(0)} MB/s`,
       file_mb: size / 1e6,
       rss_before_mb: before,
       rss_peak_mb: peak,
       wall_s: wallS,
       mb_per_s: size / 1e6 / wallS,
-      load_1m: loadAverage()[0],
       target: 50,
     });
   } finally {
     await stack.stop();
+  }
+}
+
+async function uploadBench() {
+  // --quick: 40 MB, enough to show whether memory follows the file; the case itself is 200 MB.
+  const clip = bigClip(quick ? 40 : 200);
+  const s3 = await startS3();
+  try {
+    for (const storage of ['local', 's3'] as const) await uploadOnce(clip, storage, s3.env);
+  } finally {
+    await s3.stop();
   }
 }
 
@@ -453,9 +477,8 @@ async function storageBench() {
     metric: 'render_wall_s',
     value: wall.s3 ?? 0,
     unit: 's',
-    local_wall_s: wall.local,
-    ratio_s3_to_local: (wall.s3 ?? 0) / (wall.local ?? 1),
-    load_1m: loadAverage()[0],
+    baseline: wall.local,
+    note: 'baseline: the same render on local storage',
   });
 }
 
