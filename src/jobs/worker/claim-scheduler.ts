@@ -4,7 +4,6 @@
  * high_priority when the worker serves it with 2+ slots, and starts held jobs without a claim only while
  * nothing could outrank them. Every claim carries the outcomes waiting in the settlement batch.
  */
-import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import {
   type ClaimedJob,
@@ -39,6 +38,11 @@ export interface ClaimSchedulerOptions {
 }
 
 const RESOLVED = Promise.resolve();
+
+interface WorkWait {
+  queues: readonly QueueName[];
+  ac: AbortController;
+}
 /** The queues the reserved slot may take (one array: the backend may cache what it computes per queue list). */
 const HIGH_ONLY: readonly QueueName[] = ['high_priority'];
 
@@ -89,7 +93,8 @@ export class ClaimScheduler {
   private idle = false;
   /** The slot epoch when that round began: a slot freed since then means there is no waiting to do. */
   private idleEpoch = 0;
-  private readonly events = new EventEmitter();
+  /** The backend wait in progress (see waitForWork), and the queues it watches. */
+  private workWait: WorkWait | undefined;
   private readonly nonHighCap: number;
 
   constructor(private readonly o: ClaimSchedulerOptions) {
@@ -98,7 +103,6 @@ export class ClaimScheduler {
     // Slots non-high jobs may use: all but one when this worker serves high_priority and has 2+ slots.
     this.nonHighCap =
       o.queues.includes('high_priority') && o.concurrency > 1 ? o.concurrency - 1 : o.concurrency;
-    this.events.setMaxListeners(0);
   }
 
   /** Held jobs: running, prefetched, and finished ones whose outcome is not committed yet. */
@@ -122,11 +126,10 @@ export class ClaimScheduler {
     w?.();
   }
 
-  /** A slot freed (or the worker stops): wakes the loop and an idle wait. */
+  /** A slot freed (or the worker stops): wakes the loop. */
   freeSlot(): void {
     this.slotEpoch++;
     this.wakeLoop();
-    this.events.emit('slot');
   }
 
   async loop(): Promise<void> {
@@ -286,19 +289,31 @@ export class ClaimScheduler {
   /**
    * Waits for an enqueue, a freed slot, a stop or the idle poll. `epoch`: the slot epoch when the loop last
    * looked; a slot freed since then (its event already fired) ends the wait before it begins.
+   *
+   * The backend's wait outlives a freed slot: a three-queue worker whose reserved slot is its only free one
+   * waits here once per finished job, and setting up a backend wait (timers, listeners, a poll) each time
+   * cost more than the no-op task. It is replaced only when the queues to watch change, and ends with work,
+   * its timeout (the idle poll) or the worker's stop.
    */
   private async waitForWork(epoch: number): Promise<void> {
     if (this.slotEpoch !== epoch || this.o.stop.aborted) return;
-    const ac = new AbortController();
-    const wake = () => ac.abort();
-    this.o.stop.addEventListener('abort', wake, { once: true });
-    this.events.once('slot', wake);
     // Only the reserved slot is free: only high_priority work can use it.
     const nonHighFree = this.nonHighCap - this.runningNonHigh - this.reserved.nonHigh;
     const queues = nonHighFree <= 0 ? HIGH_ONLY : this.o.queues;
-    await this.o.leasing.waitForWork(queues, this.o.idleWaitMs, ac.signal);
-    this.events.off('slot', wake);
-    this.o.stop.removeEventListener('abort', wake);
+    if (this.workWait?.queues !== queues) {
+      this.workWait?.ac.abort();
+      const wait: WorkWait = { queues, ac: new AbortController() };
+      this.workWait = wait;
+      // A wait that ends while the loop is busy wakes nothing: the loop's next wait is a new one, and a
+      // backend's new wait ends at once when work is already there.
+      void this.o.leasing
+        .waitForWork(queues, this.o.idleWaitMs, AbortSignal.any([wait.ac.signal, this.o.stop]))
+        .then(() => {
+          if (this.workWait === wait) this.workWait = undefined;
+          this.wakeLoop();
+        });
+    }
+    await this.slotFreed();
   }
 
   /** Starts the best jobs in priority order within the free slots (the reserved slot only for high_priority). */
