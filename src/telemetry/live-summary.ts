@@ -8,9 +8,10 @@ import type { DDSketch } from '@datadog/sketches-js';
 import { sql } from 'kysely';
 import type { Db } from '../db/types.js';
 import type { QueueCounts } from '../jobs/types.js';
-import { type CacheFigures, type JobOutcomeName, KEY_SEP, type LiveInterval } from './live-recorder.js';
+import { type CacheFigures, KEY_SEP, type LiveInterval } from './live-recorder.js';
+import { LiveAggregate } from './live-aggregate.js';
 import { buildSeries, type CostRow, type Series } from './live-series.js';
-import { mergeEncoded, newSketch, quantile } from './sketch.js';
+import { newSketch, quantile } from './sketch.js';
 
 export const SUMMARY_WINDOWS = { '1m': 60_000, '5m': 300_000, '15m': 900_000, '1h': 3_600_000 } as const;
 export type SummaryWindow = keyof typeof SUMMARY_WINDOWS;
@@ -109,6 +110,7 @@ interface Row {
   figures: LiveInterval;
 }
 
+const MINUTE_MS = 60_000;
 const ms = (seconds: number | null) => (seconds === null ? null : Math.round(seconds * 1e6) / 1e3);
 const share = (part: number, whole: number) => (whole === 0 ? null : Math.round((part / whole) * 1e4) / 1e4);
 const perS = (n: number, windowS: number) => Math.round((n / windowS) * 1000) / 1000;
@@ -122,6 +124,11 @@ const latency = (sk: DDSketch): LatencyFigures => ({
 export class LiveSummary {
   /** Parsed rows by id: a row never changes once written, and the 1 h window re-reads hundreds. */
   private readonly parsed = new Map<number, { endMs: number; row: Row }>();
+  /**
+   * Rows merged per minute of their end time (minute index: end_ms / 60 000), with the ids merged:
+   * used while a minute's rows are still exactly those ids, rebuilt when one arrives late.
+   */
+  private readonly minutes = new Map<number, { ids: Set<number>; agg: LiveAggregate }>();
   private readonly now: () => number;
 
   constructor(private readonly opts: LiveSummaryOptions) {
@@ -138,51 +145,8 @@ export class LiveSummary {
       this.costs(now, windowMs),
     ]);
 
-    const routes = new Map<string, { n: number; e: number; s: DDSketch }>();
-    const tasks = new Map<
-      string,
-      { counts: Record<JobOutcomeName, number>; wait: DDSketch; run: DDSketch }
-    >();
-    const cache = new Map<string, CacheFigures>();
-    const dbSketch = newSketch();
-    let dbSlow = 0;
-    const processes = new Set<string>();
-    for (const { process, figures } of rows) {
-      processes.add(process);
-      for (const [key, h] of Object.entries(figures.http)) {
-        let r = routes.get(key);
-        if (!r) routes.set(key, (r = { n: 0, e: 0, s: newSketch() }));
-        r.n += h.n;
-        r.e += h.e;
-        mergeEncoded(h.s, r.s);
-      }
-      for (const [key, j] of Object.entries(figures.jobs)) {
-        let t = tasks.get(key);
-        if (!t)
-          tasks.set(
-            key,
-            (t = {
-              counts: { completed: 0, failed: 0, retried: 0, dead: 0, cancelled: 0 },
-              wait: newSketch(),
-              run: newSketch(),
-            }),
-          );
-        for (const o of Object.keys(t.counts) as JobOutcomeName[]) t.counts[o] += j[o];
-        mergeEncoded(j.wait, t.wait);
-        mergeEncoded(j.run, t.run);
-      }
-      for (const [prefix, c] of Object.entries(figures.cache)) {
-        const a = cache.get(prefix) ?? { hit: 0, miss: 0, stale: 0, error: 0 };
-        a.hit += c.hit;
-        a.miss += c.miss;
-        a.stale += c.stale;
-        a.error += c.error;
-        cache.set(prefix, a);
-      }
-      mergeEncoded(figures.db.s, dbSketch);
-      dbSlow += figures.db.slow;
-    }
-
+    const agg = this.merged(rows, now - windowMs);
+    const { routes, tasks, cache, processes } = agg;
     const all = newSketch();
     let requests = 0;
     let errors = 0;
@@ -270,7 +234,7 @@ export class LiveSummary {
         tasks: taskList,
       },
       cache: { hit_rate: share(hits, hits + misses), prefixes },
-      db: { queries: dbSketch.count, p99_ms: ms(quantile(dbSketch, 0.99)), slow_queries: dbSlow },
+      db: { queries: agg.db.count, p99_ms: ms(quantile(agg.db, 0.99)), slow_queries: agg.dbSlow },
       ai_cost: cost,
     };
   }
@@ -302,7 +266,36 @@ export class LiveSummary {
     }));
   }
 
-  /** The rows that ended within the window, parsed once each. */
+  /**
+   * The figures of `rows` (every row that ended after `since`, parsed): the minute aggregates of
+   * the minutes after the one `since` falls in, and that minute's rows one by one.
+   */
+  private merged(rows: readonly Row[], since: number): LiveAggregate {
+    const agg = new LiveAggregate();
+    const first = Math.floor(since / MINUTE_MS);
+    const byMinute = new Map<number, Row[]>();
+    for (const row of rows) {
+      const minute = Math.floor(row.endMs / MINUTE_MS);
+      if (minute === first) agg.addInterval(row.process, row.figures);
+      else {
+        const list = byMinute.get(minute);
+        if (list) list.push(row);
+        else byMinute.set(minute, [row]);
+      }
+    }
+    for (const [minute, list] of byMinute) {
+      let m = this.minutes.get(minute);
+      if (!m || m.ids.size !== list.length || !list.every((r) => m?.ids.has(r.id))) {
+        m = { ids: new Set(list.map((r) => r.id)), agg: new LiveAggregate() };
+        for (const r of list) m.agg.addInterval(r.process, r.figures);
+        this.minutes.set(minute, m);
+      }
+      agg.addAggregate(m.agg);
+    }
+    return agg;
+  }
+
+  /** The rows that ended within the window, parsed once each (and added to their minute's aggregate). */
   private async rows(since: number): Promise<Row[]> {
     const found = await this.opts.db
       .selectFrom('telemetry_samples')
@@ -316,20 +309,17 @@ export class LiveSummary {
         .select(['id', 'process', 'end_ms', 'figures'])
         .where('id', 'in', missing.slice(i, i + 500))
         .execute();
-      for (const r of batch)
-        this.parsed.set(r.id, {
-          endMs: r.end_ms,
-          row: {
-            id: r.id,
-            process: r.process,
-            endMs: Number(r.end_ms),
-            figures: JSON.parse(r.figures) as LiveInterval,
-          },
-        });
+      for (const r of batch) {
+        const endMs = Number(r.end_ms);
+        const figures = JSON.parse(r.figures) as LiveInterval;
+        this.parsed.set(r.id, { endMs, row: { id: r.id, process: r.process, endMs, figures } });
+      }
     }
-    // Forget rows older than the longest window.
+    // Forget rows older than the longest window, and minutes that hold only such rows.
     const oldest = this.now() - SUMMARY_WINDOWS['1h'];
     for (const [id, p] of this.parsed) if (p.endMs <= oldest) this.parsed.delete(id);
+    for (const minute of this.minutes.keys())
+      if ((minute + 1) * MINUTE_MS <= oldest) this.minutes.delete(minute);
     return found.flatMap((r) => {
       const p = this.parsed.get(r.id);
       return p ? [p.row] : [];

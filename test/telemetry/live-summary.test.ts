@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silent } from '../jobs/helpers.js';
 import { LivePublisher } from '../../src/telemetry/live-publisher.js';
 import { LiveRecorder } from '../../src/telemetry/live-recorder.js';
+import { LiveSummary } from '../../src/telemetry/live-summary.js';
 import { makeTestApp, type TestApp } from '../support/app.js';
 import { dbBackends } from '../support/backends.js';
 
@@ -127,6 +128,47 @@ describe.each(dbBackends())('live summary: %s', (backend) => {
     expect((await summary.summary('1m')).http.requests).toBe(3);
     expect((await summary.summary('15m')).http.requests).toBe(8);
     expect((await summary.summary('15m')).processes).toBe(2);
+  });
+
+  it('merges whole minutes once, and takes in a row that arrives late into a merged minute', async () => {
+    const db = t.system.database.db;
+    await db.deleteFrom('telemetry_samples').execute();
+    const now = Math.floor(Date.now() / 60_000) * 60_000 + 30_000;
+    const summary = new LiveSummary({ db, counts: () => t.system.jobs.admin.counts(), now: () => now });
+    const row = (process: string, endMs: number, latency: number, n: number) => {
+      const r = new LiveRecorder();
+      for (let i = 0; i < n; i++) r.http('GET', '/late', 200, latency);
+      return {
+        process,
+        role: 'api',
+        start_ms: endMs - 5_000,
+        end_ms: endMs,
+        figures: JSON.stringify(r.take()),
+      };
+    };
+    // Two minutes back (a whole minute inside the 5 m window), and the minute the window starts in.
+    await db
+      .insertInto('telemetry_samples')
+      .values(row('a', now - 140_000, 0.01, 10))
+      .execute();
+    await db
+      .insertInto('telemetry_samples')
+      .values(row('a', now - 290_000, 0.05, 5))
+      .execute();
+    const first = await summary.summary('5m');
+    expect(first.http.requests).toBe(15);
+    // Late into the merged minute: counted, with its latencies in the percentiles.
+    await db
+      .insertInto('telemetry_samples')
+      .values(row('b', now - 135_000, 2, 30))
+      .execute();
+    const second = await summary.summary('5m');
+    expect(second.http.requests).toBe(45);
+    expect(second.processes).toBe(2);
+    expect(Math.abs((second.http.p90_ms ?? 0) / 2000 - 1)).toBeLessThan(0.02);
+    // Gone from the database (pruned): gone from the figures, merged minute or not.
+    await db.deleteFrom('telemetry_samples').where('process', '=', 'b').execute();
+    expect((await summary.summary('5m')).http.requests).toBe(15);
   });
 
   it('reports AI spend in the window, today and this month, per provider and for the top campaigns', async () => {
