@@ -77,6 +77,13 @@ interface PrefixCounters {
 
 type Counts = Omit<PrefixCounters, 'latency' | 'timing'>;
 
+/** A prefix's read counters and latencies (see prefixReads). */
+export type PrefixReads = Readonly<
+  Pick<PrefixCounters, 'hits' | 'l1_hits' | 'misses' | 'stale_served' | 'errors'> & {
+    timing: Readonly<Record<'l1' | 'store', LatencyHistogram>>;
+  }
+>;
+
 const zeroCounts = (): Counts => ({
   hits: 0,
   l1_hits: 0,
@@ -386,9 +393,12 @@ export class CacheService {
     return n;
   }
 
-  /** Read latencies per prefix and tier, cumulative since the process started (for /metrics). */
-  latencies(): ReadonlyMap<string, Readonly<Record<'l1' | 'store', LatencyHistogram>>> {
-    return new Map([...this.counters].map(([prefix, c]) => [prefix, c.timing]));
+  /**
+   * Each prefix's reads since the process started, and their latencies by tier, as they stand:
+   * for metrics at every scrape, without asking the store anything (unlike stats()).
+   */
+  prefixReads(): ReadonlyMap<string, PrefixReads> {
+    return this.counters;
   }
 
   async stats(): Promise<CacheStats> {

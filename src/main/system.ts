@@ -130,7 +130,7 @@ export async function createSystem(
     metrics.addScrapeSource(queueDepthSource(metrics, jobs.admin));
     const cacheSource = cache ? cacheCountersSource(metrics, cache, live) : undefined;
     if (cacheSource) metrics.addScrapeSource(cacheSource);
-    if (cache) metrics.setCacheLatencySource(() => cache.latencies());
+    if (cache) metrics.setCacheLatencySource(() => cache.prefixReads());
     const queueSample = liveQueueSource(live, jobs.admin);
     const publisher = new LivePublisher({
       db: database.db,
@@ -138,7 +138,7 @@ export async function createSystem(
       intervalMs: config.telemetry.publishMs,
       logger,
       beforeTake: async () => {
-        await cacheSource?.();
+        cacheSource?.();
         await queueSample();
       },
     });

@@ -7,17 +7,17 @@ type Seen = Record<`${CacheTier}:${CacheResult}`, number>;
 /**
  * Moves the cache's own per-prefix counters into omnivibe_cache_requests_total (and the live
  * figures) as deltas since the last call: L1 hits are tier `l1`, the rest of the reads `store`.
- * Called at each scrape and before each live publish, so both see every read once.
+ * Called at each scrape and before each live publish, so both see every read once. Reads the
+ * counters only (prefixReads): nothing is asked of Redis at a scrape.
  */
 export function cacheCountersSource(
   metrics: Metrics,
-  cache: Pick<CacheService, 'stats'>,
+  cache: Pick<CacheService, 'prefixReads'>,
   live?: LiveRecorder,
-): () => Promise<void> {
+): () => void {
   const seen = new Map<string, Seen>();
-  return async () => {
-    const stats = await cache.stats();
-    for (const [prefix, p] of Object.entries(stats.prefixes)) {
+  return () => {
+    for (const [prefix, p] of cache.prefixReads()) {
       const now: Seen = {
         'l1:hit': p.l1_hits,
         'store:hit': p.hits - p.l1_hits,

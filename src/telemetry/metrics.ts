@@ -80,7 +80,10 @@ export function toOpenMetrics(text: string): string {
 }
 
 /** Read latencies per cache prefix and tier, as the cache counted them (cache.service.ts `latencies()`). */
-export type CacheLatencySource = () => ReadonlyMap<string, Readonly<Record<CacheTier, LatencyHistogram>>>;
+export type CacheLatencySource = () => ReadonlyMap<
+  string,
+  { readonly timing: Readonly<Record<CacheTier, LatencyHistogram>> }
+>;
 
 /** Why a sandbox child left service: its task budget, its memory ceiling, a kill (hard timeout, abort), or it died. */
 export type SandboxRecycleReason = 'max_tasks' | 'memory' | 'killed' | 'exited';
@@ -271,9 +274,9 @@ export class Metrics {
   /** Copies the cache's own latency counts (cumulative since start) into the histogram at each scrape. */
   setCacheLatencySource(source: CacheLatencySource): void {
     this.addScrapeSource(() => {
-      for (const [prefix, tiers] of source())
+      for (const [prefix, reads] of source())
         for (const tier of ['l1', 'store'] as const) {
-          const h = tiers[tier];
+          const h = reads.timing[tier];
           if (h.count === 0) continue;
           const series = this.cacheLatency.labels({ prefix, tier });
           series.counts.set(h.counts);
