@@ -19,6 +19,10 @@
  *                    (two APIs, two workers, written by the same LiveRecorder the processes use, at the
  *                    default 10 s interval): P99 of sequential requests; target ≤ 50 ms.
  *
+ *   api_tracing      `omnivibe serve` with tracing off, on at 100 % and on at 10 % sampling, each exporting
+ *   jobs_tracing     to a local OTLP endpoint; and embedded job throughput the same three ways: ratios
+ *                    to off, targets ≥ 0.80 (100 %) and ≥ 0.95 (10 %) (lib/tracing-cases.ts).
+ *
  *   npm run build && npm run bench:observability [-- --quick] [--case=api_rps,summary]
  *
  * One JSON object per result on stdout, a table on stderr; each result carries the one-minute load
@@ -33,8 +37,9 @@ import { LiveRecorder } from '../src/telemetry/live-recorder.js';
 import { CLI, ProductStack } from './lib/omnivibe-process.js';
 import { emit, isQuick, percentile, printTable } from './lib/report.js';
 import { load } from './lib/servers.js';
+import { runTracingCases, TRACING_CASES } from './lib/tracing-cases.js';
 
-const CASES = ['api_rps', 'job_throughput', 'metrics_scrape', 'summary'] as const;
+const CASES = ['api_rps', 'job_throughput', 'metrics_scrape', 'summary', ...TRACING_CASES] as const;
 type CaseName = (typeof CASES)[number];
 
 const quick = isQuick();
@@ -392,6 +397,7 @@ try {
   if (want('job_throughput')) await jobThroughput();
   if (want('metrics_scrape')) await metricsScrape();
   if (want('summary')) await summary();
+  await runTracingCases(selected, quick);
 } finally {
   for (const s of stacks) await s.stop();
   fs.rmSync(root, { recursive: true, force: true });

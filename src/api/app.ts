@@ -18,8 +18,10 @@ import { registerAuth } from './plugins/auth.js';
 import { RequestLogController } from './plugins/request-log.js';
 import { BULL_BOARD_PATH, type BullBoardQueue, bullBoardPlugin } from './plugins/bull-board.js';
 import { registerHttpMetrics } from './plugins/http-metrics.js';
+import { registerHttpTracing } from './plugins/http-tracing.js';
 import type { LiveSummary } from '../telemetry/live-summary.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import type { Tracing } from '../telemetry/tracing.js';
 import { observabilityRoutes } from './routes/observability.routes.js';
 import { alertsRoutes } from './routes/alerts.routes.js';
 import type { AlertsRepo } from '../db/alerts.repo.js';
@@ -78,6 +80,8 @@ export interface AppDeps {
   liveSummary?: LiveSummary;
   /** Alert history and test notifications (/alerts, /alerts/test). */
   alerts?: { repo: AlertsRepo; notifier: AlertNotifier };
+  /** A span per request (tracing on; see plugins/http-tracing.ts). */
+  tracing?: Tracing;
 }
 
 const API_PREFIX = '/api/v1';
@@ -95,6 +99,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ...(deps.logger ? { loggerInstance: deps.logger, logController: requestLog } : { logger: false }),
   };
   const app = Fastify(options).withTypeProvider<TypeBoxTypeProvider>();
+  // First, so every later hook and the handler run inside the request's span.
+  if (deps.tracing) registerHttpTracing(app, deps.tracing);
   registerErrorHandling(app, deps.classifyDbError);
   if (deps.logger) {
     requestLog.start(app.log);

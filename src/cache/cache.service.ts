@@ -59,7 +59,12 @@ export interface CacheServiceOptions {
   now?: () => number;
   /** Called when the service is closed (connections the factory opened). */
   onClose?: () => Promise<void>;
+  /** Wraps each read-through (tracing: a span with a hit attribute); `read` calls `miss` when the source runs. */
+  traceRead?: ReadTracer;
 }
+
+/** Runs one read-through of `prefix` (in a span); `read` calls `miss` before it computes from the source. */
+export type ReadTracer = <T>(prefix: string, read: (miss: () => void) => Promise<T>) => Promise<T>;
 
 interface PrefixCounters {
   hits: number;
@@ -283,11 +288,27 @@ export class CacheService {
    * misses of one key in this process share one call (single-flight); a store failure
    * falls back to `fn()`. Values go through JSON and come back deeply frozen.
    */
-  async getOrSet<T>(
+  getOrSet<T>(prefix: string, args: unknown, fn: () => Promise<T>, opts: CacheOptions<T> = {}): Promise<T> {
+    const trace = this.opts.traceRead;
+    if (!trace) return this.readThrough(prefix, args, fn, opts);
+    return trace(prefix, (miss) =>
+      this.readThrough(
+        prefix,
+        args,
+        () => {
+          miss();
+          return fn();
+        },
+        opts,
+      ),
+    );
+  }
+
+  private async readThrough<T>(
     prefix: string,
     args: unknown,
     fn: () => Promise<T>,
-    opts: CacheOptions<T> = {},
+    opts: CacheOptions<T>,
   ): Promise<T> {
     const c = this.counter(prefix);
     let key: string;

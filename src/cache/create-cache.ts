@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { DatabaseConfig } from '../config/config.js';
 import { openSqliteFile } from '../db/database.js';
 import type { CacheConfig } from '../config/cache.js';
-import { CacheService } from './cache.service.js';
+import { CacheService, type ReadTracer } from './cache.service.js';
 import { BUS_CHANNEL, L1Cache, connectBus } from './l1-cache.js';
 import { MemoryStore } from './memory-store.js';
 import { RedisStore } from './redis-store.js';
@@ -20,6 +20,8 @@ export interface CreateCacheOptions {
    * Absent for PostgreSQL and for an in-memory database (one process).
    */
   sharedSqlite?: { file: string; busyTimeoutMs: number };
+  /** A span per read-through (tracing on). */
+  traceRead?: ReadTracer;
 }
 
 /** The SQLite file of a database configuration, which every process of an embedded deployment opens. */
@@ -49,6 +51,7 @@ export function createCacheService(
     breakerCooldownMs: config.breakerCooldownMs,
     errorLogIntervalMs: config.errorLogIntervalMs,
     logger,
+    ...(opts.traceRead ? { traceRead: opts.traceRead } : {}),
   };
   if (config.mode === 'memory' || !config.redisUrl) {
     const shared = opts.sharedSqlite;

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { z } from 'zod';
-import { ConfigError, intVar, parseEnv } from './env.js';
+import { ConfigError, httpUrl, intVar, parseEnv } from './env.js';
 import { type AlertRule, DEFAULT_RULES, RULE_NAMES, type RuleName } from './alert-rules.js';
 
 /** Alert evaluation and delivery (docs/observability.md, "Alerts"). */
@@ -25,20 +25,6 @@ export interface AlertsConfig {
   /** The rules: defaults, with ALERT_RULES_FILE's changes and ALERT_DAILY_BUDGET_USD. */
   readonly rules: readonly AlertRule[];
 }
-
-const httpUrl = (what: string) =>
-  z
-    .string()
-    .trim()
-    .refine((v) => {
-      try {
-        const u = new URL(v);
-        return u.protocol === 'https:' || u.protocol === 'http:';
-      } catch {
-        return false;
-      }
-    }, `an http(s) URL (${what})`)
-    .optional();
 
 const alertsEnvSchema = () =>
   z.object({

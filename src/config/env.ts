@@ -26,6 +26,21 @@ export const intVar = (min: number, max: number, def: number) =>
     .optional()
     .transform((v) => v ?? def);
 
+/** An optional http(s) URL variable; the message says what it is for. */
+export const httpUrl = (what: string) =>
+  z
+    .string()
+    .trim()
+    .refine((v) => {
+      try {
+        const u = new URL(v);
+        return u.protocol === 'https:' || u.protocol === 'http:';
+      } catch {
+        return false;
+      }
+    }, `an http(s) URL (${what})`)
+    .optional();
+
 /**
  * Parses environment variables with a zod object schema; throws ConfigError naming
  * each bad variable and what it accepts. Capabilities (cache, jobs, media) parse

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { intVar, parseEnv } from './env.js';
 import { type AlertsConfig, loadAlertsConfig } from './alerts.js';
+import { loadTracingConfig, type TracingConfig } from './tracing.js';
 
 /**
  * Observability settings: Prometheus metrics, the live figures every process publishes, and
@@ -23,6 +24,8 @@ export interface TelemetryConfig {
   readonly slowQueryMs: number;
   /** Alert rules, evaluation and delivery channels (see src/config/alerts.ts). */
   readonly alerts: AlertsConfig;
+  /** OpenTelemetry traces over OTLP (see src/config/tracing.ts); off unless an endpoint or LOGFIRE_TOKEN is set. */
+  readonly tracing: TracingConfig;
 }
 
 const TOKEN = /^[A-Za-z0-9_\-.~+/=]{16,512}$/;
@@ -54,5 +57,6 @@ export function loadTelemetryConfig(env: NodeJS.ProcessEnv): TelemetryConfig {
     slowQueryMs: e.DB_SLOW_QUERY_MS,
     publishMs: e.TELEMETRY_PUBLISH_MS,
     alerts: loadAlertsConfig(env),
+    tracing: loadTracingConfig(env),
   });
 }

@@ -7,6 +7,7 @@ import type {
   JobLeasing,
   JobProducer,
   JobQueue,
+  JobSpans,
 } from './types.js';
 
 export interface EnqueueItem {
@@ -36,6 +37,8 @@ export class Jobs {
     readonly adminEnqueueable: ReadonlySet<string> = new Set(),
     /** Told of each job this process created (metrics); not of an idempotent repeat. */
     private readonly onCreated?: (req: EnqueueRequest) => void,
+    /** Producer spans, and the trace context each job carries to its attempts (tracing on). */
+    private readonly spans?: Pick<JobSpans, 'enqueue'>,
   ) {
     this.producer = queue;
     this.admin = queue;
@@ -49,7 +52,11 @@ export class Jobs {
   async enqueue(name: string, payload: unknown, opts?: EnqueueOptions): Promise<EnqueueResult> {
     this.registry.validate(name, payload);
     const req = this.registry.request(name, payload, opts);
-    const result = await this.producer.enqueue(req);
+    const result = this.spans
+      ? ((
+          await this.spans.enqueue([req], (stamped) => this.producer.enqueueBulk(stamped))
+        )[0] as EnqueueResult)
+      : await this.producer.enqueue(req);
     if (result.created) this.onCreated?.(req);
     return result;
   }
@@ -59,7 +66,9 @@ export class Jobs {
       this.registry.validate(i.name, i.payload);
       return this.registry.request(i.name, i.payload, i.opts);
     });
-    const results = await this.producer.enqueueBulk(reqs);
+    const results = this.spans
+      ? await this.spans.enqueue(reqs, (stamped) => this.producer.enqueueBulk(stamped))
+      : await this.producer.enqueueBulk(reqs);
     if (this.onCreated) results.forEach((r, i) => r.created && this.onCreated?.(reqs[i] as EnqueueRequest));
     return results;
   }

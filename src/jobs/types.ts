@@ -85,6 +85,8 @@ export interface EnqueueRequest {
   attempts: number;
   backoff: BackoffOptions;
   priority: number;
+  /** The trace context its attempts continue from (opaque; set by the tracing hooks, see JobSpans). */
+  trace?: string;
 }
 
 export interface EnqueueResult {
@@ -154,6 +156,8 @@ export interface ClaimedJob {
   backoff: BackoffOptions;
   enqueuedAt: number;
   startedAt: number;
+  /** The trace context stored with the job at enqueue (opaque, see JobSpans); absent when none was. */
+  trace?: string;
 }
 
 /**
@@ -221,6 +225,29 @@ export interface ClaimOptions {
   /** At most this many of the claimed jobs may come from queues other than high_priority (the reserved slot). */
   maxNonHigh?: number;
   workerId: string;
+}
+
+/**
+ * Tracing of jobs, implemented by the telemetry layer and handed in by the composition roots (absent:
+ * no tracing, no cost). The job system only carries the opaque context string these hooks make: stored
+ * with the job at enqueue, returned with each claim, and sent to the sandbox child that runs an attempt.
+ */
+export interface JobSpans {
+  /** Runs `send` inside a producer span; `send` gets the requests stamped with the context their attempts continue. */
+  enqueue(
+    reqs: readonly EnqueueRequest[],
+    send: (stamped: EnqueueRequest[]) => Promise<EnqueueResult[]>,
+  ): Promise<EnqueueResult[]>;
+  /** Runs one attempt inside its consumer span (continuing `job.trace`), ended as the settlement says. */
+  attempt(job: ClaimedJob, run: () => Promise<Settlement | undefined>): Promise<Settlement | undefined>;
+  /** The active span's context, for a sandbox child to continue (undefined outside a traced attempt). */
+  current(): string | undefined;
+  /** In a sandbox child: runs a task inside a span that continues the worker's attempt (`trace`). */
+  sandboxed<T>(
+    task: { id: string; name: string; attempt: number },
+    trace: string | undefined,
+    run: () => Promise<T>,
+  ): Promise<T>;
 }
 
 /** The enqueue role: what producers (services, routes, the CLI, tasks scheduling tasks) use. */

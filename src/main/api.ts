@@ -26,6 +26,7 @@ export function appDepsFrom(system: System, overrides: Partial<AppDeps> = {}): A
     assets: { service: system.media.assets, maxBytes: system.config.media.assets.maxBytes },
     liveSummary: system.telemetry?.summary,
     alerts: system.telemetry?.alerts,
+    tracing: system.tracing,
     ...overrides,
   };
 }

@@ -10,9 +10,12 @@
  *
  * A process that exits (normally or by an uncaught error) writes what is waiting
  * first. One killed with SIGKILL loses at most the lines of its last turn.
+ *
+ * With tracing on, every line logged inside a span carries its `trace_id` and `span_id`.
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from '../config/config.js';
+import { traceLogFields } from '../telemetry/tracing.js';
 
 const FLUSH_AT_CHARS = 65_536;
 
@@ -48,6 +51,16 @@ class TurnBufferedDestination implements DestinationStream {
   }
 }
 
-export function createLogger(config: Pick<Config, 'logLevel'>, dest: number | string = 1): Logger {
-  return pino({ level: config.logLevel, base: { pid: process.pid } }, new TurnBufferedDestination(dest));
+export function createLogger(
+  config: Pick<Config, 'logLevel'> & { telemetry?: Pick<Config['telemetry'], 'tracing'> },
+  dest: number | string = 1,
+): Logger {
+  return pino(
+    {
+      level: config.logLevel,
+      base: { pid: process.pid },
+      ...(config.telemetry?.tracing.enabled ? { mixin: traceLogFields } : {}),
+    },
+    new TurnBufferedDestination(dest),
+  );
 }

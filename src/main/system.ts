@@ -29,6 +29,8 @@ import { LivePublisher } from '../telemetry/live-publisher.js';
 import { LiveRecorder } from '../telemetry/live-recorder.js';
 import { LiveSummary } from '../telemetry/live-summary.js';
 import { Metrics } from '../telemetry/metrics.js';
+import type { Tracing } from '../telemetry/tracing.js';
+import { startTracing } from './tracing.js';
 
 export { createLogger } from './logger.js';
 
@@ -65,6 +67,8 @@ export interface System {
     summary: LiveSummary;
     alerts: { repo: AlertsRepo; notifier: AlertNotifier; evaluator: AlertEvaluator | undefined };
   };
+  /** OpenTelemetry spans of this process (src/main/tracing.ts); absent unless an OTLP endpoint or LOGFIRE_TOKEN is set. */
+  tracing?: Tracing;
   close(): Promise<void>;
 }
 
@@ -79,13 +83,25 @@ export async function createSystem(
   logger: Logger,
   opts: CreateSystemOptions = {},
 ): Promise<System> {
+  const tracingRuntime = await startTracing(config.telemetry.tracing, logger);
+  const tracing = tracingRuntime?.tracing;
   const live = config.telemetry.metricsEnabled ? new LiveRecorder() : undefined;
-  const metrics = live ? new Metrics({ live }) : undefined;
+  const metrics = live
+    ? new Metrics({ live, ...(tracing ? { traceId: () => tracing.sampledTraceId() } : {}) })
+    : undefined;
+  const queryMetrics = metrics
+    ? dbQueryObserver(metrics, config.database.dialect, config.telemetry.slowQueryMs, logger)
+    : undefined;
+  const querySpans = tracing?.dbQueries(config.database.dialect);
   const database = openDatabase(config.database, {
     onPoolError: (err) => logger.warn({ err }, 'idle database connection failed; the pool reconnects'),
-    onQuery: metrics
-      ? dbQueryObserver(metrics, config.database.dialect, config.telemetry.slowQueryMs, logger)
-      : undefined,
+    onQuery:
+      queryMetrics && querySpans
+        ? (q) => {
+            queryMetrics(q);
+            querySpans(q);
+          }
+        : (queryMetrics ?? querySpans),
   });
   try {
     if (opts.migrate ?? true) {
@@ -94,6 +110,7 @@ export async function createSystem(
     }
   } catch (err) {
     await database.close();
+    await tracingRuntime?.shutdown();
     throw err;
   }
   const repos = createRepos(database.db, database.dialect);
@@ -110,18 +127,27 @@ export async function createSystem(
       })
     : undefined;
   rateLimitRedis?.on('error', (err) => logger.warn({ err }, 'rate-limit Redis connection error'));
-  const cache = createCacheService(config.cache, logger, { sharedSqlite: sharedSqliteOf(config.database) });
+  const cache = createCacheService(config.cache, logger, {
+    sharedSqlite: sharedSqliteOf(config.database),
+    traceRead: tracing?.cacheReads(),
+  });
   const changes = changeFeedFor(logger, cache);
-  const shortcuts = new Shortcuts(config.jobs.shortcuts);
+  // Traced, the worker's per-attempt lines go through pino, whose mixin adds the span's ids to them.
+  const shortcuts = new Shortcuts(
+    tracing ? { ...config.jobs.shortcuts, log_lines: false } : config.jobs.shortcuts,
+  );
+  const queue = createJobQueue(config, logger, shortcuts);
   const jobs = new Jobs(
-    createJobQueue(config, logger, shortcuts),
+    queue,
     createTaskRegistry(),
     ADMIN_ENQUEUEABLE,
     metrics ? (req) => metrics.jobsEnqueued.inc({ queue: req.queue, task: req.name }) : undefined,
+    tracing?.jobs(queue.backend),
   );
   const media = createMediaServices(config.media, database.db, database.dialect, logger, {
     changes,
     observer: metrics,
+    spans: tracing?.media(),
   });
   const services = createDomainServices(repos, changes);
   refreshStatsOnIngest(changes, jobs, { delayMs: config.statsRefreshDelayMs });
@@ -186,6 +212,7 @@ export async function createSystem(
     media,
     mediaRequests: new MediaRequests(media, jobs, jobs.admin),
     telemetry,
+    tracing,
     async close() {
       await telemetry?.alerts.evaluator?.close();
       await telemetry?.publisher.close();
@@ -194,6 +221,7 @@ export async function createSystem(
       rateLimitRedis?.disconnect();
       await cache?.close();
       await database.close();
+      await tracingRuntime?.shutdown();
     },
   };
 }

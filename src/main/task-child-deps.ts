@@ -14,24 +14,44 @@ import type { JobAdmin } from '../jobs/types.js';
 import type { MediaServices } from '../media/media-services.js';
 import type { TaskDeps } from '../tasks/deps.js';
 import { reportingObserver } from '../telemetry/media-reports.js';
+import type { Tracing } from '../telemetry/tracing.js';
+import type { TracingRuntime } from './tracing.js';
 
 let rootLogger: Logger | undefined;
+/** With tracing on: the active span's ids on each log line (set by childTracing before any line). */
+let traceFields: (() => object) | undefined;
 
 /** The child's logger, made on first use (the parent validated LOG_LEVEL; children inherit its environment). */
 export function childLogger(): Logger {
   if (!rootLogger) {
     // pino is CommonJS: required synchronously, so ctx.logger can stay a plain getter.
     const { pino } = createRequire(import.meta.url)('pino') as typeof import('pino');
-    rootLogger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { pid: process.pid, sandbox: true } });
+    rootLogger = pino({
+      level: process.env.LOG_LEVEL ?? 'info',
+      base: { pid: process.pid, sandbox: true },
+      ...(traceFields ? { mixin: traceFields } : {}),
+    });
   }
   return rootLogger;
 }
 
+/** Starts the child's tracing from the environment it inherited (the worker traces, so it is configured). */
+export async function childTracing(): Promise<TracingRuntime | undefined> {
+  const [{ loadTracingConfig }, { startTracing }, { traceLogFields }] = await Promise.all([
+    import('../config/tracing.js'),
+    import('./tracing.js'),
+    import('../telemetry/tracing.js'),
+  ]);
+  traceFields = traceLogFields;
+  return startTracing(loadTracingConfig(process.env), childLogger());
+}
+
 /**
  * Builds the task dependencies from the environment the child inherited. What the media pipeline
- * measures (vendor calls, narrations, renders) goes to the worker through `report`.
+ * measures (vendor calls, narrations, renders) goes to the worker through `report`; with `tracing`,
+ * their spans go to the collector too.
  */
-export async function childTaskDeps(report: (report: unknown) => void): Promise<TaskDeps> {
+export async function childTaskDeps(report: (report: unknown) => void, tracing?: Tracing): Promise<TaskDeps> {
   const [
     { loadConfig },
     { openDatabase },
@@ -54,13 +74,17 @@ export async function childTaskDeps(report: (report: unknown) => void): Promise<
   let queue: JobAdmin | undefined;
   let changes: ChangeFeed | undefined;
   let media: MediaServices | undefined;
-  const db = () => (database ??= openDatabase(config.database)).db;
+  const db = () =>
+    (database ??= openDatabase(config.database, { onQuery: tracing?.dbQueries(config.database.dialect) })).db;
   // The child's cache is there for its writes to reach the others' (Redis generations, or the
   // SQLite generation log that the memory caches over this file follow); it serves no reads.
   const announce = () =>
     (changes ??= changeFeedFor(
       childLogger(),
-      createCacheService(config.cache, childLogger(), { sharedSqlite: sharedSqliteOf(config.database) }),
+      createCacheService(config.cache, childLogger(), {
+        sharedSqlite: sharedSqliteOf(config.database),
+        traceRead: tracing?.cacheReads(),
+      }),
     ));
   return {
     config,
@@ -73,6 +97,7 @@ export async function childTaskDeps(report: (report: unknown) => void): Promise<
       (media ??= createMediaServices(config.media, db(), config.database.dialect, childLogger(), {
         changes: announce(),
         observer: reportingObserver(report),
+        spans: tracing?.media(),
       })),
     changes: announce,
   };

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Jobs } from '../jobs/jobs.js';
+import { SANDBOX_TRACING_ENV } from '../jobs/sandbox/protocol.js';
 import { TaskRunRecorder } from '../jobs/task-runs.js';
 import { Worker } from '../jobs/worker/worker.js';
 import type { TaskDeps } from '../tasks/deps.js';
@@ -44,6 +45,7 @@ export function startWorker(system: System, jobs: Jobs, opts: WorkerFlags): Work
     logger: system.logger,
     taskRuns: metrics ? meteredTaskRuns(taskRuns, metrics) : taskRuns,
     shortcuts: system.shortcuts,
+    spans: system.tracing?.jobs(jobs.backend),
     queues: opts.queues,
     concurrency: opts.concurrency,
     prefetch: opts.prefetch,
@@ -53,6 +55,7 @@ export function startWorker(system: System, jobs: Jobs, opts: WorkerFlags): Work
       maxTasksPerChild: opts.maxTasksPerChild,
       maxMemoryMb: opts.maxMemoryPerChild,
       observer: metrics ? sandboxMetrics(metrics, system.logger) : undefined,
+      ...(system.tracing ? { env: { [SANDBOX_TRACING_ENV]: '1' } } : {}),
     },
     cleanup: { producer: jobs.producer, intervalMs: cfg.cleanupIntervalS * 1000 },
   });

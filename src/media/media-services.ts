@@ -6,7 +6,7 @@ import { AssetsRepo } from './assets/assets.repo.js';
 import { FfmpegError, locateFfmpeg, locateFfprobe } from './ffmpeg.js';
 import type { MediaConfig, TtsProviderName } from '../config/media.js';
 import { MediaRepo } from './media.repo.js';
-import type { MediaObserver } from './media-observer.js';
+import type { MediaObserver, MediaSpans } from './media-observer.js';
 import { NarrationService } from './narration.service.js';
 import { RenderService } from './render/render.service.js';
 import { defaultFontFile } from './render/renderer.js';
@@ -36,6 +36,8 @@ export interface MediaServices {
   /** The ffmpeg binary, or undefined with the reason in `ffmpegError`. */
   ffmpegPath: string | undefined;
   ffmpegError: string | undefined;
+  /** Spans around pipeline steps, for tasks that open their own (audio.batch items); absent with tracing off. */
+  spans: MediaSpans | undefined;
   close(): Promise<void>;
 }
 
@@ -88,6 +90,8 @@ export interface MediaServicesOptions {
   changes: ChangeNotifier;
   /** Told of vendor calls, narrations and renders (metrics). */
   observer?: MediaObserver;
+  /** Spans for narration attempts, vendor calls and renders (tracing on). */
+  spans?: MediaSpans;
 }
 
 export function createMediaServices(
@@ -140,6 +144,7 @@ export function createMediaServices(
     logger,
     defaults: config.narration,
     observer: opts.observer,
+    spans: opts.spans,
   });
   const renders = new RenderService({
     repo,
@@ -153,6 +158,7 @@ export function createMediaServices(
     timeoutMs: config.render.timeoutMs,
     logger,
     observer: opts.observer,
+    spans: opts.spans,
   });
   return {
     config,
@@ -166,6 +172,7 @@ export function createMediaServices(
     assetsRepo,
     ffmpegPath,
     ffmpegError,
+    spans: opts.spans,
     async close() {
       await Promise.all([...tts.values()].map((t) => t.close()));
       storage.close();

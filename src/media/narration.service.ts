@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { concat, durationS, encodeWav, type PcmAudio, silence } from './audio/wav.js';
 import { FfmpegError, runFfmpeg } from './ffmpeg.js';
 import type { MediaRepo } from './media.repo.js';
-import type { MediaObserver } from './media-observer.js';
+import type { MediaObserver, MediaSpans, VendorCall } from './media-observer.js';
 import type { PriceTable } from '../config/media.js';
 import { costOf } from './pricing.js';
 import { type MediaStore, mediaKeys } from './storage/media-store.js';
@@ -126,6 +126,8 @@ export interface NarrationServiceDeps {
   defaults: { threshold: number; maxAttempts: number; maxChars: number; blockPauseMs: number };
   /** Told of every vendor call and of each narration's end (metrics). */
   observer?: MediaObserver;
+  /** Spans for each attempt and vendor call (tracing on). */
+  spans?: MediaSpans;
 }
 
 /** Below this, a first attempt is structurally wrong (a different text, a broken voice): stop early. */
@@ -221,27 +223,33 @@ export class NarrationService {
     const expected = blocks.map((b) => b.norm.text).join(' ');
     const pauseS = this.deps.defaults.blockPauseMs / 1000;
 
-    const observer = this.deps.observer;
+    const { observer, spans } = this.deps;
+    const vendorCall = (call: VendorCall) => {
+      observer?.vendorCall(call);
+      spans?.vendorCall(call);
+    };
     /** Times one vendor call; a failed one is reported (no usage is recorded for it) and rethrown. */
     const timed = async <T>(
       what: { provider: string; model: string | null; operation: 'tts' | 'stt'; unit: 'char' | 'second' },
       call: () => Promise<T>,
-    ): Promise<{ value: T; latencyS: number }> => {
+    ): Promise<{ value: T; latencyS: number; startedAt: number }> => {
+      const startedAt = Date.now();
       const t0 = performance.now();
       try {
-        return { value: await call(), latencyS: (performance.now() - t0) / 1000 };
+        return { value: await call(), latencyS: (performance.now() - t0) / 1000, startedAt };
       } catch (err) {
-        observer?.vendorCall({
+        vendorCall({
           ...what,
           outcome: 'error',
           latencyS: (performance.now() - t0) / 1000,
           units: 0,
           costUsd: 0,
+          startedAt,
         });
         throw err;
       }
     };
-    const record = async (usage: VendorUsage, latencyS: number) => {
+    const record = async (usage: VendorUsage, latencyS: number, startedAt: number) => {
       const cost = costOf(this.deps.prices, usage);
       if (!cost.known)
         logger.warn(
@@ -256,12 +264,13 @@ export class NarrationService {
         content_id: ctx.content_id,
         task_id: req.taskId ?? null,
       });
-      observer?.vendorCall({
+      vendorCall({
         ...usage,
         outcome: 'ok',
         latencyS,
         costUsd: cost.usd,
         campaignId: ctx.campaign_id,
+        startedAt,
       });
     };
 
@@ -273,63 +282,81 @@ export class NarrationService {
       for (attempt = 1; attempt <= maxAttempts; attempt++) {
         const base = ((attempt - 1) / maxAttempts) * 90;
         const span = 90 / maxAttempts;
-        const parts: PcmAudio[] = [];
-        const timings: BlockTiming[] = [];
-        let at = 0;
-        for (const [i, { block, norm }] of blocks.entries()) {
-          req.signal?.throwIfAborted();
-          const { value: r, latencyS } = await timed(
-            { provider: provider.name, model: provider.model, operation: 'tts', unit: 'char' },
+        /** One attempt: every block through TTS, then the verifier over the whole. */
+        const synthesizeAndVerify = async (): Promise<Attempt> => {
+          const parts: PcmAudio[] = [];
+          const timings: BlockTiming[] = [];
+          let at = 0;
+          for (const [i, { block, norm }] of blocks.entries()) {
+            req.signal?.throwIfAborted();
+            const {
+              value: r,
+              latencyS,
+              startedAt,
+            } = await timed(
+              { provider: provider.name, model: provider.model, operation: 'tts', unit: 'char' },
+              () =>
+                provider.synthesize({
+                  text: norm.text,
+                  language: gen.language,
+                  voice,
+                  attempt,
+                  signal: req.signal,
+                }),
+            );
+            await record(r.usage, latencyS, startedAt);
+            if (i > 0) {
+              const gap = silence(r.audio.sampleRate, pauseS);
+              parts.push(gap);
+              at += durationS(gap);
+            }
+            parts.push(r.audio);
+            const d = durationS(r.audio);
+            timings.push({
+              block_id: block.id,
+              sequence: block.sequence,
+              start_s: round3(at),
+              end_s: round3(at + d),
+              text: block.text,
+              subtitle_text: block.subtitle_text,
+              spoken: norm.text,
+            });
+            at += d;
+            await emit({
+              stage: 'tts',
+              attempt,
+              block: i + 1,
+              blocks: blocks.length,
+              percent: base + span * 0.7 * ((i + 1) / blocks.length),
+            });
+          }
+          const audio = concat(parts);
+          await emit({ stage: 'verify', attempt, percent: base + span * 0.8 });
+          const verified = await timed(
+            { provider: this.deps.verifier.name, model: null, operation: 'stt', unit: 'second' },
             () =>
-              provider.synthesize({
-                text: norm.text,
+              this.deps.verifier.verify({
+                audio,
+                wav: encodeWav(audio),
+                expectedText: expected,
                 language: gen.language,
-                voice,
-                attempt,
                 signal: req.signal,
               }),
           );
-          await record(r.usage, latencyS);
-          if (i > 0) {
-            const gap = silence(r.audio.sampleRate, pauseS);
-            parts.push(gap);
-            at += durationS(gap);
-          }
-          parts.push(r.audio);
-          const d = durationS(r.audio);
-          timings.push({
-            block_id: block.id,
-            sequence: block.sequence,
-            start_s: round3(at),
-            end_s: round3(at + d),
-            text: block.text,
-            subtitle_text: block.subtitle_text,
-            spoken: norm.text,
-          });
-          at += d;
-          await emit({
-            stage: 'tts',
-            attempt,
-            block: i + 1,
-            blocks: blocks.length,
-            percent: base + span * 0.7 * ((i + 1) / blocks.length),
-          });
-        }
-        const audio = concat(parts);
-        await emit({ stage: 'verify', attempt, percent: base + span * 0.8 });
-        const verified = await timed(
-          { provider: this.deps.verifier.name, model: null, operation: 'stt', unit: 'second' },
-          () =>
-            this.deps.verifier.verify({
-              audio,
-              wav: encodeWav(audio),
-              expectedText: expected,
-              language: gen.language,
-              signal: req.signal,
-            }),
-        );
-        const verification = verified.value;
-        if (verification.usage) await record(verification.usage, verified.latencyS);
+          const verification = verified.value;
+          if (verification.usage) await record(verification.usage, verified.latencyS, verified.startedAt);
+          return { audio, timings, verification };
+        };
+        const { audio, timings, verification } = spans
+          ? await spans.narrationAttempt(
+              { generationId: gen.id, provider: provider.name, attempt, maxAttempts },
+              async (verdict) => {
+                const a = await synthesizeAndVerify();
+                verdict(a.verification);
+                return a;
+              },
+            )
+          : await synthesizeAndVerify();
         reports.push({
           attempt,
           score: round4(verification.score),

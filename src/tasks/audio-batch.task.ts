@@ -53,11 +53,11 @@ export const audioBatchTask = defineTask({
     const provider = p.provider ?? media.config.defaultTtsProvider;
     const items: AudioBatchItem[] = [];
     let cost = 0;
-    for (const [i, contentId] of p.content_ids.entries()) {
-      ctx.signal.throwIfAborted();
+    /** One content's narration; an outage of one content is recorded and the batch goes on. */
+    const narrateOne = async (contentId: number): Promise<AudioBatchItem> => {
       const content = await media.repo.contentContext(contentId);
-      if (!content || content.blocks.length === 0) {
-        items.push({
+      if (!content || content.blocks.length === 0)
+        return {
           content_id: contentId,
           generation_id: null,
           status: 'skipped',
@@ -65,9 +65,7 @@ export const audioBatchTask = defineTask({
           score: null,
           similarity: null,
           error: content ? 'no script blocks' : 'content not found',
-        });
-        continue;
-      }
+        };
       const gen = await media.repo.createAudioGeneration({
         content_id: contentId,
         provider,
@@ -84,7 +82,7 @@ export const audioBatchTask = defineTask({
           signal: ctx.signal,
         });
         cost += out.costUsd;
-        items.push({
+        return {
           content_id: contentId,
           generation_id: gen.id,
           status: out.status,
@@ -92,9 +90,8 @@ export const audioBatchTask = defineTask({
           score: out.score,
           similarity: out.similarity,
           error: out.error,
-        });
+        };
       } catch (err) {
-        // One content's outage must not sink the batch: record it and go on.
         const message = (err as Error).message;
         ctx.logger.warn(
           { content: contentId, generation: gen.id, err: message },
@@ -105,7 +102,7 @@ export const audioBatchTask = defineTask({
           error: message,
           finished_at: new Date().toISOString(),
         });
-        items.push({
+        return {
           content_id: contentId,
           generation_id: gen.id,
           status: 'failed',
@@ -113,8 +110,17 @@ export const audioBatchTask = defineTask({
           score: null,
           similarity: null,
           error: message,
-        });
+        };
       }
+    };
+    for (const [i, contentId] of p.content_ids.entries()) {
+      ctx.signal.throwIfAborted();
+      // Traced, each content is a trace of its own linked to the batch's: a batch of 500 is not one trace.
+      items.push(
+        await (media.spans
+          ? media.spans.fanOutItem({ task: 'audio.batch', contentId }, () => narrateOne(contentId))
+          : narrateOne(contentId)),
+      );
       await ctx.progress(Math.round(((i + 1) / p.content_ids.length) * 100));
     }
     const count = (s: AudioBatchItem['status']) => items.filter((x) => x.status === s).length;

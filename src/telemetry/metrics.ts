@@ -14,6 +14,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CACHE_LATENCY_BUCKETS_S, type LatencyHistogram } from '../cache/latency-histogram.js';
 import type { RenderRun, VendorCall } from '../media/media-observer.js';
+import { Exemplars } from './exemplars.js';
 import type { LiveRecorder } from './live-recorder.js';
 import { type HistogramSeries, SeriesHistogram } from './series-histogram.js';
 
@@ -47,6 +48,11 @@ export interface MetricsOptions {
   runtime?: boolean;
   /** Where the same observations go for the live summary (every process publishes them). */
   live?: LiveRecorder;
+  /**
+   * The sampled trace id of the active span (tracing on): HTTP and job histograms keep it as their
+   * buckets' OpenMetrics exemplars (exemplars.ts).
+   */
+  traceId?: () => string | undefined;
 }
 
 export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
@@ -55,7 +61,8 @@ export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1
  * Prometheus text exposition → OpenMetrics 1.0: a counter family is named without its `_total`
  * (its samples keep it, and get it when missing), no blank lines, and `# EOF` at the end.
  */
-export function toOpenMetrics(text: string): string {
+export function toOpenMetrics(text: string, exemplars?: Exemplars): string {
+  const annotate = exemplars && exemplars.size > 0 ? (l: string) => exemplars.annotate(l) : (l: string) => l;
   const out: string[] = [];
   const counters = new Set<string>();
   for (const line of text.split('\n')) {
@@ -74,7 +81,7 @@ export function toOpenMetrics(text: string): string {
     }
     const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(.*)$/.exec(line);
     const name = sample?.[1] as string;
-    out.push(counters.has(name) && !name.endsWith('_total') ? `${name}_total${sample?.[2]}` : line);
+    out.push(counters.has(name) && !name.endsWith('_total') ? `${name}_total${sample?.[2]}` : annotate(line));
   }
   return `${out.join('\n')}\n# EOF\n`;
 }
@@ -92,6 +99,8 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly sources: ScrapeSource[] = [];
   private readonly live: LiveRecorder | undefined;
+  private readonly traceId: (() => string | undefined) | undefined;
+  private readonly exemplars = new Exemplars();
 
   readonly httpDuration: SeriesHistogram<'method' | 'route' | 'status_code'>;
   /** The duration series of each method, route and status seen, by one string key (no label hashing per request). */
@@ -122,6 +131,7 @@ export class Metrics {
 
   constructor(opts: MetricsOptions = {}) {
     this.live = opts.live;
+    this.traceId = opts.traceId;
     const registers = [this.registry];
     if (opts.runtime ?? true) collectDefaultMetrics({ register: this.registry });
     this.httpDuration = new SeriesHistogram({
@@ -297,7 +307,7 @@ export class Metrics {
     await Promise.all(this.sources.map((s) => s()));
     const text = await this.registry.metrics();
     return accept?.includes('application/openmetrics-text')
-      ? { contentType: OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(text) }
+      ? { contentType: OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(text, this.exemplars) }
       : { contentType: this.registry.contentType, body: text };
   }
 
@@ -311,6 +321,15 @@ export class Metrics {
       this.httpSeries.set(key, series);
     }
     series.observe(seconds);
+    const traceId = this.traceId?.();
+    if (traceId)
+      this.exemplars.record(
+        'http_server_request_duration_seconds',
+        { method: m, route: r, status_code: status },
+        DURATION_BUCKETS,
+        seconds,
+        traceId,
+      );
     this.live?.http(m, r, status, seconds);
   }
 
@@ -324,6 +343,13 @@ export class Metrics {
     this.jobsFinished.inc({ queue, task, outcome });
     if (waitS !== null) this.jobWait.observe({ queue, task }, waitS);
     if (runS !== null) this.jobRun.observe({ queue, task }, runS);
+    const traceId = this.traceId?.();
+    if (traceId) {
+      if (waitS !== null)
+        this.exemplars.record('omnivibe_job_wait_seconds', { queue, task }, JOB_BUCKETS, waitS, traceId);
+      if (runS !== null)
+        this.exemplars.record('omnivibe_job_run_seconds', { queue, task }, JOB_BUCKETS, runS, traceId);
+    }
     this.live?.job(queue, task, outcome, waitS, runS);
   }
 

@@ -98,6 +98,8 @@ interface JobData {
   pr?: number;
   /** Idempotency key. */
   k?: string;
+  /** The trace context its attempts continue (JobSpans). */
+  t?: string;
 }
 
 type Bull = BullJob<JobData, unknown, string>;
@@ -276,6 +278,7 @@ export class BullmqQueue implements JobQueue {
       p: r.payload ?? null,
       ...(r.attempts > 1 ? { b: r.backoff } : {}),
       ...(r.idempotencyKey ? { k: r.idempotencyKey } : {}),
+      ...(r.trace ? { t: r.trace } : {}),
     };
   }
 
@@ -730,6 +733,7 @@ export class BullmqQueue implements JobQueue {
       backoff: data.b ?? DEFAULT_BACKOFF,
       enqueuedAt: json.timestamp,
       startedAt: json.processedOn ?? Date.now(),
+      ...(data.t ? { trace: data.t } : {}),
     };
     this.events.emit('active', claimed);
     return claimed;

@@ -13,6 +13,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { describeError, TaskCancelledError, TaskTimeoutError } from '../errors.js';
 import type { TaskContext } from '../registry.js';
+import type { JobSpans } from '../types.js';
 import {
   type FromChild,
   line,
@@ -40,6 +41,10 @@ export interface TaskChildOptions {
   deps(report: (report: unknown) => void): Promise<unknown>;
   /** The child's logger; called once, when a handler first logs. */
   logger(): Logger;
+  /** Runs each task inside a span continuing the worker's attempt (tracing on). */
+  spans?: Pick<JobSpans, 'sandboxed'>;
+  /** Called before the child exits when the worker closes its socket (tracing: spans not yet exported are sent). */
+  beforeExit?: () => Promise<void>;
 }
 
 type Handler = (payload: unknown, ctx: TaskContext) => Promise<unknown>;
@@ -85,7 +90,11 @@ export function runTaskChild(opts: TaskChildOptions): void {
   const running = new Map<string, AbortController>();
   // The worker retired this child, or is gone: nothing can receive our results, so stop. A task still
   // running (the worker died) takes the processes it started with it: the whole group is killed.
-  socket.on('close', () => (running.size > 0 ? process.kill(0, 'SIGKILL') : process.exit(0)));
+  socket.on('close', () => {
+    if (running.size > 0) process.kill(0, 'SIGKILL');
+    else if (opts.beforeExit) void opts.beforeExit().finally(() => process.exit(0));
+    else process.exit(0);
+  });
   socket.on('error', (err) => {
     process.stderr.write(`sandbox child ${process.pid}: worker socket failed: ${err.message}\n`);
     socket.destroy();
@@ -111,10 +120,10 @@ export function runTaskChild(opts: TaskChildOptions): void {
           msg.softTimeoutMs,
         )
       : undefined;
-    try {
+    const runTask = async () => {
       const handler = await handlerFor(msg.name);
       const taskDeps = depsFor(msg.name);
-      const result = await handler(msg.payload, {
+      return handler(msg.payload, {
         jobId: msg.id,
         attempt: msg.attempt,
         maxAttempts: msg.maxAttempts,
@@ -125,6 +134,9 @@ export function runTaskChild(opts: TaskChildOptions): void {
         },
         deps: taskDeps === undefined ? undefined : await taskDeps,
       });
+    };
+    try {
+      const result = await (opts.spans ? opts.spans.sandboxed(msg, msg.trace, runTask) : runTask());
       send({ type: 'done', id: msg.id, result, rssMb: rssMb() });
     } catch (err) {
       const reason: unknown = ac.signal.aborted ? ac.signal.reason : undefined;

@@ -16,6 +16,8 @@ import type { ErrorInfo } from '../errors.js';
  */
 export const SANDBOX_SOCKET_ENV = 'OV_SANDBOX_SOCKET';
 export const SANDBOX_TOKEN_ENV = 'OV_SANDBOX_TOKEN';
+/** Set (to 1) when the worker traces: the child starts its own exporter and continues each attempt's span. */
+export const SANDBOX_TRACING_ENV = 'OV_SANDBOX_TRACING';
 
 export type ToChild =
   | {
@@ -26,6 +28,8 @@ export type ToChild =
       attempt: number;
       maxAttempts: number;
       softTimeoutMs?: number;
+      /** The worker's attempt span the child's span continues (tracing on). */
+      trace?: string | undefined;
     }
   | { type: 'abort'; id: string; reason: 'cancel' | 'shutdown' };
 

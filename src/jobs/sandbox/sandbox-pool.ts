@@ -270,6 +270,7 @@ export class SandboxPool {
         attempt: task.attempt,
         maxAttempts: task.maxAttempts,
         ...(task.softTimeoutMs ? { softTimeoutMs: task.softTimeoutMs } : {}),
+        ...(task.trace ? { trace: task.trace } : {}),
       });
       if (abort.aborted) sendAbort(abort.reason);
       else ex.unsubscribe = abort.subscribe(sendAbort);

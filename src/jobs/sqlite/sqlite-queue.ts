@@ -87,6 +87,8 @@ interface JobRow {
   worker: string | null;
   stalls: number;
   cancel_requested: number;
+  /** The trace context its attempts continue (JobSpans), null when none was carried. */
+  trace: string | null;
 }
 
 type ClaimRow = Pick<
@@ -101,6 +103,7 @@ type ClaimRow = Pick<
   | 'attempts_made'
   | 'max_attempts'
   | 'backoff'
+  | 'trace'
 >;
 
 const SCHEMA = `
@@ -125,7 +128,8 @@ create table if not exists jobs (
   lease_until integer,
   worker text,
   stalls integer not null default 0,
-  cancel_requested integer not null default 0
+  cancel_requested integer not null default 0,
+  trace text
 );
 create index if not exists jobs_ready on jobs (queue, priority desc, run_at, id) where state = 'waiting';
 create unique index if not exists jobs_idempotency on jobs (idempotency_key) where idempotency_key is not null;
@@ -171,6 +175,13 @@ export class SqliteQueue implements JobQueue {
     // NORMAL in WAL mode: a power loss may drop the last commits, never corrupts; a process crash loses nothing.
     this.db.pragma('synchronous = NORMAL');
     this.db.exec(`begin immediate; ${SCHEMA}; commit;`);
+    // A jobs file made before jobs carried a trace context gets the column, under the write lock.
+    this.db
+      .transaction(() => {
+        const columns = this.db.prepare<[], { name: string }>(`pragma table_info(jobs)`).all();
+        if (!columns.some((c) => c.name === 'trace')) this.db.exec(`alter table jobs add column trace text`);
+      })
+      .immediate();
     this.db
       .prepare(`insert or ignore into queues (name) values ${QUEUE_NAMES.map(() => '(?)').join(',')}`)
       .run(...QUEUE_NAMES);
@@ -189,9 +200,11 @@ export class SqliteQueue implements JobQueue {
   private prepare() {
     const d = this.db;
     return {
-      insert: d.prepare<[string, string, string, number, number, number, number, string, string | null]>(
-        `insert into jobs (queue, name, payload, state, priority, run_at, enqueued_at, max_attempts, backoff, idempotency_key)
-         values (?, ?, ?, 'waiting', ?, ?, ?, ?, ?, ?)
+      insert: d.prepare<
+        [string, string, string, number, number, number, number, string, string | null, string | null]
+      >(
+        `insert into jobs (queue, name, payload, state, priority, run_at, enqueued_at, max_attempts, backoff, idempotency_key, trace)
+         values (?, ?, ?, 'waiting', ?, ?, ?, ?, ?, ?, ?)
          on conflict (idempotency_key) where idempotency_key is not null do nothing`,
       ),
       byKey: d.prepare<[string], { id: number; name: string }>(
@@ -203,7 +216,7 @@ export class SqliteQueue implements JobQueue {
            lease_until = @lease, worker = @worker, progress = 0, error = null
          where id in (select id from jobs where state = 'waiting' and queue = @queue and run_at <= @now
                       order by priority desc, run_at, id limit @n)
-         returning id, queue, name, payload, priority, run_at, enqueued_at, attempts_made, max_attempts, backoff`,
+         returning id, queue, name, payload, priority, run_at, enqueued_at, attempts_made, max_attempts, backoff, trace`,
       ),
       paused: d.prepare<[], { name: string }>(`select name from queues where paused = 1`),
       setPaused: d.prepare<[number, string]>(`update queues set paused = ? where name = ?`),
@@ -301,6 +314,7 @@ export class SqliteQueue implements JobQueue {
             r.attempts,
             JSON.stringify(r.backoff),
             r.idempotencyKey,
+            r.trace ?? null,
           );
           if (info.changes === 1) return { id: String(info.lastInsertRowid), created: true };
           const existing = this.stmts.byKey.get(r.idempotencyKey as string);
@@ -520,6 +534,7 @@ export class SqliteQueue implements JobQueue {
         backoff: JSON.parse(r.backoff) as BackoffOptions,
         enqueuedAt: r.enqueued_at,
         startedAt: now,
+        ...(r.trace === null ? {} : { trace: r.trace }),
       };
       this.emit('active', job);
       return job;

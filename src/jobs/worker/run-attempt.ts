@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { describeError, type ErrorInfo, TaskTimeoutError, UnknownTaskError } from '../errors.js';
 import type { TaskRegistry } from '../registry.js';
 import { type SandboxPool, SandboxTaskError } from '../sandbox/sandbox-pool.js';
-import type { ClaimedJob, JobLeasing } from '../types.js';
+import type { ClaimedJob, JobLeasing, JobSpans } from '../types.js';
 import type { LazyAbort } from './lazy-abort.js';
 
 export type AttemptEnd = { result: unknown; error?: undefined } | { result?: undefined; error: ErrorInfo };
@@ -23,6 +23,8 @@ export interface AttemptRunnerOptions {
   taskLog: Logger;
   workerId: string;
   sandbox: SandboxPool | undefined;
+  /** Tells a sandbox child which span its task continues (tracing on). */
+  spans?: Pick<JobSpans, 'current'> | undefined;
 }
 
 export class AttemptRunner {
@@ -52,6 +54,7 @@ export class AttemptRunner {
             attempt: job.attempt,
             maxAttempts: job.maxAttempts,
             ...(softTimeoutMs ? { softTimeoutMs } : {}),
+            ...(this.o.spans ? { trace: this.o.spans.current() } : {}),
             ...(hardTimeoutMs ? { hardTimeoutMs } : {}),
             onProgress,
           },

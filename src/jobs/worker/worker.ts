@@ -21,6 +21,7 @@ import {
   type HeartbeatResult,
   type JobLeasing,
   type JobProducer,
+  type JobSpans,
   type QueueName,
   rankQueues,
   type Settlement,
@@ -44,6 +45,8 @@ export interface WorkerOptions {
   taskRuns?: TaskRunSink;
   /** Fast paths through dependencies' internals (default: all on). */
   shortcuts?: Shortcuts;
+  /** A span per attempt, continuing the trace its job carries (tracing on). */
+  spans?: Pick<JobSpans, 'attempt' | 'current'>;
   /** Queues served (default all three). */
   queues?: readonly QueueName[];
   /** Task slots (default 4). */
@@ -116,6 +119,7 @@ export class Worker {
       taskLog: this.taskLog,
       workerId: this.id,
       sandbox: this.sandbox,
+      spans: opts.spans,
     });
     this.batch = new SettlementBatch(opts.queue, this.queues, this.id, opts.logger);
     this.scheduler = new ClaimScheduler({
@@ -217,8 +221,13 @@ export class Worker {
     }
   }
 
-  /** Runs one attempt, records it, and says how to settle it (undefined: nothing to settle, the lease was lost). */
-  private async execute(job: ClaimedJob, ac: LazyAbort): Promise<Settlement | undefined> {
+  /** Runs one attempt (inside its span when tracing), records it, and says how to settle it (undefined: the lease was lost). */
+  private execute(job: ClaimedJob, ac: LazyAbort): Promise<Settlement | undefined> {
+    const spans = this.opts.spans;
+    return spans ? spans.attempt(job, () => this.attempt(job, ac)) : this.attempt(job, ac);
+  }
+
+  private async attempt(job: ClaimedJob, ac: LazyAbort): Promise<Settlement | undefined> {
     const startedAt = this.now();
     this.records.started(job, startedAt);
     const end = await this.runner.run(job, ac);

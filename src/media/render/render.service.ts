@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { ScriptBlock } from '../../db/types.js';
 import { FfmpegError } from '../ffmpeg.js';
 import type { ContentContext, MediaRepo, Render } from '../media.repo.js';
+import type { MediaSpans } from '../media-observer.js';
 import type { NarrationService } from '../narration.service.js';
 import type { MediaObserver } from '../media-observer.js';
 import { type MediaStore, mediaKeys } from '../storage/media-store.js';
@@ -68,6 +69,8 @@ export interface RenderServiceDeps {
   logger: Logger;
   /** Told how long each render took (metrics). */
   observer?: MediaObserver;
+  /** A span per ffmpeg render (tracing on). */
+  spans?: MediaSpans;
 }
 
 const DEFAULT_BACKGROUND = '#111827';
@@ -247,30 +250,37 @@ export class RenderService {
     const outputFile = path.join(workDir, 'video.mp4');
     const thumbnailFile = path.join(workDir, 'thumbnail.png');
     const preset = RENDER_PRESETS[row.preset];
+    const spans = this.deps.spans;
+    const inSpan = <T>(run: () => Promise<T>) =>
+      spans
+        ? spans.render({ renderId: row.id, preset: row.preset, quality: req.quality, durationS }, run)
+        : run();
     try {
-      const result = await renderVideo(
-        {
-          preset,
-          quality: req.quality,
-          blocks: timeline,
-          durationS,
-          audioFile,
-          audioOffsetS: offset,
-          music: music ? { file: await fetch(music), speech } : undefined,
-          logoFile: logo ? await fetch(logo) : undefined,
-          safeArea: SAFE_AREAS[row.preset],
-          fontFile: this.deps.fontFile,
-          outputFile,
-          thumbnailFile,
-          workDir: path.join(workDir, 'ffmpeg'),
-        },
-        {
-          ffmpeg,
-          timeoutMs: this.deps.timeoutMs,
-          signal: req.signal,
-          onProgress: req.onProgress,
-          onSpawn: req.onSpawn,
-        },
+      const result = await inSpan(async () =>
+        renderVideo(
+          {
+            preset,
+            quality: req.quality,
+            blocks: timeline,
+            durationS,
+            audioFile,
+            audioOffsetS: offset,
+            music: music ? { file: await fetch(music), speech } : undefined,
+            logoFile: logo ? await fetch(logo) : undefined,
+            safeArea: SAFE_AREAS[row.preset],
+            fontFile: this.deps.fontFile,
+            outputFile,
+            thumbnailFile,
+            workDir: path.join(workDir, 'ffmpeg'),
+          },
+          {
+            ffmpeg,
+            timeoutMs: this.deps.timeoutMs,
+            signal: req.signal,
+            onProgress: req.onProgress,
+            onSpawn: req.onSpawn,
+          },
+        ),
       );
       // Uploaded before the row says so: a render is "succeeded" only once its files are stored.
       const srtPath = `${dir}/captions.srt`;
