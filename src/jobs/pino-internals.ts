@@ -9,14 +9,21 @@ import pino, { type Logger } from 'pino';
 export interface RawLineTarget {
   stream: { write(line: string): unknown };
   bindings: string;
+  /** The logger's mixin (the one the caller knows), whose fields follow the bindings on each line. */
+  mixin?: () => Record<string, string | undefined>;
 }
 
 /**
  * The raw target of `logger`, or what differs from the layout the built lines assume: pino's destination
  * and bindings behind its symbols, epoch-ms `time`, `msg` as the message key, and nothing that rewrites a
- * line (mixin, log-method hook, nested key, message prefix).
+ * line (log-method hook, nested key, message prefix, a mixin other than `knownMixin`). `knownMixin`
+ * (tracing's span ids) takes no argument and returns string fields, which pino merges in its default way
+ * (its fields after the bindings, before the line's own): the built line writes them there itself.
  */
-export function rawLineTarget(logger: Logger): RawLineTarget | string {
+export function rawLineTarget(
+  logger: Logger,
+  knownMixin?: () => Record<string, string | undefined>,
+): RawLineTarget | string {
   const s = pino.symbols;
   const raw = logger as unknown as Record<symbol, unknown>;
   const stream = raw[s.streamSym] as { write?: unknown } | undefined;
@@ -25,7 +32,10 @@ export function rawLineTarget(logger: Logger): RawLineTarget | string {
   if (typeof bindings !== 'string') return "pino's bindings symbol does not hold a string";
   if (raw[s.timeSym] !== pino.stdTimeFunctions.epochTime) return 'the logger does not write epoch-ms times';
   if (raw[s.messageKeySym] !== 'msg') return 'the message key is not msg';
-  if (raw[s.mixinSym]) return 'the logger has a mixin';
+  const mixin = raw[s.mixinSym];
+  if (mixin && mixin !== knownMixin) return 'the logger has a mixin';
+  const mergeSym = (s as unknown as Record<string, symbol | undefined>).mixinMergeStrategySym;
+  if (mixin && (!mergeSym || raw[mergeSym])) return 'the logger merges its mixin its own way';
   if ((raw[s.hooksSym] as { logMethod?: unknown } | undefined)?.logMethod)
     return 'the logger has a logMethod hook';
   if (raw[s.nestedKeySym]) return 'the logger nests its fields';
@@ -38,5 +48,5 @@ export function rawLineTarget(logger: Logger): RawLineTarget | string {
     return 'the logger formats levels its own way';
   const probe = { a: 1 };
   if (formatters?.log && formatters.log(probe) !== probe) return 'the logger formats its fields';
-  return { stream: stream as RawLineTarget['stream'], bindings };
+  return { stream: stream as RawLineTarget['stream'], bindings, ...(mixin ? { mixin: knownMixin } : {}) };
 }

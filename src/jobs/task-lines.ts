@@ -36,8 +36,10 @@ export class TaskLines {
   constructor(
     private readonly logger: Logger,
     private readonly shortcuts: Shortcuts,
+    /** The logger's mixin, when it has one (tracing: the active span's ids): the built lines carry its fields too. */
+    mixin?: () => Record<string, string | undefined>,
   ) {
-    this.raw = shortcuts.probe('log_lines', () => rawLineTarget(logger));
+    this.raw = shortcuts.probe('log_lines', () => rawLineTarget(logger, mixin));
   }
 
   started(f: TaskLineFields, waitMs: number): void {
@@ -62,6 +64,16 @@ export class TaskLines {
   }
 
   private head(raw: RawLineTarget, level: Level, f: TaskLineFields): string {
-    return `{"level":${this.logger.levels.values[level]},"time":${Date.now()}${raw.bindings},"jobId":${q(f.jobId)},"task":${q(f.task)},"queue":${q(f.queue)},"attempt":${f.attempt}`;
+    return `{"level":${this.logger.levels.values[level]},"time":${Date.now()}${raw.bindings}${raw.mixin ? mixed(raw.mixin()) : ''},"jobId":${q(f.jobId)},"task":${q(f.task)},"queue":${q(f.queue)},"attempt":${f.attempt}`;
   }
+}
+
+/** A mixin's fields as pino writes them (`,"k":"v"`; undefined ones left out). */
+function mixed(fields: Record<string, string | undefined>): string {
+  let out = '';
+  for (const k in fields) {
+    const v = fields[k];
+    if (v !== undefined) out += `,${q(k)}:${q(v)}`;
+  }
+  return out;
 }

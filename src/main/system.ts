@@ -132,17 +132,13 @@ export async function createSystem(
     traceRead: tracing?.cacheReads(),
   });
   const changes = changeFeedFor(logger, cache);
-  // Traced, the worker's per-attempt lines go through pino, whose mixin adds the span's ids to them.
-  const shortcuts = new Shortcuts(
-    tracing ? { ...config.jobs.shortcuts, log_lines: false } : config.jobs.shortcuts,
-  );
-  const queue = createJobQueue(config, logger, shortcuts);
+  const shortcuts = new Shortcuts(config.jobs.shortcuts);
   const jobs = new Jobs(
-    queue,
+    createJobQueue(config, logger, shortcuts),
     createTaskRegistry(),
     ADMIN_ENQUEUEABLE,
     metrics ? (req) => metrics.jobsEnqueued.inc({ queue: req.queue, task: req.name }) : undefined,
-    tracing?.jobs(queue.backend),
+    tracing?.jobs(),
   );
   const media = createMediaServices(config.media, database.db, database.dialect, logger, {
     changes,

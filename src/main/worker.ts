@@ -11,6 +11,7 @@ import { TaskRunRecorder } from '../jobs/task-runs.js';
 import { Worker } from '../jobs/worker/worker.js';
 import type { TaskDeps } from '../tasks/deps.js';
 import { meteredTaskRuns, sandboxMetrics, workerSlotsSource } from '../telemetry/job-metrics.js';
+import { traceLogFields } from '../telemetry/tracing.js';
 import { type MetricsServer, startMetricsServer } from '../telemetry/metrics-server.js';
 import type { System } from './system.js';
 import type { WorkerFlags } from './worker-flags.js';
@@ -45,7 +46,8 @@ export function startWorker(system: System, jobs: Jobs, opts: WorkerFlags): Work
     logger: system.logger,
     taskRuns: metrics ? meteredTaskRuns(taskRuns, metrics) : taskRuns,
     shortcuts: system.shortcuts,
-    spans: system.tracing?.jobs(jobs.backend),
+    spans: system.tracing?.jobs(),
+    ...(system.tracing ? { logMixin: traceLogFields } : {}),
     queues: opts.queues,
     concurrency: opts.concurrency,
     prefetch: opts.prefetch,

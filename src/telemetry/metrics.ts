@@ -62,7 +62,7 @@ export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1
  * (its samples keep it, and get it when missing), no blank lines, and `# EOF` at the end.
  */
 export function toOpenMetrics(text: string, exemplars?: Exemplars): string {
-  const annotate = exemplars && exemplars.size > 0 ? (l: string) => exemplars.annotate(l) : (l: string) => l;
+  const annotate = exemplars && exemplars.size > 0 ? exemplars.annotator() : (l: string) => l;
   const out: string[] = [];
   const counters = new Set<string>();
   for (const line of text.split('\n')) {

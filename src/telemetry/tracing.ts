@@ -48,7 +48,11 @@ export type SpanName =
   | 'render.ffmpeg'
   | 'audio.batch.item';
 
-/** Attribute keys: OpenTelemetry's semantic conventions where one exists, `omnivibe.*` for ours. */
+/**
+ * Attribute keys: OpenTelemetry's semantic conventions where one exists, `omnivibe.*` for ours. Spans
+ * made per request or per attempt carry few: each string is encoded again in every exported span,
+ * and that encoding is most of what a span costs (what the span's name and kind say is not repeated).
+ */
 export type SpanAttribute =
   | 'http.request.method'
   | 'http.route'
@@ -61,17 +65,13 @@ export type SpanAttribute =
   | 'db.namespace'
   | 'server.address'
   | 'server.port'
-  | 'messaging.system'
-  | 'messaging.operation.type'
   | 'messaging.destination.name'
   | 'messaging.message.id'
   | 'messaging.batch.message_count'
   | 'omnivibe.task'
   | 'omnivibe.job.attempt'
-  | 'omnivibe.job.max_attempts'
   | 'omnivibe.job.outcome'
   | 'omnivibe.job.retry_in_ms'
-  | 'omnivibe.job.linked'
   | 'omnivibe.cache.prefix'
   | 'omnivibe.cache.hit'
   | 'omnivibe.vendor.provider'
@@ -132,7 +132,7 @@ function fail(span: Span, err: unknown): void {
 }
 
 /** Pino's mixin: the ids of the active span on every line logged inside one (with tracing on). */
-export function traceLogFields(): { trace_id?: string; span_id?: string } {
+export function traceLogFields(): Record<string, string | undefined> {
   const sc = trace.getSpan(context.active())?.spanContext();
   return sc && isSpanContextValid(sc) ? { trace_id: sc.traceId, span_id: sc.spanId } : {};
 }
@@ -283,8 +283,7 @@ export class Tracing {
    * Fan-out (a bulk enqueue of several jobs) and scheduled jobs (a delay) are linked instead: each
    * attempt starts a trace of its own with a link to the producer, so no trace grows without bound.
    */
-  jobs(backend: 'sqlite' | 'bullmq'): JobSpans {
-    const system = backend === 'bullmq' ? 'bullmq' : 'omnivibe_sqlite';
+  jobs(): JobSpans {
     return {
       enqueue: (reqs, send) => {
         const first = reqs[0] as EnqueueRequest;
@@ -292,10 +291,7 @@ export class Tracing {
         return this.withSpan(
           `enqueue ${bulk && reqs.some((r) => r.name !== first.name) ? 'batch' : first.name}`,
           {
-            'messaging.system': system,
-            'messaging.operation.type': 'send',
             'messaging.destination.name': first.queue,
-            'omnivibe.task': first.name,
             ...(bulk ? { 'messaging.batch.message_count': reqs.length } : {}),
           },
           async (span) => {
@@ -310,7 +306,7 @@ export class Tracing {
           { kind: SpanKind.PRODUCER },
         );
       },
-      attempt: (job, run) => this.attempt(job, system, run),
+      attempt: (job, run) => this.attempt(job, run),
       current: () => {
         const sc = trace.getSpan(context.active())?.spanContext();
         return sc && isSpanContextValid(sc) ? this.carrier(sc) : undefined;
@@ -328,7 +324,7 @@ export class Tracing {
     return context.with(this.continueFrom(carried), () =>
       this.withSpan(
         `run ${task.name}`,
-        { 'omnivibe.task': task.name, 'messaging.message.id': task.id, 'omnivibe.job.attempt': task.attempt },
+        { 'messaging.message.id': task.id, 'omnivibe.job.attempt': task.attempt },
         () => run(),
       ),
     );
@@ -336,7 +332,6 @@ export class Tracing {
 
   private attempt(
     job: ClaimedJob,
-    system: string,
     run: () => Promise<Settlement | undefined>,
   ): Promise<Settlement | undefined> {
     const linked = job.trace?.endsWith(LINK_SUFFIX) ?? false;
@@ -347,14 +342,9 @@ export class Tracing {
       {
         kind: SpanKind.CONSUMER,
         attributes: {
-          'messaging.system': system,
-          'messaging.operation.type': 'process',
           'messaging.destination.name': job.queue,
           'messaging.message.id': job.id,
-          'omnivibe.task': job.name,
           'omnivibe.job.attempt': job.attempt,
-          'omnivibe.job.max_attempts': job.maxAttempts,
-          'omnivibe.job.linked': linked,
         } satisfies SpanAttributes,
         ...(linked && producer ? { links: [{ context: producer }] } : {}),
       },

@@ -86,6 +86,34 @@ describe('task lines', () => {
     });
   });
 
+  it("with the logger's known mixin (tracing's span ids), still the lines pino writes", async () => {
+    const [a, b] = [tmp(), tmp()];
+    let ids: Record<string, string | undefined> = { trace_id: 'a'.repeat(32), span_id: 'b'.repeat(16) };
+    const mixin = () => ids;
+    const logger = (file: string) =>
+      pino({ mixin, base: { pid: 1 } }, pino.destination({ dest: file, sync: true })).child({ worker: 'w' });
+    const shortcuts = Shortcuts.allOn();
+    const built = new TaskLines(logger(b), shortcuts, mixin);
+    const viaPino = logger(a);
+    viaPino.info({ ...f, waitMs: 3 }, 'task started');
+    built.started(f, 3);
+    // Outside a span the mixin adds nothing.
+    ids = {};
+    viaPino.info({ ...f, status: 'succeeded', waitMs: 1, runMs: 0 }, 'task finished');
+    built.finished(f, { status: 'succeeded', waitMs: 1, runMs: 0 });
+    expect(read(b)).toEqual(read(a));
+    expect(read(b).map((l) => Object.keys(l))).toEqual(read(a).map((l) => Object.keys(l)));
+    expect(read(b)[0]).toMatchObject({ trace_id: 'a'.repeat(32), span_id: 'b'.repeat(16) });
+    expect(shortcuts.report().find((r) => r.name === 'log_lines')).toMatchObject({ fast: 2, fallback: 0 });
+    // Another mixin than the one the lines know: the fallback.
+    const other = Shortcuts.allOn();
+    new TaskLines(logger(tmp()), other, () => ({})).started(f, 1);
+    expect(other.report().find((r) => r.name === 'log_lines')).toMatchObject({
+      unavailable: 'the logger has a mixin',
+      fallback: 1,
+    });
+  });
+
   it('follow the logger level', async () => {
     const file = tmp();
     const lines = new TaskLines(createLogger({ logLevel: 'warn' }, file), Shortcuts.allOn());

@@ -46,8 +46,10 @@ export class AttemptRecords {
     private readonly workerId: string,
     private readonly sink: TaskRunSink | undefined,
     shortcuts: Shortcuts,
+    /** The logger's mixin, when it has one (see TaskLines). */
+    mixin?: () => Record<string, string | undefined>,
   ) {
-    this.lines = new TaskLines(taskLog, shortcuts);
+    this.lines = new TaskLines(taskLog, shortcuts, mixin);
   }
 
   started(job: ClaimedJob, startedAt: number): void {

@@ -47,6 +47,8 @@ export interface WorkerOptions {
   shortcuts?: Shortcuts;
   /** A span per attempt, continuing the trace its job carries (tracing on). */
   spans?: Pick<JobSpans, 'attempt' | 'current'>;
+  /** The mixin of `logger`, when it has one (tracing: the span ids): the attempts' own lines carry its fields. */
+  logMixin?: () => Record<string, string | undefined>;
   /** Queues served (default all three). */
   queues?: readonly QueueName[];
   /** Task slots (default 4). */
@@ -110,7 +112,7 @@ export class Worker {
     this.startedAt = this.now();
     this.taskLog = opts.logger.child({ worker: this.id });
     this.shortcuts = opts.shortcuts ?? Shortcuts.allOn();
-    this.records = new AttemptRecords(this.taskLog, this.id, opts.taskRuns, this.shortcuts);
+    this.records = new AttemptRecords(this.taskLog, this.id, opts.taskRuns, this.shortcuts, opts.logMixin);
     this.sandbox = opts.sandbox ? new SandboxPool({ ...opts.sandbox, logger: opts.logger }) : undefined;
     this.runner = new AttemptRunner({
       registry: opts.registry,
