@@ -627,27 +627,39 @@ export class BullmqQueue implements JobQueue {
 
   async claim(opts: ClaimOptions): Promise<ClaimedJob[]> {
     this.assertOpen();
-    // Completing a job of the top-ranked queue this worker serves may lease that queue's next job in the
-    // same call: nothing can outrank it, and it halves the round trips (as BullMQ's own workers do).
+    // Completing a job may lease its queue's next job in the same call (as BullMQ's own workers do: it
+    // halves the round trips) when nothing could outrank that job: its queue is the top-ranked one this
+    // worker serves, or only high_priority ranks above it. In that case this claim still asks high_priority
+    // for every free slot and the prefetch room, and what it finds starts first (a fetched job the slots
+    // cannot take waits in the prefetch buffer or goes back). Without it, the default three-queue worker
+    // paid a separate lease for every default job.
     const ranked = this.rank(opts.queues);
     const top = ranked[0];
-    const topCap = Math.min(opts.max, top === 'high_priority' ? opts.max : (opts.maxNonHigh ?? opts.max));
-    let fetchBudget = topCap;
+    const second = top === 'high_priority' ? ranked[1] : undefined;
+    const maxNonHighIn = opts.maxNonHigh ?? opts.max;
+    let fetchedHigh = 0;
+    let fetchedNonHigh = 0;
     // Settlements are independent of each other and of the claims: all go out together, one round trip.
     // (Usually one: the worker runtime keeps a claim in flight per slot.)
     const pending: Array<Promise<Held | undefined>> = [];
     for (const s of opts.settle ?? []) {
-      const fetch = s.kind === 'complete' && s.job.queue === top && fetchBudget > 0;
-      if (fetch) fetchBudget--;
+      const q = s.job.queue;
+      const room = opts.max - fetchedHigh - fetchedNonHigh;
+      let fetch = false;
+      if (s.kind === 'complete' && q === 'high_priority' && q === top) fetch = room > 0;
+      else if (s.kind === 'complete' && (q === top || q === second))
+        fetch = room > 0 && fetchedNonHigh < maxNonHighIn;
+      if (fetch && q === 'high_priority') fetchedHigh++;
+      else if (fetch) fetchedNonHigh++;
       pending.push(this.settle(s, opts.workerId, fetch));
     }
     const settled = pending.length === 1 ? (pending[0] as Promise<Held | undefined>) : Promise.all(pending);
     const out: ClaimedJob[] = [];
     let nonHigh = 0;
-    // Slots promised to fetch-next completions are not claimed again.
-    const reserved = topCap - fetchBudget;
-    const max = opts.max - reserved;
-    const maxNonHigh = (opts.maxNonHigh ?? opts.max) - (top === 'high_priority' ? 0 : reserved);
+    // Slots promised to fetch-next completions are not claimed again (but high_priority, when it ranks
+    // above a fetched queue, may still take every slot).
+    const max = opts.max - fetchedHigh - (second ? 0 : fetchedNonHigh);
+    const maxNonHigh = maxNonHighIn - fetchedNonHigh;
     let next: Held | undefined | Array<Held | undefined>;
     try {
       // Usually nothing is left to claim: every free slot's job came with a completion.
