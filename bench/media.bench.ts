@@ -312,11 +312,11 @@ const rssMb = (pid: number) =>
 
 /**
  * A clip of about `mb` MB: lossless H.264 of moving noise (noise does not compress), so it is
- * quick to make; `frames` of 1280x720 at 30 fps, about 1.4 MB each.
+ * quick to make; frames of 1280x720 at 30 fps, about 1.7 MB each.
  */
 function bigClip(mb: number): string {
   const clip = path.join(dir, `big-${mb}.mp4`);
-  const frames = Math.ceil((mb * 1e6) / 1.4e6);
+  const frames = Math.ceil((mb * 1e6) / 1.7e6);
   ff([
     '-f',
     'lavfi',
