@@ -125,30 +125,28 @@ const coverCropScale = (W: number, H: number) =>
   `crop=w='min(iw,ih*${W}/${H})':h='min(ih,iw*${H}/${W})',scale=${W}:${H},setsar=1`;
 
 /**
- * Three stages. 1) Stills: one RGBA frame per block with its background
+ * Four stages. 1) Stills: one RGBA frame per block with its background
  * (colour or image, cover-fit; transparent for clip and zoom blocks), its
  * caption inside the platform's safe area (drawtext from text files, so user
  * text never enters the filter graph) and the logo. 2) Audio: narration
  * (delayed after a title card), music ducked under it by a gain envelope
  * from the known speech spans, then loudness-normalised in two passes
- * (measure, then apply) to -14 LUFS, true peak under -1 dBTP. 1 and 2 run at
- * the same time. 3) Encode: each still held for its block's frames, each clip
- * block its clip (looped or trimmed, muted) under its transparent still,
- * concatenated at the preset's frame rate with the mix: H.264 yuv420p + AAC,
- * faststart. A still block's text is drawn once, not once per frame, and a
- * still is converted to the video's pixel format once, not per frame, which
- * keeps a 60 s render to seconds.
+ * (measure, then apply) to -14 LUFS, true peak under -1 dBTP. 3) Video: each
+ * still held for its block's frames, each clip block its clip (looped or
+ * trimmed, muted) under its transparent still, concatenated at the preset's
+ * frame rate: H.264 yuv420p. 2 runs while 1 and 3 do. 4) The MP4: the video
+ * copied, the mix encoded to AAC, faststart. A still block's text is drawn
+ * once, not once per frame, and a still is converted to the video's pixel
+ * format once, not per frame, which keeps a 60 s render to seconds.
  */
 export async function renderVideo(job: RenderJob, opts: RenderRunOptions): Promise<RenderResult> {
   const started = performance.now();
-  const { width: W, height: H, fps } = job.preset;
   const settings = QUALITY_SETTINGS[job.quality];
   const total = Math.max(0.1, job.durationS);
   const blocks: TimelineBlock[] =
     job.blocks.length > 0
       ? job.blocks
       : [{ start_s: 0, end_s: total, caption: '', background: { kind: 'color', color: '#111827' } }];
-  const n = blocks.length;
   await fs.mkdir(job.workDir, { recursive: true });
   await fs.mkdir(path.dirname(job.outputFile), { recursive: true });
   const deadline = started + opts.timeoutMs;
@@ -164,28 +162,94 @@ export async function renderVideo(job: RenderJob, opts: RenderRunOptions): Promi
         onProgress: onTime,
       });
 
-  // 1) and 2) at once: neither needs the other. When one fails, the other's ffmpeg is stopped.
+  // The soundtrack (2) needs nothing from the picture, so it is made while the stills (1) are
+  // drawn and the video is encoded (3); the two meet in a last, cheap step (4) that copies the
+  // video and encodes the audio. When either side fails, the other's ffmpeg is stopped.
   const stages = new AbortController();
   const stopStages = () => stages.abort();
   opts.signal?.addEventListener('abort', stopStages, { once: true });
   if (opts.signal?.aborted) stages.abort();
-  const stillsDone = drawStills(job, blocks, runner(stages.signal));
-  const audioDone = mixAudio(job, total, runner(stages.signal));
+  const run = runner(stages.signal);
+  const audioDone = mixAudio(job, total, run);
+  const videoDone = (async () => {
+    await drawStills(job, blocks, run);
+    opts.onProgress?.(5);
+    return encodeVideo(job, blocks, total, run, (t) => opts.onProgress?.(Math.min(95, 5 + (t / total) * 90)));
+  })();
   let audio: Awaited<typeof audioDone>;
+  let videoFile: string;
   try {
-    [, audio] = await Promise.all([stillsDone, audioDone]);
+    [audio, videoFile] = await Promise.all([audioDone, videoDone]);
   } catch (err) {
     stages.abort();
-    await Promise.allSettled([stillsDone, audioDone]);
+    await Promise.allSettled([audioDone, videoDone]);
     throw err;
   } finally {
     opts.signal?.removeEventListener('abort', stopStages);
   }
-  const still = (k: number) => path.join(job.workDir, `still-${String(k).padStart(3, '0')}.png`);
-  opts.onProgress?.(12);
-  const run = runner(opts.signal);
 
-  // 3) Encode. Each block lasts from its start (0 for the first) to the next block's start, in whole frames.
+  // 4) The MP4: the video as encoded, the soundtrack (or silence) as AAC, the index first.
+  const audioIn = audio
+    ? ['-i', audio.file]
+    : ['-f', 'lavfi', '-i', `anullsrc=r=48000:cl=stereo:d=${total.toFixed(3)}`];
+  const finish = runner(opts.signal);
+  await finish([
+    '-i',
+    videoFile,
+    ...audioIn,
+    '-map',
+    '0:v',
+    '-map',
+    '1:a',
+    '-t',
+    total.toFixed(3),
+    '-c:v',
+    'copy',
+    '-c:a',
+    'aac',
+    '-b:a',
+    `${settings.audioKbps}k`,
+    '-ar',
+    '48000',
+    '-movflags',
+    '+faststart',
+    job.outputFile,
+  ]);
+  opts.onProgress?.(99);
+  // The thumbnail: the first still (for a clip block, its first frame with the overlay).
+  await fs.mkdir(path.dirname(job.thumbnailFile), { recursive: true });
+  if (moving(blocks[0] as TimelineBlock))
+    await finish(['-i', job.outputFile, '-frames:v', '1', '-update', '1', job.thumbnailFile]);
+  else await fs.copyFile(stillFile(job, 0), job.thumbnailFile);
+  opts.onProgress?.(100);
+  const stat = await fs.stat(job.outputFile);
+  return {
+    outputFile: job.outputFile,
+    thumbnailFile: job.thumbnailFile,
+    sizeBytes: stat.size,
+    durationS: total,
+    wallMs: performance.now() - started,
+    loudness: audio ? { inputI: audio.inputI, inputTp: audio.inputTp } : null,
+  };
+}
+
+/**
+ * Stage 3: the video alone (`video-only.mp4` in the work directory): each still
+ * held for its block's frames, each clip or zoom block its moving background
+ * under its transparent still, concatenated at the preset's frame rate, H.264 yuv420p.
+ */
+async function encodeVideo(
+  job: RenderJob,
+  blocks: TimelineBlock[],
+  total: number,
+  run: FfmpegRun,
+  onTime: (t: number) => void,
+): Promise<string> {
+  const { width: W, height: H, fps } = job.preset;
+  const settings = QUALITY_SETTINGS[job.quality];
+  const n = blocks.length;
+  const still = (k: number) => stillFile(job, k);
+  // Each block lasts from its start (0 for the first) to the next block's start, in whole frames.
   const frameAt = (t: number) => Math.round(t * fps);
   const totalFrames = Math.max(1, frameAt(total));
   const encodeInputs: string[] = [];
@@ -240,23 +304,16 @@ export async function renderVideo(job: RenderJob, opts: RenderRunOptions): Promi
   graph.push(`${segs.join('')}concat=n=${n}:v=1:a=0[vout]`);
   const encodeScript = path.join(job.workDir, 'encode.filters');
   await fs.writeFile(encodeScript, graph.join(';\n'));
-  const audioIn = audio
-    ? ['-i', audio.file]
-    : ['-f', 'lavfi', '-i', `anullsrc=r=48000:cl=stereo:d=${total.toFixed(3)}`];
+  const videoFile = path.join(job.workDir, 'video-only.mp4');
   await run(
     [
       ...encodeInputs,
-      ...audioIn,
       '-filter_complex_script',
       encodeScript,
       '-map',
       '[vout]',
-      '-map',
-      `${idx}:a`,
       '-frames:v',
       String(totalFrames),
-      '-t',
-      total.toFixed(3),
       '-c:v',
       'libx264',
       '-preset',
@@ -269,34 +326,17 @@ export async function renderVideo(job: RenderJob, opts: RenderRunOptions): Promi
       String(fps * 2),
       '-r',
       String(fps),
-      '-c:a',
-      'aac',
-      '-b:a',
-      `${settings.audioKbps}k`,
-      '-ar',
-      '48000',
-      '-movflags',
-      '+faststart',
-      job.outputFile,
+      '-an',
+      videoFile,
     ],
-    (t) => opts.onProgress?.(Math.min(99, 12 + (t / total) * 87)),
+    onTime,
   );
-  // The thumbnail: the first still (for a clip block, its first frame with the overlay).
-  await fs.mkdir(path.dirname(job.thumbnailFile), { recursive: true });
-  if (moving(blocks[0] as TimelineBlock))
-    await run(['-i', job.outputFile, '-frames:v', '1', '-update', '1', job.thumbnailFile]);
-  else await fs.copyFile(still(0), job.thumbnailFile);
-  opts.onProgress?.(100);
-  const stat = await fs.stat(job.outputFile);
-  return {
-    outputFile: job.outputFile,
-    thumbnailFile: job.thumbnailFile,
-    sizeBytes: stat.size,
-    durationS: total,
-    wallMs: performance.now() - started,
-    loudness: audio ? { inputI: audio.inputI, inputTp: audio.inputTp } : null,
-  };
+  return videoFile;
 }
+
+/** The still of block k (stage 1's output). */
+const stillFile = (job: RenderJob, k: number) =>
+  path.join(job.workDir, `still-${String(k).padStart(3, '0')}.png`);
 
 /**
  * Stage 1: `still-NNN.png` in the work directory, one RGBA frame per block:
