@@ -222,7 +222,7 @@ async function withWorker<T>(
   fn: (w: Worker) => Promise<T>,
 ): Promise<T> {
   const db = await mainDb();
-  const taskRuns = new TaskRunRecorder(db.db, logger, Shortcuts.allOn());
+  const taskRuns = new TaskRunRecorder(db.db, q, logger, Shortcuts.allOn());
   const w = new Worker({
     queue: q,
     registry,

@@ -10,6 +10,8 @@ export const SHORTCUT_NAMES = [
   'bullmq_redrive',
   /** Waking on BullMQ's marker keys with a blocking pop instead of polling (bullmq-internals.ts). */
   'bullmq_markers',
+  /** Stalled BullMQ jobs moved by BullMQ's script in one MULTI with their lost attempts' rows (bullmq-internals.ts). */
+  'bullmq_stalled',
   /** The worker's two log lines of an attempt written in pino's format to its stream (pino-internals.ts). */
   'log_lines',
   /** task_runs full batches inserted with SQL compiled once (kysely-internals.ts). */

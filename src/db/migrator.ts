@@ -5,6 +5,7 @@ import * as m0001 from './migrations/0001-initial-schema.js';
 import * as m0002 from './migrations/0002-stats-rollups.js';
 import * as m0003 from './migrations/0003-query-indexes.js';
 import * as m0004 from './migrations/0004-cache-log-and-stats-freshness.js';
+import * as m0005 from './migrations/0005-task-run-keys.js';
 import * as m0006 from './migrations/0006-media-assets.js';
 import * as m0007 from './migrations/0007-observability.js';
 import { schemaHelpers, type SchemaHelpers } from './migrations/schema-helpers.js';
@@ -18,6 +19,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0002-stats-rollups': m0002,
   '0003-query-indexes': m0003,
   '0004-cache-log-and-stats-freshness': m0004,
+  '0005-task-run-keys': m0005,
   '0006-media-assets': m0006,
   '0007-observability': m0007,
 };

@@ -208,6 +208,8 @@ export interface TaskRunsTable extends Timestamps {
   worker: string | null;
   error: string | null;
   trace_id: string | null;
+  /** The attempt's identity (runKey in jobs/task-runs.ts); null on rows written before migration 0005. */
+  run_key: string | null;
 }
 
 export interface ApiKeysTable extends Timestamps {

@@ -11,6 +11,8 @@ export type CancelAction = 'cancel-now' | 'ask-worker';
 const CANCEL: Partial<Record<JobState, CancelAction>> = {
   waiting: 'cancel-now',
   delayed: 'cancel-now',
+  // Held by a worker that has not started it: that worker ends it (at its next heartbeat).
+  prefetched: 'ask-worker',
   active: 'ask-worker',
 };
 
@@ -23,7 +25,7 @@ export function cancelAction(id: string, state: JobState): CancelAction {
   if (!action)
     throw new AppError(
       'TASK_STATE_CONFLICT',
-      `task ${id} is ${state}; only waiting, delayed or active tasks can be cancelled`,
+      `task ${id} is ${state}; only waiting, delayed, prefetched or active tasks can be cancelled`,
       { id, state },
     );
   return action;

@@ -11,6 +11,8 @@
  * maps that explicitly (see its file).
  */
 
+import type { AttemptRow, RunStore } from './task-runs.js';
+
 export const QUEUE_NAMES = ['high_priority', 'default', 'low_priority'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
@@ -34,7 +36,8 @@ export const DEFAULT_JOB_PRIORITY = 50;
 
 /**
  * `waiting` ready to run; `delayed` waiting for its run time (a first delay or a
- * retry back-off); `active` leased by a worker; `completed`; `failed` (attempts
+ * retry back-off); `prefetched` leased by a worker and held ahead, not started
+ * (BullMQ: never, see docs/jobs.md); `active` running on a worker; `completed`; `failed` (attempts
  * exhausted, permanent error or invalid payload); `dead` (stalled too often:
  * its worker died repeatedly); `cancelled`. failed, dead and cancelled jobs can be
  * retried (redriven).
@@ -42,6 +45,7 @@ export const DEFAULT_JOB_PRIORITY = 50;
 export const JOB_STATES = [
   'waiting',
   'delayed',
+  'prefetched',
   'active',
   'completed',
   'failed',
@@ -177,6 +181,8 @@ export interface StalledAttempt {
   /** The worker that held it, when the backend knows. */
   worker: string | null;
   dead: boolean;
+  /** Someone asked to cancel it: it ends cancelled instead of running again. */
+  cancelled: boolean;
 }
 
 export interface WorkerRecord {
@@ -210,16 +216,30 @@ export type JobEventName = keyof JobEventMap;
 /** How a failed attempt ends: retry at a time, or finish as failed. */
 export type FailOutcome = { retryAt: number } | { final: true };
 
-/** How the worker ends a leased job; passed to `claim` so a settlement and the next claim share one round trip. */
+/**
+ * How the worker ends a leased job; passed to `claim` so a settlement and the next claim share one round
+ * trip. `run` is the attempt's task_runs row: the backend stores it with the settlement (see task-runs.ts).
+ */
 export type Settlement =
-  | { kind: 'complete'; job: ClaimedJob; result: unknown }
-  | { kind: 'fail'; job: ClaimedJob; error: string; outcome: FailOutcome }
-  | { kind: 'cancel'; job: ClaimedJob }
+  | { kind: 'complete'; job: ClaimedJob; result: unknown; run?: AttemptRow }
+  | { kind: 'fail'; job: ClaimedJob; error: string; outcome: FailOutcome; run?: AttemptRow }
+  | { kind: 'cancel'; job: ClaimedJob; run?: AttemptRow }
   | { kind: 'release'; job: ClaimedJob };
+
+/** A held job the worker started (its lease was taken by a claim that left it `prefetched`). */
+export interface StartNotice {
+  job: ClaimedJob;
+  startedAt: number;
+}
 
 export interface ClaimOptions {
   /** Settlements to apply before claiming (like BullMQ's "complete and fetch next"). */
   settle?: readonly Settlement[];
+  /**
+   * Jobs started since the last claim and still running: they turn from prefetched to active. (A job
+   * that ended meanwhile needs none: its settlement carries its start, in its row.)
+   */
+  started?: readonly StartNotice[];
   queues: readonly QueueName[];
   max: number;
   /** At most this many of the claimed jobs may come from queues other than high_priority (the reserved slot). */
@@ -270,9 +290,16 @@ export interface JobAdmin {
   retry(id: string): Promise<Job>;
   pause(queue: QueueName): Promise<void>;
   resume(queue: QueueName): Promise<void>;
-  /** Removes finished jobs beyond the retention (keep last N per queue and anything newer than maxAge). */
+  /**
+   * When the count limit of the retention (JOBS_KEEP_LAST) applies to finished jobs: as each finishes
+   * (BullMQ), or at the next prune (embedded); `GET /queues` says which, since its counts differ meanwhile.
+   */
+  readonly keepLastApplies: 'at-completion' | 'at-cleanup';
+  /** Removes finished jobs beyond the retention: each queue and final state keeps at most its newest `keepLast`, and none older than `maxAgeMs`. */
   prune(opts: { keepLast: number; maxAgeMs: number }): Promise<number>;
   listWorkers(): Promise<WorkerRecord[]>;
+  /** Attempt rows of a task still in the job store, not yet moved to task_runs (see task-runs.ts). */
+  pendingRuns(taskId: string): Promise<AttemptRow[]>;
   on<E extends JobEventName>(event: E, listener: (...args: JobEventMap[E]) => void): void;
   off<E extends JobEventName>(event: E, listener: (...args: JobEventMap[E]) => void): void;
 }
@@ -285,8 +312,11 @@ export interface HeartbeatResult {
   lost: string[];
 }
 
-/** The leasing and settlement role: what the worker runtime uses. */
-export interface JobLeasing {
+/**
+ * The leasing and settlement role: what the worker runtime uses. Attempt rows stored with settlements
+ * and recoveries wait in the job store until the recorder moves them (RunStore).
+ */
+export interface JobLeasing extends RunStore {
   readonly backend: 'sqlite' | 'bullmq';
   /**
    * Claims the worker runtime may keep in flight at once (default 1). A backend whose claim waits on
@@ -300,6 +330,17 @@ export interface JobLeasing {
    * non-paused queue first, then job priority, then FIFO. Never blocks.
    */
   claim(opts: ClaimOptions): Promise<ClaimedJob[]>;
+  /**
+   * Whether claimed jobs may be held ahead (prefetch). False on BullMQ: a job it leases reads as active
+   * at once, so the runtime never holds one it has not started (docs/jobs.md says why).
+   */
+  readonly holdsPrefetched: boolean;
+  /**
+   * Optional: hears cancel requests as they are made, in any process (BullMQ: over pub/sub; embedded:
+   * through the wake-up channel), so an active job's signal aborts at once; the heartbeat still finds
+   * every request within a second. Returns the unsubscribe function.
+   */
+  onCancelRequested?(listener: (jobId: string) => void): () => void;
   /** Resolves when work may be available for `queues` (an in-process enqueue, a poll, or the timeout). */
   waitForWork(queues: readonly QueueName[], timeoutMs: number, signal: AbortSignal): Promise<void>;
   /**
@@ -321,8 +362,9 @@ export interface JobLeasing {
    */
   version?(): string;
   /**
-   * Returns jobs whose lease expired to their queue (or marks them dead after too many stalls), and
-   * reports the attempts so lost (BullMQ: those its stalled checker in this process found since the last call).
+   * Returns jobs whose lease expired to their queue (or marks them dead after too many stalls, or ends
+   * those asked to cancel), stores each lost attempt's row in the same transaction (embedded) or MULTI
+   * (BullMQ), and reports the attempts so lost.
    */
   recoverStalled(): Promise<StalledAttempt[]>;
   removeWorker(workerId: string): Promise<void>;

@@ -10,7 +10,7 @@ import { SANDBOX_TRACING_ENV } from '../jobs/sandbox/protocol.js';
 import { TaskRunRecorder } from '../jobs/task-runs.js';
 import { Worker } from '../jobs/worker/worker.js';
 import type { TaskDeps } from '../tasks/deps.js';
-import { meteredTaskRuns, sandboxMetrics, workerSlotsSource } from '../telemetry/job-metrics.js';
+import { attemptMetrics, sandboxMetrics, workerSlotsSource } from '../telemetry/job-metrics.js';
 import { traceLogFields } from '../telemetry/tracing.js';
 import { type MetricsServer, startMetricsServer } from '../telemetry/metrics-server.js';
 import type { System } from './system.js';
@@ -38,13 +38,14 @@ export function taskDepsFrom(system: System, jobs: Jobs): TaskDeps {
 export function startWorker(system: System, jobs: Jobs, opts: WorkerFlags): Worker {
   const cfg = system.config.jobs;
   const metrics = system.telemetry?.metrics;
-  const taskRuns = new TaskRunRecorder(system.database.db, system.logger, system.shortcuts);
+  const taskRuns = new TaskRunRecorder(system.database.db, jobs.leasing, system.logger, system.shortcuts);
   const worker = new Worker({
     queue: jobs.leasing,
     registry: jobs.registry,
     deps: taskDepsFrom(system, jobs),
     logger: system.logger,
-    taskRuns: metrics ? meteredTaskRuns(taskRuns, metrics) : taskRuns,
+    taskRuns,
+    ...(metrics ? { onAttempt: attemptMetrics(metrics) } : {}),
     shortcuts: system.shortcuts,
     spans: system.tracing?.jobs(),
     ...(system.tracing ? { logMixin: traceLogFields } : {}),

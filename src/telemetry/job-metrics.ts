@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { SandboxObserver } from '../jobs/sandbox/sandbox-pool.js';
-import type { TaskRunRow, TaskRunSink } from '../jobs/task-runs.js';
+import type { AttemptRow } from '../jobs/task-runs.js';
 import type { JobAdmin } from '../jobs/types.js';
 import { JOB_STATES } from '../jobs/types.js';
 import type { LiveRecorder } from './live-recorder.js';
@@ -10,7 +10,7 @@ import type { JobOutcome, Metrics } from './metrics.js';
 /** A lost attempt past the stall limit is recorded failed with this error prefix (see the worker runtime). */
 const STALLED = 'stalled:';
 
-export function jobOutcome(row: Pick<TaskRunRow, 'status' | 'error'>): JobOutcome {
+export function jobOutcome(row: Pick<AttemptRow, 'status' | 'error'>): JobOutcome {
   switch (row.status) {
     case 'succeeded':
       return 'completed';
@@ -24,23 +24,18 @@ export function jobOutcome(row: Pick<TaskRunRow, 'status' | 'error'>): JobOutcom
 }
 
 /**
- * Wraps the worker's task_runs sink: every attempt it records (the one place that sees each
- * attempt's outcome, wait and run time, in-process or sandboxed) is also counted and timed.
+ * Counts and times every attempt the worker records (the one place that sees each attempt's outcome,
+ * wait and run time, in-process or sandboxed): the worker's attempt observer.
  */
-export function meteredTaskRuns(inner: TaskRunSink, metrics: Metrics): TaskRunSink {
-  return {
-    record(row) {
-      metrics.jobFinished(
-        row.queue,
-        row.name,
-        jobOutcome(row),
-        row.wait_ms === null ? null : row.wait_ms / 1000,
-        row.run_ms === null ? null : row.run_ms / 1000,
-      );
-      inner.record(row);
-    },
-    close: () => inner.close(),
-  };
+export function attemptMetrics(metrics: Metrics): (row: AttemptRow) => void {
+  return (row) =>
+    metrics.jobFinished(
+      row.queue,
+      row.name,
+      jobOutcome(row),
+      row.started === null ? null : Math.max(0, row.started - row.enqueued) / 1000,
+      row.started === null ? null : Math.max(0, row.finished - row.started) / 1000,
+    );
 }
 
 /** Queue depth by state and the oldest waiting job's age per queue, read from the queue at each scrape. */

@@ -53,6 +53,8 @@ export interface QueueOptions {
   prefix?: string;
   /** Fast paths through BullMQ's internals (default: all on). */
   shortcuts?: Shortcuts;
+  /** BullMQ: finished jobs kept per queue at completion (default 100,000: all, for the tests' reads). */
+  keepLast?: number;
 }
 
 /** A fresh queue of `backend`: its own SQLite file, or its own Redis key prefix. */
@@ -70,7 +72,7 @@ export function makeQueue(backend: QueueBackend, o: QueueOptions = {}): JobQueue
     maxStalls,
     logger: silent,
     blockMs: 200,
-    keepLast: 100_000,
+    keepLast: o.keepLast ?? 100_000,
     shortcuts: o.shortcuts ?? Shortcuts.allOn(),
   });
 }

@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Jobs } from '../../src/jobs/jobs.js';
 import { defineTask, TaskRegistry } from '../../src/jobs/registry.js';
-import type { TaskRunRow } from '../../src/jobs/task-runs.js';
+import type { AttemptRow } from '../../src/jobs/task-runs.js';
 import type { JobQueue } from '../../src/jobs/types.js';
 import { Worker } from '../../src/jobs/worker/worker.js';
 import { redisUrl } from '../support/backends.js';
@@ -45,13 +45,13 @@ describe.each(queueBackends())('lost lease: %s', (backend) => {
           ),
       }),
     ]);
-    const rows: TaskRunRow[] = [];
+    const rows: AttemptRow[] = [];
     worker = new Worker({
       queue,
       registry,
       deps: {},
       logger: silent,
-      taskRuns: { record: (r) => void rows.push(r), close: async () => undefined },
+      onAttempt: (r) => void rows.push(r),
       leaseMs: 3000,
       heartbeatMs: 100,
       idleWaitMs: 100,
@@ -78,5 +78,6 @@ describe.each(queueBackends())('lost lease: %s', (backend) => {
     // Nothing settled by this worker: the job is still the intruder's, and this worker wrote no row.
     expect((await queue.get(id))?.state).toBe('active');
     expect(rows).toEqual([]);
+    expect(await queue.pendingRuns(id)).toEqual([]);
   });
 });

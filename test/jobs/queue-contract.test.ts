@@ -34,6 +34,54 @@ describe.each(queueBackends())('queue contract: %s', (backend) => {
   afterEach(async () => {
     await h.close();
   });
+  /** A "worker" made of claims: it notes that it started `job` (as the runtime does with its next claim). */
+  const started = (job: ClaimedJob, workerId: string) =>
+    h.queue.claim({ started: [{ job, startedAt: job.startedAt }], queues: ['default'], max: 0, workerId });
+
+  it('jobs held ahead read as prefetched, not active, in get, list and counts (BullMQ holds none)', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await h.jobs.enqueue('test.record', { tag: `p${i}`, ms: 400 })).id);
+    h.worker({ concurrency: 1, prefetch: 8 });
+    await until(async () => h.log.length === 1, 10_000, 'the first job running');
+    const count = async () => (await h.queue.counts()).find((c) => c.queue === 'default')?.counts;
+    const holds = h.queue.holdsPrefetched;
+    // One slot: one job active, whatever the worker holds (its start is noted within a few ms).
+    const want = { active: 1, prefetched: holds ? 3 : 0, waiting: holds ? 0 : 3 };
+    await until(async () => (await count())?.active === 1, 2000, 'the running job active');
+    expect(await count()).toMatchObject(want);
+    expect((await h.queue.list({ state: 'active' })).items.map((j) => j.id)).toEqual([ids[0]]);
+    expect((await h.queue.list({ state: 'prefetched' })).items.length).toBe(holds ? 3 : 0);
+    expect(await h.state(ids[1] as string)).toBe(holds ? 'prefetched' : 'waiting');
+    if (holds) expect((await h.queue.get(ids[1] as string))?.attemptsMade).toBe(0);
+    for (const id of ids) await h.waitState(id, 'completed');
+    for (const id of ids) expect((await h.queue.pendingRuns(id)).length).toBe(1);
+  });
+
+  it('a dead worker held one job it started and one it only prefetched: only the started one lost an attempt', async () => {
+    const run = await h.jobs.enqueue('test.record', { tag: 'run' });
+    const held = await h.jobs.enqueue('test.record', { tag: 'held' });
+    const claimed = await h.queue.claim({ queues: ['default'], max: 2, workerId: 'ghost' });
+    expect(claimed.map((j) => j.id)).toEqual([run.id, held.id]);
+    await started(claimed[0] as ClaimedJob, 'ghost');
+    expect(await h.state(run.id)).toBe('active');
+    // BullMQ holds nothing ahead: its claim is a start (see holdsPrefetched).
+    const holds = h.queue.holdsPrefetched;
+    expect(await h.state(held.id)).toBe(holds ? 'prefetched' : 'active');
+    const lost: StalledAttempt[] = [];
+    await until(
+      async () => {
+        lost.push(...(await h.queue.recoverStalled()));
+        return (await h.state(run.id)) === 'waiting' && (await h.state(held.id)) === 'waiting';
+      },
+      10_000,
+      'both back in their queue',
+    );
+    expect(lost.map((a) => a.id).sort()).toEqual(holds ? [run.id] : [run.id, held.id].sort());
+    expect((await h.queue.pendingRuns(run.id)).map((r) => r.status)).toEqual(['retrying']);
+    expect((await h.queue.pendingRuns(held.id)).length).toBe(holds ? 0 : 1);
+    expect((await h.queue.get(run.id))?.stalls).toBe(1);
+    expect((await h.queue.get(held.id))?.stalls).toBe(holds ? 0 : 1);
+  });
 
   it("a wait for every queue wakes on another process's enqueue while a wait watches high_priority only", async () => {
     // A worker whose only free slot is the reserved one waits for high_priority work alone; when a
@@ -233,12 +281,17 @@ describe.each(queueBackends())('queue contract: %s', (backend) => {
     const b = await h.jobs.enqueue('test.record', { tag: 'dead-worker' });
     const [lost] = await h.queue.claim({ queues: ['default'], max: 1, workerId: 'dead-worker' });
     expect(lost?.id).toBe(b.id);
+    await started(lost as ClaimedJob, 'dead-worker');
     await h.queue.cancel(b.id);
+    const found: StalledAttempt[] = [];
     await until(
-      async () => (await h.queue.recoverStalled(), (await h.state(b.id)) === 'cancelled'),
+      async () => (found.push(...(await h.queue.recoverStalled())), (await h.state(b.id)) === 'cancelled'),
       15_000,
       "the dead worker's cancelled job to end cancelled",
     );
+    // Its lost attempt's row says cancelled, not retrying.
+    expect(found.map((f) => [f.id, f.cancelled])).toEqual([[b.id, true]]);
+    expect((await h.queue.pendingRuns(b.id)).map((r) => [r.attempt, r.status])).toEqual([[1, 'cancelled']]);
     // A new worker finds nothing to run.
     const runs: string[] = [];
     h.queue.on('active', (j) => runs.push(j.id));
@@ -247,6 +300,53 @@ describe.each(queueBackends())('queue contract: %s', (backend) => {
     await h.waitState(c.id, 'completed');
     expect(h.log).toEqual(['after']);
     expect(runs.filter((id) => id === a.id || id === b.id)).toEqual([]);
+  });
+
+  it('a cancel made in another process reaches the worker running the task at once, not at its next heartbeat', async () => {
+    const shared = { file: tmpFile('jobs.db'), prefix: `ov:q:t${Math.random().toString(36).slice(2, 10)}` };
+    const own = makeHarness(backend, { ...shared, leaseMs: 30_000 });
+    // Another queue on the same file or prefix: another process (embedded: a datagram; BullMQ: pub/sub).
+    const other = makeQueue(backend, { ...shared, leaseMs: 30_000 });
+    try {
+      // Heartbeats 10 s apart: only the request itself can stop the task in time.
+      own.worker({ heartbeatMs: 10_000, leaseMs: 30_000 });
+      const { id } = await own.jobs.enqueue('diagnostics.sleep', { ms: 20_000 });
+      await own.waitState(id, 'active');
+      const t0 = Date.now();
+      await other.cancel(id);
+      await own.waitState(id, 'cancelled', 5000);
+      expect(Date.now() - t0).toBeLessThan(1000);
+      expect((await own.queue.pendingRuns(id)).map((r) => r.status)).toEqual(['cancelled']);
+    } finally {
+      await own.close();
+      await other.close();
+    }
+  });
+
+  it('retention: each queue keeps at most its newest keepLast finished tasks, none past the age limit (BullMQ trims at completion, embedded at the prune)', async () => {
+    const own = makeHarness(backend, { keepLast: 2 });
+    try {
+      own.worker({ concurrency: 1 });
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) ids.push((await own.jobs.enqueue('test.record', { tag: `r${i}` })).id);
+      await until(
+        async () => (await own.queue.get(ids[4] as string))?.state === 'completed',
+        10_000,
+        'the last',
+      );
+      const completed = async () =>
+        (await own.queue.counts()).find((c) => c.queue === 'default')?.counts.completed;
+      expect(await completed()).toBe(own.queue.keepLastApplies === 'at-completion' ? 2 : 5);
+      await own.queue.prune({ keepLast: 2, maxAgeMs: 3_600_000 });
+      expect(await completed()).toBe(2);
+      const states = await Promise.all(ids.map(async (id) => (await own.queue.get(id))?.state ?? null));
+      expect(states).toEqual([null, null, null, 'completed', 'completed']);
+      await sleep(20);
+      await own.queue.prune({ keepLast: 2, maxAgeMs: 5 });
+      expect(await completed()).toBe(0);
+    } finally {
+      await own.close();
+    }
   });
 
   it('redrives a failed job', async () => {
@@ -444,28 +544,46 @@ describe.each(queueBackends())('queue contract: %s', (backend) => {
     // A "worker" that claims and then dies (never renews, never settles).
     const [claimed] = await h.queue.claim({ queues: ['default'], max: 1, workerId: 'ghost-1' });
     expect(claimed?.id).toBe(id);
+    await started(claimed as ClaimedJob, 'ghost-1');
     const stalled: Array<[string, boolean]> = [];
     h.queue.on('stalled', (jid, dead) => stalled.push([jid, dead]));
     // Each lost attempt is reported once, by the recovery that found it.
     const lost: StalledAttempt[] = [];
-    const recoverUntil = async (state: string) => {
-      lost.push(...(await h.queue.recoverStalled()));
-      return (await h.state(id)) === state;
-    };
-    await until(() => recoverUntil('waiting'), 10_000, 'first stall');
-    await h.queue.claim({ queues: ['default'], max: 1, workerId: 'ghost-2' });
-    await until(() => recoverUntil('dead'), 10_000, 'dead');
-    // BullMQ's checker may report the second stall after the state already shows it.
+    // A second ghost claims the job the moment it is back, before the recovery's report is read: the
+    // first lost attempt is still recorded with its own start, not the second's.
+    let second: ClaimedJob | undefined;
     await until(
-      async () => (lost.push(...(await h.queue.recoverStalled())), lost.length >= 2),
-      5000,
-      'reports',
+      async () => {
+        lost.push(...(await h.queue.recoverStalled()));
+        [second] = await h.queue.claim({ queues: ['default'], max: 1, workerId: 'ghost-2' });
+        if (second) await started(second, 'ghost-2');
+        return second !== undefined;
+      },
+      10_000,
+      'first stall',
     );
-    expect(lost.map((a) => [a.id, a.name, a.queue, a.attempt, a.dead])).toEqual([
-      [id, 'test.record', 'default', 1, false],
-      [id, 'test.record', 'default', 1, true],
+    expect(second?.id).toBe(id);
+    expect(second?.attempt).toBe(1);
+    await until(
+      async () => (lost.push(...(await h.queue.recoverStalled())), (await h.state(id)) === 'dead'),
+      10_000,
+      'dead',
+    );
+    expect(lost.map((a) => [a.id, a.name, a.queue, a.attempt, a.dead, a.cancelled])).toEqual([
+      [id, 'test.record', 'default', 1, false, false],
+      [id, 'test.record', 'default', 1, true, false],
     ]);
-    for (const a of lost) expect(a.startedAt).toBeGreaterThanOrEqual(a.enqueuedAt);
+    expect(lost.map((a) => a.startedAt)).toEqual([claimed?.startedAt, second?.startedAt]);
+    // Their rows were stored with the recovery: one per lost attempt, each with its own start.
+    const rows = await h.queue.pendingRuns(id);
+    expect(rows.map((r) => [r.attempt, r.status, r.started])).toEqual([
+      [1, 'retrying', claimed?.startedAt],
+      [1, 'failed', second?.startedAt],
+    ]);
+    for (const r of rows) {
+      expect(r.error).toMatch(/^stalled: worker /);
+      expect(r.finished).toBeGreaterThanOrEqual(r.started as number);
+    }
     if (backend === 'sqlite') {
       expect(lost.map((a) => a.worker)).toEqual(['ghost-1', 'ghost-2']);
       expect(stalled).toEqual([
@@ -477,6 +595,45 @@ describe.each(queueBackends())('queue contract: %s', (backend) => {
     h.worker();
     await h.waitState(id, 'completed');
     expect(h.log).toEqual(['stall']);
+  });
+
+  it('a finished task has its attempt rows in the job store already, one per attempt, before any recorder moved them', async () => {
+    const ok = await h.jobs.enqueue('test.record', { tag: 'ok' });
+    const flaky = await h.jobs.enqueue(
+      'test.fail_once',
+      {},
+      { attempts: 2, backoff: { baseMs: 1, jitter: false } },
+    );
+    h.worker({ concurrency: 2 });
+    const ended = new Map<string, number>();
+    const seen = (id: string) =>
+      until(
+        async () => {
+          const job = await h.queue.get(id);
+          if (job?.state !== 'completed') return false;
+          // Read right after the state: the rows are there with it.
+          ended.set(id, (await h.queue.pendingRuns(id)).length);
+          return true;
+        },
+        10_000,
+        `${id} completed`,
+      );
+    await seen(ok.id);
+    await seen(flaky.id);
+    expect(Object.fromEntries(ended)).toEqual({ [ok.id]: 1, [flaky.id]: 2 });
+    const rows = await h.queue.pendingRuns(flaky.id);
+    expect(rows.map((r) => [r.attempt, r.status, r.worker !== null])).toEqual([
+      [1, 'retrying', true],
+      [2, 'succeeded', true],
+    ]);
+    expect(rows[0]?.error).toMatch(/first run fails/);
+    for (const r of rows) expect(r.finished).toBeGreaterThanOrEqual(r.started as number);
+    // A recorder takes them and deletes them once moved.
+    const taken = await h.queue.takeRuns(100);
+    expect(taken.map((t) => t.row.task_id).sort()).toEqual([ok.id, flaky.id, flaky.id].sort());
+    await h.queue.dropRuns(taken);
+    expect(await h.queue.takeRuns(100)).toEqual([]);
+    expect(await h.queue.pendingRuns(flaky.id)).toEqual([]);
   });
 
   it('lists, pages, counts and gets jobs', async () => {

@@ -13,10 +13,22 @@ import { migrateToLatest } from '../../src/db/migrator.js';
 import { loadJobsConfig, shortcutVar } from '../../src/config/jobs.js';
 import { SHORTCUT_NAMES, type ShortcutName } from '../../src/config/jobs.js';
 import { Shortcuts } from '../../src/jobs/shortcuts.js';
-import { TaskRunRecorder, type TaskRunRow } from '../../src/jobs/task-runs.js';
+import { Jobs } from '../../src/jobs/jobs.js';
+import { TaskRunRecorder } from '../../src/jobs/task-runs.js';
+import type { Settlement } from '../../src/jobs/types.js';
+import { createTaskRegistry } from '../../src/tasks/index.js';
 import { createLogger } from '../../src/main/logger.js';
 import { freshDatabaseConfig } from '../support/backends.js';
-import { type Harness, makeHarness, queueBackends, silent, tmpFile, until } from './helpers.js';
+import {
+  type Harness,
+  makeHarness,
+  makeQueue,
+  queueBackends,
+  silent,
+  sleep,
+  tmpFile,
+  until,
+} from './helpers.js';
 
 const allOff = () =>
   new Shortcuts(Object.fromEntries(SHORTCUT_NAMES.map((n) => [n, false])) as Record<ShortcutName, boolean>);
@@ -76,7 +88,11 @@ describe.each(queueBackends())('shortcuts: %s', (backend) => {
       const logFile = tmpFile('worker.log');
       const logger = createLogger({ logLevel: 'info' }, logFile);
       // Batches of 5: 23 attempts (24 on BullMQ) fill full batches (the cached statement) and leave a remainder.
-      const taskRuns = new TaskRunRecorder(db.db, silent, shortcuts, { flushMs: 20, maxBatch: 5 });
+      const taskRuns = new TaskRunRecorder(db.db, h.queue, silent, shortcuts, {
+        everyMs: 20,
+        idleEveryMs: 1000,
+        maxBatch: 5,
+      });
       const w = h.worker({ logger, taskRuns, shortcuts, concurrency: 4, prefetch: 8 });
       const ids: string[] = [];
       for (let i = 0; i < 23; i++) ids.push((await h.jobs.enqueue('test.record', { tag: `j${i}` })).id);
@@ -136,30 +152,41 @@ describe.each(queueBackends())('shortcuts: %s', (backend) => {
 });
 
 describe('task_runs recorder', () => {
-  it('keeps rows the database refuses and writes them when it takes them again', async () => {
+  it('leaves rows the database refuses in the job store and moves them when it takes them again', async () => {
     const db = await mainDb();
+    const queue = makeQueue('sqlite');
     try {
-      const rec = new TaskRunRecorder(db.db, pino({ level: 'silent' }), Shortcuts.allOn(), {
-        flushMs: 20,
+      const rec = new TaskRunRecorder(db.db, queue, pino({ level: 'silent' }), Shortcuts.allOn(), {
+        everyMs: 20,
+        idleEveryMs: 20,
         maxBatch: 2,
       });
-      const row = (i: number): TaskRunRow => ({
-        task_id: `t${i}`,
-        queue: 'default',
-        name: 'diagnostics.noop',
-        attempt: 1,
-        status: 'succeeded',
-        enqueued_at: new Date(0).toISOString(),
-        started_at: new Date(1).toISOString(),
-        finished_at: new Date(2).toISOString(),
-        wait_ms: 1,
-        run_ms: 1,
-        worker: 'w',
-        error: null,
-      });
+      const jobs = new Jobs(queue, createTaskRegistry());
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) ids.push((await jobs.enqueue('diagnostics.noop', {})).id);
+      const claimed = await queue.claim({ queues: ['default'], max: 5, workerId: 'w' });
+      const settle = claimed.map((job): Settlement => ({
+        kind: 'complete',
+        job,
+        result: null,
+        run: {
+          task_id: job.id,
+          queue: job.queue,
+          name: job.name,
+          attempt: job.attempt,
+          status: 'succeeded',
+          enqueued: job.enqueuedAt,
+          started: job.startedAt,
+          finished: job.startedAt + 1,
+          worker: 'w',
+          error: null,
+        },
+      }));
       await db.db.schema.alterTable('task_runs').renameTo('task_runs_away').execute();
-      for (let i = 0; i < 5; i++) rec.record(row(i));
-      await rec.flush();
+      await queue.claim({ settle, queues: ['default'], max: 0, workerId: 'w' });
+      rec.start();
+      await sleep(100);
+      expect((await queue.takeRuns(10)).length).toBe(5);
       await db.db.schema.alterTable('task_runs_away').renameTo('task_runs').execute();
       await until(
         async () => (await db.db.selectFrom('task_runs').select('task_id').execute()).length === 5,
@@ -167,11 +194,13 @@ describe('task_runs recorder', () => {
         'the refused rows',
       );
       await rec.close();
-      const ids = (await db.db.selectFrom('task_runs').select('task_id').execute())
+      const got = (await db.db.selectFrom('task_runs').select('task_id').execute())
         .map((r) => r.task_id)
         .sort();
-      expect(ids).toEqual(['t0', 't1', 't2', 't3', 't4']);
+      expect(got).toEqual([...ids].sort());
+      expect(await queue.takeRuns(10)).toEqual([]);
     } finally {
+      await queue.close();
       await db.close();
     }
   });

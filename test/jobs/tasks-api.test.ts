@@ -68,6 +68,30 @@ describe.each(queueBackends())('task API: %s queue', (backend) => {
     expect(run?.run_ms).toBeGreaterThanOrEqual(0);
   });
 
+  it('a task that reads as finished shows its attempt in the same response (no wait for a batch of rows)', async () => {
+    for (let i = 0; i < 10; i++) {
+      const r = await call('POST', '/tasks', 'admin', {
+        name: 'diagnostics.noop',
+        payload: { tag: `lag${i}` },
+      });
+      const id = r.body.task_id as string;
+      let seen: Record<string, unknown> | undefined;
+      await until(
+        async () => {
+          const got = await call('GET', `/tasks/${id}`, 'viewer');
+          if (got.body.state !== 'completed') return false;
+          seen = got.body;
+          return true;
+        },
+        15_000,
+        `task ${id} completed`,
+      );
+      expect((seen?.runs as Array<Record<string, unknown>>).map((run) => [run.attempt, run.status])).toEqual([
+        [1, 'succeeded'],
+      ]);
+    }
+  });
+
   it('refuses bad input with 4xx codes', async () => {
     expect(code(await call('POST', '/tasks', 'admin', { name: 'nope' }))).toBe('TASK_UNKNOWN');
     const bad = await call('POST', '/tasks', 'admin', { name: 'diagnostics.sleep', payload: { ms: -1 } });

@@ -8,8 +8,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Jobs } from '../../src/jobs/jobs.js';
+import type { AttemptRow } from '../../src/jobs/task-runs.js';
 import type { JobQueue } from '../../src/jobs/types.js';
 import { createTaskRegistry } from '../../src/tasks/index.js';
 import { redisUrl } from '../support/backends.js';
@@ -53,6 +55,30 @@ function setup(backend: QueueBackend, redis?: string): Setup {
     env.JOBS_REDIS_PREFIX = prefix;
   }
   return { queue, jobs: new Jobs(queue, createTaskRegistry()), env };
+}
+
+/** The rows of a task already moved to task_runs, as the job store held them (attempt, status, start). */
+async function taskRunsOf(
+  s: Setup,
+  id: string,
+): Promise<Array<Pick<AttemptRow, 'attempt' | 'status' | 'started'>>> {
+  const main = new SQLite(s.env.DATABASE_URL?.slice('sqlite:'.length) as string, { readonly: true });
+  try {
+    const rows = main
+      .prepare(`select attempt, status, started_at from task_runs where task_id = ? order by id`)
+      .all(id) as Array<{ attempt: number; status: AttemptRow['status']; started_at: string | null }>;
+    return rows.map((r) => ({
+      attempt: r.attempt,
+      status: r.status,
+      started: r.started_at === null ? null : Date.parse(r.started_at),
+    }));
+  } catch (err) {
+    // The worker has not migrated the main database yet: no table, no rows.
+    if (err instanceof Error && /no such table/.test(err.message)) return [];
+    throw err;
+  } finally {
+    main.close();
+  }
 }
 
 const children = new Set<ChildProcess>();
@@ -191,6 +217,100 @@ describe.each(queueBackends())('worker process: %s', (backend) => {
       const backAfterMs = Date.now() - killedAt;
       expect(backAfterMs).toBeLessThan(2000);
       expect((await s.queue.get(id))?.stalls).toBe(1);
+      w2.kill('SIGKILL');
+      await exited(w2);
+    },
+    90_000,
+  );
+
+  it('a worker SIGKILLed right after its tasks ended loses none of their rows: the next worker moves them to task_runs', async () => {
+    fresh();
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) ids.push((await s.jobs.enqueue('diagnostics.noop', {})).id);
+    const w1 = startWorker(s.env);
+    await until(
+      async () => (await s.queue.counts()).every((c) => c.counts.waiting === 0 && c.counts.active === 0),
+      30_000,
+      'every task completed',
+    );
+    // At once: rows a recorder buffered in memory for its next batch would die with the process.
+    w1.kill('SIGKILL');
+    await exited(w1);
+    for (const id of ids) expect((await s.queue.get(id))?.state).toBe('completed');
+    const w2 = startWorker(s.env);
+    const main = new SQLite(s.env.DATABASE_URL?.slice('sqlite:'.length) as string, { readonly: true });
+    const rows = () =>
+      main.prepare(`select task_id, attempt, status from task_runs`).all() as Array<{
+        task_id: string;
+        attempt: number;
+        status: string;
+      }>;
+    try {
+      await until(
+        () => rows().filter((r) => ids.includes(r.task_id)).length >= ids.length,
+        15_000,
+        'every row in task_runs',
+      );
+      await sleep(300);
+      const got = rows().filter((r) => ids.includes(r.task_id));
+      expect(got.map((r) => r.task_id).sort()).toEqual([...ids].sort());
+      expect(new Set(got.map((r) => `${r.attempt}:${r.status}`))).toEqual(new Set(['1:succeeded']));
+    } finally {
+      main.close();
+    }
+    w2.kill('SIGKILL');
+    await exited(w2);
+  }, 90_000);
+
+  it.skipIf(backend !== 'bullmq')(
+    'BullMQ: the task of a SIGKILLed worker runs again within one lease of the kill, its lost attempt recorded once',
+    async () => {
+      fresh();
+      const leaseMs = 6000;
+      const env: Record<string, string> = { ...s.env, JOBS_LEASE_MS: String(leaseMs) };
+      const { id } = await s.jobs.enqueue('diagnostics.sleep', { ms: 60_000 });
+      const w1 = startWorker(env);
+      await until(async () => (await s.queue.get(id))?.state === 'active', 30_000, 'job active');
+      const first = await s.queue.get(id);
+      const w2 = startWorker(env);
+      await until(async () => (await s.queue.listWorkers()).length === 2, 30_000, 'the second worker');
+      // Killed just after a renewal: the lock then has its full length left, the worst case.
+      const redis = new Redis(env.REDIS_URL as string);
+      const lockKey = `${env.JOBS_REDIS_PREFIX}:default:${id.slice(2)}:lock`;
+      // A renewal shows as the lock's time to live jumping up between two readings 20 ms apart.
+      let prev = Number.POSITIVE_INFINITY;
+      await until(
+        async () => {
+          const ttl = await redis.pttl(lockKey);
+          const renewed = ttl > prev + 100;
+          prev = ttl;
+          return renewed;
+        },
+        10_000,
+        'a fresh renewal',
+      );
+      w1.kill('SIGKILL');
+      const killedAt = Date.now();
+      await exited(w1);
+      redis.disconnect();
+      await until(
+        async () => {
+          const j = await s.queue.get(id);
+          return j?.state === 'active' && (j.startedAt ?? 0) > (first?.startedAt ?? 0);
+        },
+        3 * leaseMs,
+        'the job active again',
+      );
+      const backAfterMs = Date.now() - killedAt;
+      console.info(`BullMQ recovery after SIGKILL: ${backAfterMs} ms (lease ${leaseMs} ms)`);
+      expect(backAfterMs).toBeLessThanOrEqual(leaseMs);
+      const job = await s.queue.get(id);
+      expect(job?.stalls).toBe(1);
+      // Moved to task_runs by the live worker within a tenth of a second or so.
+      await until(async () => (await taskRunsOf(s, id)).length > 0, 5000, 'the lost attempt in task_runs');
+      await sleep(300);
+      const lost = await taskRunsOf(s, id);
+      expect(lost.map((r) => [r.attempt, r.status, r.started])).toEqual([[1, 'retrying', first?.startedAt]]);
       w2.kill('SIGKILL');
       await exited(w2);
     },

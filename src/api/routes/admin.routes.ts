@@ -20,7 +20,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Db } from '../../db/types.js';
 import { AppError } from '../../errors.js';
 import type { Jobs } from '../../jobs/jobs.js';
-import { listTaskRuns } from '../../jobs/task-runs.js';
+import { listAttempts } from '../../jobs/task-runs.js';
 import { JOB_STATES, QUEUE_NAMES } from '../../jobs/types.js';
 import { StringEnum } from '../schemas.js';
 import { assertMayActOn, mayActOn } from '../task-roles.js';
@@ -277,7 +277,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
 
   app.get('/tasks/:id', { schema: { ...schema, params: TaskIdParams } }, async (req, reply) => {
     const job = await getTask(req.params.id);
-    const runs = await listTaskRuns(opts.db, job.id);
+    const runs = await listAttempts(opts.db, queue, job.id);
     const acts = mayActOn(opts.jobs, req.principal, job.name);
     const id = encodeURIComponent(job.id);
     const json = (v: unknown) => JSON.stringify(v, null, 2) ?? 'null';
@@ -285,7 +285,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async 
       <h1>Task ${job.id} <span class="s-${job.state}">${job.state}</span></h1>
       <p>
         ${acts && ['failed', 'dead', 'cancelled'].includes(job.state) ? button(`/admin/tasks/${id}/retry`, 'retry') : ''}
-        ${acts && ['waiting', 'delayed', 'active'].includes(job.state) ? button(`/admin/tasks/${id}/cancel`, 'cancel') : ''}
+        ${acts && ['waiting', 'delayed', 'prefetched', 'active'].includes(job.state) ? button(`/admin/tasks/${id}/cancel`, 'cancel') : ''}
       </p>
       ${fieldTable([
         ['name', job.name],

@@ -39,11 +39,21 @@ export const queuesRoutes: FastifyPluginAsyncTypebox<{ queue: JobAdmin }> = asyn
         tags: ['queues'],
         description:
           'Per queue: counts by state, paused, completed and failed in the last minute, age of the oldest waiting task.',
-        response: { 200: Type.Object({ backend: Type.String(), items: Type.Array(QueueSchema) }) },
+        response: {
+          200: Type.Object({
+            backend: Type.String(),
+            keep_last_applies: Type.Union([Type.Literal('at-completion'), Type.Literal('at-cleanup')], {
+              description:
+                'When JOBS_KEEP_LAST trims finished tasks: as each finishes (BullMQ), or at the next maintenance.cleanup (embedded). Until then the embedded counts include every finished task.',
+            }),
+            items: Type.Array(QueueSchema),
+          }),
+        },
       },
     },
     async () => ({
       backend: queue.backend,
+      keep_last_applies: queue.keepLastApplies,
       items: (await queue.counts()).map((c) => ({
         name: c.queue,
         paused: c.paused,

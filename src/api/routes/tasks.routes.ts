@@ -12,7 +12,7 @@ import type { Db } from '../../db/types.js';
 import { AppError, notFound } from '../../errors.js';
 import { IdempotencyConflictError, InvalidPayloadError } from '../../jobs/errors.js';
 import type { EnqueueItem, Jobs } from '../../jobs/jobs.js';
-import { listTaskRuns } from '../../jobs/task-runs.js';
+import { listAttempts } from '../../jobs/task-runs.js';
 import {
   type EnqueueResult,
   type Job,
@@ -178,7 +178,7 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
     },
     async (req) => {
       const job = await getTask(req.params.id);
-      return { ...view(job), runs: await listTaskRuns(db, job.id) };
+      return { ...view(job), runs: await listAttempts(db, queue, job.id) };
     },
   );
 

@@ -10,6 +10,10 @@
  * - `bullmq_redrive`: a job that stalled past the limit is "dead" but still listed as waiting (BullMQ
  *   fails it when next claimed); a redrive clears its deferred failure (`defa`), stall count (`stc`) and
  *   attempts (`atm`) hash fields in place. Fallback: the job is removed and enqueued again.
+ * - `bullmq_stalled`: each worker runs BullMQ's moveStalledJobsToWait script itself, in one MULTI after a
+ *   script of ours that records the attempts that script is about to return (their rows, read from the
+ *   jobs' hashes before anyone can claim them again). Fallback: BullMQ's own stalled-check timer, the
+ *   rows read from the jobs afterwards.
  * - `bullmq_markers`: an idle worker blocks on the queues' marker keys (BZPOPMIN; a member's score is when
  *   a delayed job comes due, 0 for now) instead of polling. Fallback: poll every JOBS_POLL_MS.
  *
@@ -95,6 +99,7 @@ export function probeBullmqInternals(shortcuts: Shortcuts, queue: AnyQueue, keep
       ? true
       : "BullMQ's job hash fields defa, stc and atm do not decode as deferredFailure, stalledCounter and attemptsMade";
   });
+  shortcuts.probe('bullmq_stalled', () => stalledFinding(queue) ?? true);
   shortcuts.probe('bullmq_markers', () =>
     queue.keys.marker === queue.toKey('marker') ? true : "BullMQ's marker key is not <queue key>:marker",
   );
@@ -193,3 +198,110 @@ export function markerKeys(shortcuts: Shortcuts, queues: readonly AnyQueue[]): s
 
 /** When a popped marker's work is due, epoch ms (0: now). BZPOPMIN returns [key, member, score]. */
 export const markerDueAt = (popped: [string, string, string]): number => Number(popped[2]);
+
+/**
+ * Before BullMQ's stalled check moves a job back, the lost attempt's row: read from the job's hash and
+ * added to the runs stream, in one MULTI with BullMQ's own moveStalledJobsToWait script, so the rows
+ * name exactly the jobs that script moves, with what the hash held before any worker claimed them
+ * again (the lost attempt's number `atm + 1`, its start `processedOn`). The conditions are BullMQ 6's:
+ * no check ran within its interval (`stalled-check`), the job was marked at the previous check
+ * (`stalled`), its lock is gone and it is still active. A job whose stall count passes the limit is
+ * dead (whatever else); else one someone asked to cancel ends cancelled. Returns the rows' JSON.
+ */
+const STALLED_ROWS = `
+local stalledKey, activeKey, checkKey, runsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local jobPrefix, now, maxStalls = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local idPrefix, cancelPrefix, queue, err = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+if redis.call('EXISTS', checkKey) == 1 then return {} end
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', stalledKey)) do
+  if string.sub(id, 1, 2) ~= '0:' then
+    local jobKey = jobPrefix .. id
+    if redis.call('EXISTS', jobKey .. ':lock') == 0 and redis.call('LPOS', activeKey, id) then
+      local f = redis.call('HMGET', jobKey, 'name', 'timestamp', 'processedOn', 'atm', 'stc')
+      local publicId = idPrefix .. id
+      local status = 'retrying'
+      if tonumber(f[5] or '0') + 1 > maxStalls then status = 'failed'
+      elseif redis.call('EXISTS', cancelPrefix .. publicId) == 1 then status = 'cancelled' end
+      local row = cjson.encode({
+        task_id = publicId, queue = queue, name = f[1] or '', attempt = tonumber(f[4] or '0') + 1,
+        status = status, enqueued = tonumber(f[2] or '0'), started = tonumber(f[3] or '') or cjson.null,
+        finished = now, worker = cjson.null, error = err })
+      redis.call('XADD', runsKey, '*', 't', publicId, 'r', row)
+      table.insert(out, row)
+    end
+  end
+end
+return out`;
+
+type AnyBackend = ReturnType<AnyQueue['getBackend']>;
+
+/** BullMQ's arguments to moveStalledJobsToWait for this backend's queue (its keys, then its settings). */
+const stalledArgs = (backend: AnyBackend) =>
+  (backend as unknown as { moveStalledJobsToWaitArgs(): Array<string | number> }).moveStalledJobsToWaitArgs();
+
+/** The layout check of the stalled-check arguments (undefined: as expected). */
+function stalledFinding(queue: AnyQueue): string | undefined {
+  const args = stalledArgs(queue.getBackend());
+  return args.length === 13 &&
+    args[0] === queue.keys.stalled &&
+    args[2] === queue.keys.active &&
+    args[3] === queue.keys['stalled-check'] &&
+    args[10] === queue.toKey('')
+    ? undefined
+    : "BullMQ's moveStalledJobsToWait arguments are not laid out as expected";
+}
+
+/** Stalled jobs back to their queue with their lost attempts' rows (shortcut `bullmq_stalled`). */
+export class StalledSweep {
+  constructor(private readonly shortcuts: Shortcuts) {}
+
+  /** Whether this process runs the sweep (else BullMQ's own stalled check timer runs, rows after the fact). */
+  get usable(): boolean {
+    return this.shortcuts.usable('bullmq_stalled');
+  }
+
+  /**
+   * Runs one check on `w`'s queue: the rows of the attempts lost and BullMQ's move, atomically. Returns
+   * the rows' JSON (none when another process checked within the interval).
+   */
+  async sweep(
+    w: AnyWorker,
+    o: {
+      runsKey: string;
+      maxStalls: number;
+      idPrefix: string;
+      cancelPrefix: string;
+      queue: string;
+      error: string;
+    },
+  ): Promise<string[]> {
+    const backend = w.getBackend();
+    const client = await backend.client;
+    const tx = client.multi() as unknown as {
+      eval(script: string, keys: number, ...args: Array<string | number>): void;
+      exec(): Promise<Array<[Error | null, unknown]> | null>;
+    };
+    tx.eval(
+      STALLED_ROWS,
+      4,
+      w.keys.stalled as string,
+      w.keys.active as string,
+      w.keys['stalled-check'] as string,
+      o.runsKey,
+      w.toKey(''),
+      Date.now(),
+      o.maxStalls,
+      o.idPrefix,
+      o.cancelPrefix,
+      o.queue,
+      o.error,
+    );
+    // Queued on the MULTI (a transaction's runCommand returns the transaction, not a reply).
+    backend.execCommand(tx as never, 'moveStalledJobsToWait', stalledArgs(backend));
+    const res = (await tx.exec()) ?? [];
+    for (const [err] of res) if (err) throw err;
+    this.shortcuts.count('bullmq_stalled', true);
+    return (res[0]?.[1] as string[] | undefined) ?? [];
+  }
+}

@@ -12,9 +12,12 @@
  * - retries: the runtime decides (capped jittered back-off, permanent, retry-after);
  *   BullMQ executes it through a custom backoff strategy that returns our delay
  *   and UnrecoverableError for a final failure.
- * - leases: BullMQ locks (lockDuration = JOBS_LEASE_MS), renewed by our heartbeats;
- *   BullMQ's stalled checker returns a dead worker's jobs (maxStalledCount =
- *   JOBS_MAX_STALLS; beyond it the job fails with "stalled" and shows as dead).
+ * - leases: BullMQ locks, renewed by our heartbeats. A lock lasts the lease less one stalled-check
+ *   interval (for leases of 3 intervals and more), so a dead worker's job is back within the lease;
+ *   BullMQ's stalled check returns it (maxStalledCount = JOBS_MAX_STALLS; beyond it the job fails
+ *   with "stalled" and shows as dead), run by the housekeeping of every worker with the lost
+ *   attempt's row in the same MULTI (bullmq-internals.ts, StalledSweep).
+ * - attempt rows wait in a stream (`<prefix>:runs`) until the recorder moves them to task_runs.
  * - cancelled jobs: BullMQ has no such state; a waiting job is removed and a
  *   tombstone kept (`<prefix>:cancelled`), an active one fails with reason `cancelled`.
  * - retention: removeOnComplete/removeOnFail keep the last JOBS_KEEP_LAST, at most JOBS_KEEP_HOURS.
@@ -45,7 +48,9 @@ import {
   type NextJobData,
   probeBullmqInternals,
   redriveDeadInPlace,
+  StalledSweep,
 } from './bullmq-internals.js';
+import { type AttemptRow, lostAttemptError, lostAttemptRow, type PendingRun } from '../task-runs.js';
 import {
   type BackoffOptions,
   type ClaimedJob,
@@ -146,6 +151,13 @@ export class BullmqQueue implements JobQueue {
    * Redis runs one slot's call while this process runs and settles the other slots' jobs.
    */
   readonly claimsInFlight = Number.POSITIVE_INFINITY;
+  /**
+   * BullMQ's claim makes a job active: one held ahead would read as running (and, its worker dead, as a
+   * lost attempt). So nothing is held beyond the slots; the claims in flight per slot keep them busy.
+   */
+  readonly holdsPrefetched = false;
+  /** BullMQ trims its finished sets as jobs finish (removeOnComplete/removeOnFail): cheap there. */
+  readonly keepLastApplies = 'at-completion' as const;
   private readonly conn: Redis;
   private blocking: Redis | undefined;
   private readonly queues = new Map<QueueName, Queue<JobData, unknown, string>>();
@@ -155,8 +167,17 @@ export class BullmqQueue implements JobQueue {
   private readonly keep: KeepJobs;
   /** Completions through BullMQ's moveToFinished script (shortcut bullmq_complete). */
   private readonly finish: FinishShortcut;
-  /** Jobs BullMQ's stalled checker in this process returned to their queue, until recoverStalled() reports them. */
+  /**
+   * Without the stalled sweep (shortcut off): jobs BullMQ's own stalled checker in this process returned
+   * to their queue, until recoverStalled() reports them.
+   */
   private readonly stalledFound: Array<{ queue: QueueName; bullId: string }> = [];
+  private readonly sweep: StalledSweep;
+  /** How often stalled jobs are checked (the worker housekeeping's period), and how long a lock lasts. */
+  private readonly stallEveryMs: number;
+  private readonly lockMs: number;
+  /** Attempt rows waiting to be moved to task_runs (a stream: concurrent movers delete exactly what they moved). */
+  private readonly runsKey: string;
   private readonly events = new EventEmitter();
   /** Who waits for work, with the marker keys each wants watched ([] when the markers shortcut is off). */
   private readonly waiters = new Map<() => void, readonly string[]>();
@@ -167,6 +188,10 @@ export class BullmqQueue implements JobQueue {
   private readonly wakeKey: string;
   private ranked: { of: readonly QueueName[]; ranked: readonly QueueName[] } | undefined;
   private closed = false;
+  /** Cancel requests as they are made: published on this channel, heard by workers' subscriptions. */
+  private readonly cancelChannel: string;
+  private cancelSub: Redis | undefined;
+  private readonly cancelListeners = new Set<(jobId: string) => void>();
   private readonly keepLast: number;
   private readonly keepHours: number;
 
@@ -175,6 +200,14 @@ export class BullmqQueue implements JobQueue {
     this.wakeKey = `${opts.prefix}:wake:${randomUUID()}`;
     this.keepHours = opts.keepHours ?? 24;
     this.keep = { count: this.keepLast, age: this.keepHours * 3600 };
+    this.runsKey = `${opts.prefix}:runs`;
+    this.cancelChannel = `${opts.prefix}:cancels`;
+    this.stallEveryMs = Math.max(200, Math.min(1000, Math.floor(opts.leaseMs / 2)));
+    // A lock renewed last at t runs out at t + lockMs; the next check after that (within stallEveryMs)
+    // returns the job, and another worker claims it within a few ms: so it runs again within one lease of
+    // its worker's death (200 ms left for that claim). Shorter leases keep the whole lease as lock.
+    this.lockMs =
+      opts.leaseMs >= 3 * this.stallEveryMs ? opts.leaseMs - this.stallEveryMs - 200 : opts.leaseMs;
     // Commands wait through a Redis restart instead of failing (BullMQ's advice for workers).
     this.conn = new Redis(opts.url, { maxRetriesPerRequest: null, enableReadyCheck: true });
     this.conn.on('error', (err) => opts.logger.warn({ err }, 'job queue Redis connection error'));
@@ -186,6 +219,7 @@ export class BullmqQueue implements JobQueue {
     this.events.setMaxListeners(0);
     probeBullmqInternals(opts.shortcuts, this.q('default') as never, this.keep);
     this.finish = new FinishShortcut(opts.shortcuts, this.keep);
+    this.sweep = new StalledSweep(opts.shortcuts);
   }
 
   /** Warns when Redis may evict keys (queue data would vanish). Called once at start-up. */
@@ -222,9 +256,10 @@ export class BullmqQueue implements JobQueue {
         connection: this.conn,
         prefix: this.opts.prefix,
         autorun: false,
-        lockDuration: this.opts.leaseMs,
-        // A lock that ran out is found within this (so a dead worker's job is back within lease + 1 s).
-        stalledInterval: Math.min(1000, Math.max(200, Math.floor(this.opts.leaseMs / 2))),
+        lockDuration: this.lockMs,
+        // The sweep runs every stallEveryMs in each worker; one check per interval is enough across them
+        // (BullMQ's stalled-check key lives this long).
+        stalledInterval: this.sweep.usable ? Math.max(100, this.stallEveryMs - 100) : this.stallEveryMs,
         maxStalledCount: this.opts.maxStalls,
         removeOnComplete: this.keep,
         removeOnFail: this.keep,
@@ -237,11 +272,14 @@ export class BullmqQueue implements JobQueue {
         },
       });
       w.on('error', (err) => this.opts.logger.warn({ err, queue: name }, 'BullMQ worker error'));
-      w.on('stalled', (jobId: string) => this.stalledFound.push({ queue: name, bullId: jobId }));
-      // Returns the jobs of dead workers (lock expired) to the queue, or fails them past maxStalledCount.
-      void w
-        .startStalledCheckTimer()
-        .catch((err: unknown) => this.opts.logger.warn({ err }, 'stalled checker stopped'));
+      if (!this.sweep.usable) {
+        // BullMQ's own checker returns the jobs of dead workers (lock expired) to the queue, or fails
+        // them past maxStalledCount; their rows are written afterwards from what the job then holds.
+        w.on('stalled', (jobId: string) => this.stalledFound.push({ queue: name, bullId: jobId }));
+        void w
+          .startStalledCheckTimer()
+          .catch((err: unknown) => this.opts.logger.warn({ err }, 'stalled checker stopped'));
+      }
       this.workers.set(name, w);
     }
     return w;
@@ -434,6 +472,8 @@ export class BullmqQueue implements JobQueue {
     const types: Record<JobState, string[]> = {
       waiting: ['waiting', 'prioritized'],
       delayed: ['delayed'],
+      // Never held: see holdsPrefetched.
+      prefetched: [],
       active: ['active'],
       completed: ['completed'],
       failed: ['failed'],
@@ -443,7 +483,7 @@ export class BullmqQueue implements JobQueue {
     const wanted = filter.state
       ? types[filter.state]
       : ['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'];
-    const queues = filter.queue ? [filter.queue] : [...QUEUE_NAMES];
+    const queues = wanted.length === 0 ? [] : filter.queue ? [filter.queue] : [...QUEUE_NAMES];
     // Read enough of each queue to fill the page after filtering, newest first.
     const span = offset + limit + 1;
     const all: Job[] = [];
@@ -508,7 +548,7 @@ export class BullmqQueue implements JobQueue {
     const p = this.parseId(id);
     if (!job || !p) throw new AppError('TASK_NOT_FOUND', `task ${id} does not exist`, { id });
     if (cancelAction(id, job.state) === 'ask-worker') {
-      await this.conn.set(`${this.opts.prefix}:cancel:${id}`, '1', 'EX', 86_400);
+      await this.askToCancel(id);
       return job;
     }
     const j = (await this.q(p.queue).getJob(p.bullId)) as Bull | undefined;
@@ -517,12 +557,42 @@ export class BullmqQueue implements JobQueue {
     } catch (err) {
       // It was claimed meanwhile: ask the worker to stop it instead.
       this.opts.logger.info({ id, err }, 'job started while being cancelled; cancelling the active job');
-      await this.conn.set(`${this.opts.prefix}:cancel:${id}`, '1', 'EX', 86_400);
+      await this.askToCancel(id);
       return (await this.get(id)) as Job;
     }
     const tomb: Job = { ...job, state: 'cancelled', error: CANCELLED_REASON, finishedAt: Date.now() };
     await this.conn.hset(`${this.opts.prefix}:cancelled`, id, JSON.stringify(tomb));
     return tomb;
+  }
+
+  /** Flags an active job for cancelling (its worker's heartbeat reads the flag) and tells workers at once. */
+  private async askToCancel(id: string): Promise<void> {
+    await this.conn
+      .multi()
+      .set(`${this.opts.prefix}:cancel:${id}`, '1', 'EX', 86_400)
+      .publish(this.cancelChannel, id)
+      .exec();
+  }
+
+  onCancelRequested(listener: (jobId: string) => void): () => void {
+    this.cancelListeners.add(listener);
+    if (!this.cancelSub && !this.closed) {
+      const sub = this.conn.duplicate({ maxRetriesPerRequest: null });
+      sub.on('error', (err) => this.opts.logger.warn({ err }, 'job cancel subscription error'));
+      sub.on('message', (_channel: string, id: string) => {
+        for (const l of this.cancelListeners) l(id);
+      });
+      sub
+        .subscribe(this.cancelChannel)
+        .catch((err: unknown) =>
+          this.opts.logger.warn(
+            { err },
+            'could not hear cancel requests; heartbeats find them within a second',
+          ),
+        );
+      this.cancelSub = sub;
+    }
+    return () => this.cancelListeners.delete(listener);
   }
 
   async retry(id: string): Promise<Job> {
@@ -590,7 +660,8 @@ export class BullmqQueue implements JobQueue {
     for (const queue of QUEUE_NAMES) {
       const q = this.q(queue);
       for (const type of ['completed', 'failed'] as const) {
-        // BullMQ's clean removes by age; the count limit is applied at completion (removeOnComplete/removeOnFail).
+        // BullMQ's clean removes by age; the count limit is applied at completion (removeOnComplete/removeOnFail,
+        // whose {count, age} the embedded engine's prune applies the same way).
         removed += (await q.clean(opts.maxAgeMs, 100_000, type)).length;
       }
     }
@@ -681,8 +752,12 @@ export class BullmqQueue implements JobQueue {
     return out;
   }
 
-  /** Commits one settlement; a completion with `fetch` returns the queue's next job, leased in the same call. */
+  /**
+   * Commits one settlement; a completion with `fetch` returns the queue's next job, leased in the same call.
+   * The attempt's row goes out first, on the same connection: Redis has it before the job reads as settled.
+   */
   private async settle(s: Settlement, workerId: string, fetch: boolean): Promise<Held | undefined> {
+    const recorded = s.kind !== 'release' && s.run ? this.recordRun(s.run) : undefined;
     try {
       if (fetch && s.kind === 'complete') return await this.completeAndFetch(s.job, workerId, s.result, true);
       if (s.kind === 'complete') await this.complete(s.job, workerId, s.result);
@@ -695,8 +770,38 @@ export class BullmqQueue implements JobQueue {
         { err, jobId: s.job.id, kind: s.kind },
         'could not settle a job; it will run again',
       );
+    } finally {
+      await recorded;
     }
     return undefined;
+  }
+
+  /** Adds an attempt's row to the runs stream (see task-runs.ts). */
+  private recordRun(row: AttemptRow): Promise<void> {
+    return this.conn.xadd(this.runsKey, '*', 't', row.task_id, 'r', JSON.stringify(row)).then(
+      () => undefined,
+      (err: unknown) =>
+        this.opts.logger.error({ err, jobId: row.task_id }, 'could not store an attempt row; it is lost'),
+    );
+  }
+
+  async takeRuns(max: number): Promise<PendingRun[]> {
+    if (this.closed) return [];
+    const entries = await this.conn.xrange(this.runsKey, '-', '+', 'COUNT', max);
+    return entries.map(([ref, fields]) => ({ ref, row: JSON.parse(fields[3] as string) as AttemptRow }));
+  }
+
+  async dropRuns(runs: readonly PendingRun[]): Promise<void> {
+    if (this.closed || runs.length === 0) return;
+    await this.conn.xdel(this.runsKey, ...runs.map((r) => r.ref));
+  }
+
+  async pendingRuns(taskId: string): Promise<AttemptRow[]> {
+    // Rows wait here for a tenth of a second or so: the stream is short.
+    const entries = await this.conn.xrange(this.runsKey, '-', '+');
+    return entries
+      .filter(([, f]) => f[1] === taskId)
+      .map(([, f]) => JSON.parse(f[3] as string) as AttemptRow);
   }
 
   /** The queues in claim order; the worker runtime passes the same list to every claim. */
@@ -878,7 +983,7 @@ export class BullmqQueue implements JobQueue {
           .extendLocks(
             ids,
             ids.map(() => record.id),
-            this.opts.leaseMs,
+            this.lockMs,
           );
         // A job settled while the renewal was in flight is no longer held: it was not lost.
         return lostIds.map((bullId) => this.publicId(queue, bullId)).filter((id) => this.held.has(id));
@@ -973,18 +1078,62 @@ export class BullmqQueue implements JobQueue {
   }
 
   async recoverStalled(): Promise<StalledAttempt[]> {
-    // BullMQ's own stalled checker (started with each claiming worker) moves the jobs; this reports the
-    // attempts it found since the last call. A job gone meanwhile (removed, or already re-run and pruned)
-    // has nothing left to report.
+    if (this.closed) return [];
+    const out: StalledAttempt[] = [];
+    if (this.sweep.usable) {
+      for (const queue of QUEUE_NAMES) {
+        const rows = await this.sweep.sweep(this.w(queue) as never, {
+          runsKey: this.runsKey,
+          maxStalls: this.opts.maxStalls,
+          idPrefix: `${SHORT[queue]}-`,
+          cancelPrefix: `${this.opts.prefix}:cancel:`,
+          queue,
+          error: lostAttemptError(null),
+        });
+        for (const raw of rows) out.push(this.stalledAttempt(JSON.parse(raw) as AttemptRow));
+      }
+    } else {
+      this.opts.shortcuts.count('bullmq_stalled', false);
+      out.push(...(await this.stalledFromEvents()));
+    }
+    for (const a of out) {
+      // Back in its queue though someone asked to cancel it: it is cancelled there instead of running again.
+      if (a.cancelled) await this.cancel(a.id);
+      // A dead job's event comes when it is next claimed and failed (failDead).
+      if (!a.dead) this.events.emit('stalled', a.id, false);
+    }
+    return out;
+  }
+
+  private stalledAttempt(row: AttemptRow): StalledAttempt {
+    return {
+      id: row.task_id,
+      queue: row.queue as QueueName,
+      name: row.name,
+      attempt: row.attempt,
+      enqueuedAt: row.enqueued,
+      startedAt: row.started,
+      worker: row.worker,
+      dead: row.status === 'failed',
+      cancelled: row.status === 'cancelled',
+    };
+  }
+
+  /**
+   * Without the sweep: the attempts BullMQ's checker in this process found since the last call, read from
+   * the job afterwards. A job claimed again meanwhile reads as its new attempt (its number and start), and
+   * a job gone meanwhile (removed, or re-run and pruned) has nothing left to report.
+   */
+  private async stalledFromEvents(): Promise<StalledAttempt[]> {
     const found = this.stalledFound.splice(0);
     const out: StalledAttempt[] = [];
+    const now = Date.now();
     for (const { queue, bullId } of found) {
       const j = (await this.q(queue).getJob(bullId)) as Bull | undefined;
       if (!j) continue;
-      // Back in its queue though someone asked to cancel it: it is cancelled there instead of running again.
       const id = this.publicId(queue, bullId);
-      if (await this.conn.exists(`${this.opts.prefix}:cancel:${id}`)) await this.cancel(id);
-      out.push({
+      const cancelled = (await this.conn.exists(`${this.opts.prefix}:cancel:${id}`)) === 1;
+      const a: StalledAttempt = {
         id,
         queue,
         name: j.name,
@@ -994,7 +1143,10 @@ export class BullmqQueue implements JobQueue {
         // The lock held the worker's token and expired with it.
         worker: null,
         dead: Boolean(j.deferredFailure),
-      });
+        cancelled: cancelled && !j.deferredFailure,
+      };
+      await this.recordRun(lostAttemptRow(a, now));
+      out.push(a);
     }
     return out;
   }
@@ -1013,6 +1165,7 @@ export class BullmqQueue implements JobQueue {
     ]);
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs))]);
     this.blocking?.disconnect();
+    this.cancelSub?.disconnect();
     this.conn.disconnect();
   }
 

@@ -48,6 +48,7 @@ import { JOB_STATES, QUEUE_NAMES, rankQueues } from '../types.js';
 import { assertRetryable, cancelAction } from '../state-rules.js';
 import { decodeJobCursor, encodeJobCursor, pageLimit } from '../paging.js';
 import { type HostIdentity, thisHost } from '../host.js';
+import { type AttemptRow, lostAttemptRow, type PendingRun } from '../task-runs.js';
 import { WakeChannel } from './wake-channel.js';
 
 export interface SqliteQueueOptions {
@@ -70,7 +71,8 @@ interface JobRow {
   queue: QueueName;
   name: string;
   payload: string;
-  state: Exclude<JobState, 'delayed'>;
+  /** `active` covers prefetched jobs too: those have no started_at yet (see stateOf). */
+  state: Exclude<JobState, 'delayed' | 'prefetched'>;
   priority: number;
   run_at: number;
   enqueued_at: number;
@@ -136,6 +138,7 @@ create unique index if not exists jobs_idempotency on jobs (idempotency_key) whe
 create index if not exists jobs_state on jobs (state, queue, id);
 create table if not exists queues (name text primary key, paused integer not null default 0);
 create table if not exists workers (id text primary key, record text not null, last_seen integer not null);
+create table if not exists runs (id integer primary key autoincrement, task_id text not null, row text not null);
 `;
 
 type Pending = { run: () => (() => void) | undefined; resolve: () => void; reject: (err: unknown) => void };
@@ -144,6 +147,10 @@ const parseJson = (s: string | null): unknown => (s === null ? null : JSON.parse
 
 export class SqliteQueue implements JobQueue {
   readonly backend = 'sqlite' as const;
+  /** A claimed job stays `prefetched` (active, started_at null) until its worker notes it started. */
+  readonly holdsPrefetched = true;
+  /** A delete per completion would cost every job an index write: maintenance.cleanup applies it. */
+  readonly keepLastApplies = 'at-cleanup' as const;
   private readonly db: SQLite.Database;
   private readonly events = new EventEmitter();
   private readonly now: () => number;
@@ -193,6 +200,7 @@ export class SqliteQueue implements JobQueue {
         : new WakeChannel(
             this.db,
             () => this.wakeWaiters(),
+            (jobId) => this.events.emit('cancel-requested', jobId),
             (err, what) => opts.onError?.(err, what),
           );
   }
@@ -212,7 +220,7 @@ export class SqliteQueue implements JobQueue {
       ),
       get: d.prepare<[number], JobRow>(`select * from jobs where id = ?`),
       claim: d.prepare<{ queue: string; now: number; lease: number; worker: string; n: number }, ClaimRow>(
-        `update jobs set state = 'active', attempts_made = attempts_made + 1, started_at = @now,
+        `update jobs set state = 'active', attempts_made = attempts_made + 1, started_at = null,
            lease_until = @lease, worker = @worker, progress = 0, error = null
          where id in (select id from jobs where state = 'waiting' and queue = @queue and run_at <= @now
                       order by priority desc, run_at, id limit @n)
@@ -220,21 +228,30 @@ export class SqliteQueue implements JobQueue {
       ),
       paused: d.prepare<[], { name: string }>(`select name from queues where paused = 1`),
       setPaused: d.prepare<[number, string]>(`update queues set paused = ? where name = ?`),
-      complete: d.prepare<[string, number, number, string]>(
-        `update jobs set state = 'completed', result = ?, finished_at = ?, progress = 100, lease_until = null
+      // Each outcome carries its attempt's start: a job that ended before it was noted started gets it here.
+      complete: d.prepare<[string, number, number | null, number, string]>(
+        `update jobs set state = 'completed', result = ?, finished_at = ?, progress = 100, lease_until = null,
+           started_at = coalesce(started_at, ?)
          where id = ? and state = 'active' and worker = ?`,
       ),
-      failFinal: d.prepare<[string, number, number, string]>(
-        `update jobs set state = 'failed', error = ?, finished_at = ?, lease_until = null
+      failFinal: d.prepare<[string, number, number | null, number, string]>(
+        `update jobs set state = 'failed', error = ?, finished_at = ?, lease_until = null,
+           started_at = coalesce(started_at, ?)
          where id = ? and state = 'active' and worker = ?`,
       ),
-      failRetry: d.prepare<[string, number, number, string]>(
-        `update jobs set state = 'waiting', error = ?, run_at = ?, lease_until = null, worker = null
+      failRetry: d.prepare<[string, number, number | null, number, string]>(
+        `update jobs set state = 'waiting', error = ?, run_at = ?, lease_until = null, worker = null,
+           started_at = coalesce(started_at, ?)
          where id = ? and state = 'active' and worker = ?`,
       ),
-      cancelActive: d.prepare<[number, number, string]>(
-        `update jobs set state = 'cancelled', error = 'cancelled', finished_at = ?, lease_until = null
+      cancelActive: d.prepare<[number, number | null, number, string]>(
+        `update jobs set state = 'cancelled', error = 'cancelled', finished_at = ?, lease_until = null,
+           started_at = coalesce(started_at, ?)
          where id = ? and state = 'active' and worker = ?`,
+      ),
+      // A prefetched job its worker started: active from now on.
+      noteStarted: d.prepare<[number, number, string]>(
+        `update jobs set started_at = ? where id = ? and state = 'active' and worker = ? and started_at is null`,
       ),
       // A job someone asked to cancel does not go back: it ends cancelled (it must never run again).
       release: d.prepare<[number, number, number, string], { state: string }>(
@@ -265,17 +282,26 @@ export class SqliteQueue implements JobQueue {
         [number, number, string],
         Pick<
           JobRow,
-          'id' | 'queue' | 'name' | 'attempts_made' | 'enqueued_at' | 'started_at' | 'stalls' | 'worker'
+          | 'id'
+          | 'queue'
+          | 'name'
+          | 'attempts_made'
+          | 'enqueued_at'
+          | 'started_at'
+          | 'stalls'
+          | 'worker'
+          | 'cancel_requested'
         >
       >(
-        `select id, queue, name, attempts_made, enqueued_at, started_at, stalls, worker
+        `select id, queue, name, attempts_made, enqueued_at, started_at, stalls, worker, cancel_requested
            from jobs indexed by jobs_state where state = 'active' and
            (lease_until < ? or worker in (select id from workers where last_seen < ?)
             or worker in (select value from json_each(?)))`,
       ),
       // As release: a stalled job someone asked to cancel ends cancelled instead of running again.
-      requeueStalled: d.prepare<[number, number, number]>(
-        `update jobs set state = iif(cancel_requested, 'cancelled', 'waiting'), stalls = stalls + 1,
+      // A prefetched job (never started) goes back without counting a stall (the second parameter: 0).
+      requeueStalled: d.prepare<[number, number, number, number]>(
+        `update jobs set state = iif(cancel_requested, 'cancelled', 'waiting'), stalls = stalls + ?,
            error = iif(cancel_requested, 'cancelled', error), finished_at = iif(cancel_requested, ?, finished_at),
            attempts_made = iif(cancel_requested, attempts_made, max(attempts_made - 1, 0)),
            run_at = ?, lease_until = null, worker = null where id = ? and state = 'active'`,
@@ -285,6 +311,14 @@ export class SqliteQueue implements JobQueue {
          where id = ? and state = 'active'`,
       ),
       dataVersion: d.prepare<[], { data_version: number }>(`pragma data_version`),
+      // Attempt rows waiting to be moved to task_runs (see task-runs.ts). AUTOINCREMENT: an id is never
+      // reused, so a mover's range delete never takes a row written after its read.
+      insertRun: d.prepare<[string, string]>(`insert into runs (task_id, row) values (?, ?)`),
+      takeRuns: d.prepare<[number], { id: number; row: string }>(
+        `select id, row from runs order by id limit ?`,
+      ),
+      dropRuns: d.prepare<[number, number]>(`delete from runs where id between ? and ?`),
+      pendingRuns: d.prepare<[string], { row: string }>(`select row from runs where task_id = ? order by id`),
       nextRunAt: d.prepare<[string], { t: number | null }>(
         `select min(run_at) as t from jobs where state = 'waiting' and queue = ?`,
       ),
@@ -355,6 +389,8 @@ export class SqliteQueue implements JobQueue {
     const now = this.now();
     if (filter.state === 'delayed') add(`state = 'waiting' and run_at > ?`, now);
     else if (filter.state === 'waiting') add(`state = 'waiting' and run_at <= ?`, now);
+    else if (filter.state === 'prefetched') add(`state = 'active' and started_at is null`);
+    else if (filter.state === 'active') add(`state = 'active' and started_at is not null`);
     else if (filter.state) add('state = ?', filter.state);
     if (filter.queue) add('queue = ?', filter.queue);
     if (filter.name) add('name = ?', filter.name);
@@ -374,7 +410,8 @@ export class SqliteQueue implements JobQueue {
     const paused = new Set(this.stmts.paused.all().map((r) => r.name));
     const rows = this.db
       .prepare<[number], { queue: QueueName; state: string; n: number }>(
-        `select queue, case when state = 'waiting' and run_at > ? then 'delayed' else state end as state, count(*) as n
+        `select queue, case when state = 'waiting' and run_at > ? then 'delayed'
+           when state = 'active' and started_at is null then 'prefetched' else state end as state, count(*) as n
          from jobs group by 1, 2`,
       )
       .all(now);
@@ -406,16 +443,25 @@ export class SqliteQueue implements JobQueue {
   async cancel(id: string): Promise<Job> {
     const n = this.requireId(id);
     const now = this.now();
-    this.db
+    const asked = this.db
       .transaction(() => {
         const row = this.row(id, n);
-        if (cancelAction(id, this.stateOf(row, now)) === 'cancel-now')
+        if (cancelAction(id, this.stateOf(row, now)) === 'cancel-now') {
           this.db
             .prepare(`update jobs set state = 'cancelled', finished_at = ?, error = 'cancelled' where id = ?`)
             .run(now, n);
-        else this.db.prepare(`update jobs set cancel_requested = 1 where id = ?`).run(n);
+          return false;
+        }
+        this.db.prepare(`update jobs set cancel_requested = 1 where id = ?`).run(n);
+        return true;
       })
       .immediate();
+    // The worker running it stops it at once: in this process, or in another through the wake channel
+    // (a lost datagram: at that worker's next heartbeat).
+    if (asked) {
+      this.events.emit('cancel-requested', id);
+      this.wake?.notifyCancel(id);
+    }
     return (await this.get(id)) as Job;
   }
 
@@ -456,18 +502,17 @@ export class SqliteQueue implements JobQueue {
     let removed = 0;
     for (const queue of QUEUE_NAMES) {
       for (const state of ['completed', 'failed', 'dead', 'cancelled'] as const) {
-        // Keep the newest keepLast of each finished state; of the rest, drop those finished before the cutoff.
+        // As BullMQ's removeOnComplete {count, age}: at most the newest keepLast of each finished state,
+        // and of those only the ones finished after the cutoff.
         const nth = this.db
           .prepare<[string, string, number], { id: number }>(
             `select id from jobs where state = ? and queue = ? order by id desc limit 1 offset ?`,
           )
           .get(state, queue, Math.max(opts.keepLast - 1, 0));
-        if (!nth && opts.keepLast > 0) continue;
+        const beyond = opts.keepLast > 0 ? (nth?.id ?? 0) : Number.MAX_SAFE_INTEGER;
         const info = this.db
-          .prepare(
-            `delete from jobs where state = ? and queue = ? and id ${opts.keepLast > 0 ? '<' : '<='} ? and finished_at < ?`,
-          )
-          .run(state, queue, nth?.id ?? Number.MAX_SAFE_INTEGER, cutoff);
+          .prepare(`delete from jobs where state = ? and queue = ? and (id < ? or finished_at < ?)`)
+          .run(state, queue, beyond, cutoff);
         removed += info.changes;
       }
     }
@@ -501,6 +546,8 @@ export class SqliteQueue implements JobQueue {
     let after: Array<(() => void) | undefined> = [];
     const rows = this.db
       .transaction(() => {
+        for (const n of opts.started ?? [])
+          this.stmts.noteStarted.run(n.startedAt, Number(n.job.id), opts.workerId);
         after = (opts.settle ?? []).map((s) => this.apply(opts.workerId, s));
         if (opts.max <= 0) return [];
         const paused = this.stmts.paused.all();
@@ -672,21 +719,33 @@ export class SqliteQueue implements JobQueue {
     return this.settle(workerId, { kind: 'release', job });
   }
 
-  /** Applies one settlement inside the caller's transaction; returns the event to emit after commit. */
+  /**
+   * Applies one settlement inside the caller's transaction, with its attempt's row (when the job was still
+   * this worker's); returns the event to emit after commit.
+   */
   private apply(workerId: string, s: Settlement): (() => void) | undefined {
+    const after = this.applyOutcome(workerId, s);
+    if (after && s.kind !== 'release' && s.run)
+      this.stmts.insertRun.run(s.run.task_id, JSON.stringify(s.run));
+    return after;
+  }
+
+  private applyOutcome(workerId: string, s: Settlement): (() => void) | undefined {
     const id = Number(s.job.id);
     const now = this.now();
+    const started = s.kind === 'release' ? null : (s.run?.started ?? null);
     switch (s.kind) {
       case 'complete':
-        return this.stmts.complete.run(JSON.stringify(s.result ?? null), now, id, workerId).changes === 1
+        return this.stmts.complete.run(JSON.stringify(s.result ?? null), now, started, id, workerId)
+          .changes === 1
           ? () => this.emit('completed', s.job.id, s.result)
           : undefined;
       case 'fail':
         if ('final' in s.outcome)
-          return this.stmts.failFinal.run(s.error, now, id, workerId).changes === 1
+          return this.stmts.failFinal.run(s.error, now, started, id, workerId).changes === 1
             ? () => this.emit('failed', s.job.id, s.error, true)
             : undefined;
-        return this.stmts.failRetry.run(s.error, s.outcome.retryAt, id, workerId).changes === 1
+        return this.stmts.failRetry.run(s.error, s.outcome.retryAt, started, id, workerId).changes === 1
           ? () => {
               this.emit('failed', s.job.id, s.error, false);
               this.localVersion++;
@@ -695,7 +754,7 @@ export class SqliteQueue implements JobQueue {
             }
           : undefined;
       case 'cancel':
-        return this.stmts.cancelActive.run(now, id, workerId).changes === 1
+        return this.stmts.cancelActive.run(now, started, id, workerId).changes === 1
           ? () => this.emit('failed', s.job.id, 'cancelled', true)
           : undefined;
       case 'release': {
@@ -745,6 +804,7 @@ export class SqliteQueue implements JobQueue {
     if (this.closed) return [];
     const now = this.now();
     const gone = this.goneWorkers();
+    let returned = 0;
     const stalled: StalledAttempt[] = this.db
       .transaction(() => {
         // A worker whose record is older than a lease, or whose process is gone from this machine, is dead:
@@ -754,16 +814,24 @@ export class SqliteQueue implements JobQueue {
           now - Math.max(this.opts.leaseMs, 3000),
           JSON.stringify(gone),
         );
-        return rows.map((r) => {
+        const lost: StalledAttempt[] = [];
+        for (const r of rows) {
+          // Prefetched, never started: back to its queue, no stall and no attempt to record.
+          if (r.started_at === null) {
+            this.stmts.requeueStalled.run(0, now, now, r.id);
+            continue;
+          }
+          // Dead past the stall limit whatever else; else a job asked to cancel ends cancelled.
           const dead = r.stalls + 1 > this.opts.maxStalls;
+          const cancelled = !dead && r.cancel_requested === 1;
           if (dead)
             this.stmts.killStalled.run(
               `stalled ${r.stalls + 1} times (worker ${r.worker ?? '?'} stopped renewing its lease)`,
               now,
               r.id,
             );
-          else this.stmts.requeueStalled.run(now, now, r.id);
-          return {
+          else this.stmts.requeueStalled.run(1, now, now, r.id);
+          const a: StalledAttempt = {
             id: String(r.id),
             queue: r.queue,
             name: r.name,
@@ -772,12 +840,18 @@ export class SqliteQueue implements JobQueue {
             startedAt: r.started_at,
             worker: r.worker,
             dead,
+            cancelled,
           };
-        });
+          // The lost attempt's row, in the transaction that returns its job.
+          this.stmts.insertRun.run(a.id, JSON.stringify(lostAttemptRow(a, now)));
+          lost.push(a);
+        }
+        returned = rows.length - lost.filter((a) => a.dead).length;
+        return lost;
       })
       .immediate();
     for (const s of stalled) this.emit('stalled', s.id, s.dead);
-    if (stalled.some((s) => !s.dead)) this.workReady();
+    if (returned > 0) this.workReady();
     // Forget worker records nobody has seen for an hour.
     this.db.prepare(`delete from workers where last_seen < ?`).run(now - 3_600_000);
     return stalled;
@@ -800,8 +874,31 @@ export class SqliteQueue implements JobQueue {
     return gone;
   }
 
+  onCancelRequested(listener: (jobId: string) => void): () => void {
+    this.events.on('cancel-requested', listener);
+    return () => this.events.off('cancel-requested', listener);
+  }
+
   async removeWorker(workerId: string): Promise<void> {
     if (!this.closed) this.stmts.removeWorker.run(workerId);
+  }
+
+  async takeRuns(max: number): Promise<PendingRun[]> {
+    if (this.closed) return [];
+    return this.stmts.takeRuns
+      .all(max)
+      .map((r) => ({ ref: String(r.id), row: JSON.parse(r.row) as AttemptRow }));
+  }
+
+  async dropRuns(runs: readonly PendingRun[]): Promise<void> {
+    if (this.closed || runs.length === 0) return;
+    // The rows were read in id order from one snapshot: they are exactly the ids between the first and last.
+    this.stmts.dropRuns.run(Number(runs[0]?.ref), Number(runs[runs.length - 1]?.ref));
+  }
+
+  async pendingRuns(taskId: string): Promise<AttemptRow[]> {
+    if (this.closed) return [];
+    return this.stmts.pendingRuns.all(taskId).map((r) => JSON.parse(r.row) as AttemptRow);
   }
 
   async close(): Promise<void> {
@@ -827,9 +924,11 @@ export class SqliteQueue implements JobQueue {
       .map((r) => r.detail);
   }
 
-  /** The state the API shows: a waiting row whose run time is ahead is delayed. */
-  private stateOf(r: Pick<JobRow, 'state' | 'run_at'>, now: number): JobState {
-    return r.state === 'waiting' && r.run_at > now ? 'delayed' : r.state;
+  /** The state the API shows: a waiting row whose run time is ahead is delayed; an active one not started, prefetched. */
+  private stateOf(r: Pick<JobRow, 'state' | 'run_at' | 'started_at'>, now: number): JobState {
+    if (r.state === 'waiting' && r.run_at > now) return 'delayed';
+    if (r.state === 'active' && r.started_at === null) return 'prefetched';
+    return r.state;
   }
 
   private toJob(r: JobRow): Job {
@@ -842,7 +941,8 @@ export class SqliteQueue implements JobQueue {
       state,
       priority: r.priority,
       progress: r.progress,
-      attemptsMade: r.attempts_made,
+      // A prefetched job's claim counted the attempt it has not started yet.
+      attemptsMade: state === 'prefetched' ? Math.max(0, r.attempts_made - 1) : r.attempts_made,
       maxAttempts: r.max_attempts,
       stalls: r.stalls,
       idempotencyKey: r.idempotency_key,

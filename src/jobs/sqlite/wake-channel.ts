@@ -5,6 +5,9 @@
  * back) sends one empty datagram to every registered port after its commit. A datagram costs a few µs
  * and needs no connection; one that is lost (or a port that is gone) costs at most the data_version
  * poll (JOBS_POLL_MS), which stays as the safety net.
+ *
+ * A cancel request for an active job travels the same way (`c:<job id>`), so the worker running it, in
+ * whichever process, aborts it at once; a lost one is found by that worker's next heartbeat (1 s).
  */
 import dgram from 'node:dgram';
 import type SQLite from 'better-sqlite3';
@@ -13,6 +16,7 @@ const SCHEMA = `create table if not exists wake_ports (port integer primary key,
 /** How long the list of ports is reused before it is read again, ms. */
 const PORTS_TTL_MS = 500;
 const EMPTY = Buffer.alloc(0);
+const CANCEL = 'c:';
 
 export class WakeChannel {
   private socket: dgram.Socket | undefined;
@@ -28,6 +32,7 @@ export class WakeChannel {
   constructor(
     private readonly db: SQLite.Database,
     private readonly onWake: () => void,
+    private readonly onCancel: (jobId: string) => void,
     private readonly onError: (err: Error, what: string) => void,
   ) {
     db.exec(SCHEMA);
@@ -46,7 +51,11 @@ export class WakeChannel {
     if (this.closed) return Promise.resolve();
     this.listening ??= new Promise<void>((resolve) => {
       const socket = dgram.createSocket('udp4');
-      socket.on('message', () => this.onWake());
+      socket.on('message', (msg) => {
+        if (msg.length === 0) return this.onWake();
+        const text = msg.toString();
+        if (text.startsWith(CANCEL)) this.onCancel(text.slice(CANCEL.length));
+      });
       socket.on('error', (err) => this.onError(err, 'wake-up socket'));
       socket.bind(0, '127.0.0.1', () => {
         if (this.closed) {
@@ -78,14 +87,28 @@ export class WakeChannel {
       }
       for (const port of this.ports) {
         if (port === this.port) continue;
-        if (!this.sender) {
-          this.sender = dgram.createSocket('udp4');
-          this.sender.on('error', (err) => this.onError(err, 'wake-up sender'));
-          this.sender.unref();
-        }
-        this.sender.send(EMPTY, port, '127.0.0.1');
+        this.senderSocket().send(EMPTY, port, '127.0.0.1');
       }
     });
+  }
+
+  /** Tells the other listening processes that `jobId` was asked to cancel (after the caller's commit). */
+  notifyCancel(jobId: string): void {
+    if (this.closed) return;
+    const msg = Buffer.from(`${CANCEL}${jobId}`);
+    for (const port of this.stmts.ports.all().map((r) => r.port)) {
+      if (port === this.port) continue;
+      this.senderSocket().send(msg, port, '127.0.0.1');
+    }
+  }
+
+  private senderSocket(): dgram.Socket {
+    if (!this.sender) {
+      this.sender = dgram.createSocket('udp4');
+      this.sender.on('error', (err) => this.onError(err, 'wake-up sender'));
+      this.sender.unref();
+    }
+    return this.sender;
   }
 
   /** Forgets the ports of a process that is gone. */

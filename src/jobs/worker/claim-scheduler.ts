@@ -240,6 +240,7 @@ export class ClaimScheduler {
     // With several rounds in flight, each carries at most one settlement per slot it fills: a backend that
     // completes a job and leases the next in one call (BullMQ) then needs no separate fetch.
     const settle = batch.take(this.maxRounds > 1 ? free : undefined);
+    const starts = batch.takeStarts();
     const room = Math.max(0, this.o.prefetch - this.buffer.length - this.reserved.room);
     const promise = { slots: free, nonHigh: nonHighFree, room };
     this.reserve(promise, 1);
@@ -248,6 +249,7 @@ export class ClaimScheduler {
       const version = leasing.version?.();
       claimed = await leasing.claim({
         settle,
+        ...(starts ? { started: starts } : {}),
         queues: this.o.queues,
         max: free + room,
         maxNonHigh: nonHighFree + room,
@@ -263,6 +265,7 @@ export class ClaimScheduler {
     } catch (err) {
       this.reserve(promise, -1);
       batch.putBack(settle);
+      batch.putBackStarts(starts);
       this.o.logger.error({ err, worker: this.o.workerId }, 'claim failed; retrying shortly');
       await this.sleep(500);
       return false;

@@ -3,12 +3,18 @@
  * on the worker's next claim, so an outcome and the next lease share one transaction (embedded) or one
  * script call (BullMQ's "complete and fetch next"). An outcome no claim picks up within a few ms is
  * committed alone. A job stays leased (and covered by heartbeats) until its outcome is committed.
+ *
+ * Starts ride the same way: a claim leaves its jobs `prefetched`; a job started and still running at the
+ * next claim (or flush) is noted active then. A job that ended first needs no note: its outcome carries
+ * its start. So a no-op job costs no extra write, and a long one reads as active within a few ms.
  */
 import type { Logger } from 'pino';
-import type { JobLeasing, QueueName, Settlement } from '../types.js';
+import type { ClaimedJob, JobLeasing, QueueName, Settlement, StartNotice } from '../types.js';
 
 export class SettlementBatch {
   private pending: Settlement[] = [];
+  /** Started jobs not yet noted active, by id (none when the backend never holds prefetched jobs). */
+  private starts = new Map<string, StartNotice>();
   private readonly waiting = new Map<string, () => void>();
   private flushChain: Promise<void> = Promise.resolve();
   private flushTimer: NodeJS.Timeout | undefined;
@@ -18,6 +24,8 @@ export class SettlementBatch {
     private readonly queues: readonly QueueName[],
     private readonly workerId: string,
     private readonly logger: Logger,
+    /** The backend leaves claimed jobs prefetched until noted started (JobLeasing.holdsPrefetched). */
+    private readonly notesStarts: boolean,
   ) {}
 
   get size(): number {
@@ -29,8 +37,38 @@ export class SettlementBatch {
     return this.pending.map((st) => st.job);
   }
 
+  /** A job started: noted active with the next claim or flush, unless it ends first. */
+  started(job: ClaimedJob, startedAt: number): void {
+    if (this.notesStarts) {
+      this.starts.set(job.id, { job, startedAt });
+      this.flushSoon();
+    }
+  }
+
+  /** A started job ended (its outcome, if any, carries its start). */
+  ended(job: ClaimedJob): void {
+    this.starts.delete(job.id);
+  }
+
+  /** The start notes to carry (all of them, once). */
+  takeStarts(): StartNotice[] | undefined {
+    if (this.starts.size === 0) return undefined;
+    const out = [...this.starts.values()];
+    this.starts.clear();
+    return out;
+  }
+
+  /**
+   * A claim carrying `notes` failed: they wait for the next one. (A note for a job that ended meanwhile
+   * changes nothing: the backend notes only jobs still active and not yet started.)
+   */
+  putBackStarts(notes: readonly StartNotice[] | undefined): void {
+    for (const n of notes ?? []) if (!this.starts.has(n.job.id)) this.starts.set(n.job.id, n);
+  }
+
   /** Hands a finished job's outcome over; resolves once it is committed. */
   submit(st: Settlement): Promise<void> {
+    this.starts.delete(st.job.id);
     return new Promise((resolve) => {
       this.waiting.set(st.job.id, resolve);
       this.pending.push(st);
@@ -53,7 +91,7 @@ export class SettlementBatch {
       this.waiting.get(st.job.id)?.();
       this.waiting.delete(st.job.id);
     }
-    if (settle.length > 0 && this.pending.length === 0) {
+    if (settle.length > 0 && this.pending.length === 0 && this.starts.size === 0) {
       clearTimeout(this.flushTimer);
       this.flushTimer = undefined;
     }
@@ -85,10 +123,18 @@ export class SettlementBatch {
 
   private async commit(): Promise<void> {
     const settle = this.pending.splice(0);
-    if (settle.length === 0) return;
+    const started = this.takeStarts();
+    if (settle.length === 0 && !started) return;
     try {
-      await this.leasing.claim({ settle, queues: this.queues, max: 0, workerId: this.workerId });
+      await this.leasing.claim({
+        settle,
+        ...(started ? { started } : {}),
+        queues: this.queues,
+        max: 0,
+        workerId: this.workerId,
+      });
     } catch (err) {
+      this.putBackStarts(started);
       this.logger.error(
         { err, jobs: settle.length },
         'could not commit finished jobs; their leases will expire and they run again',

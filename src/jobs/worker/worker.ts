@@ -15,7 +15,7 @@ import { describeError, type ErrorInfo, TaskCancelledError } from '../errors.js'
 import type { TaskRegistry } from '../registry.js';
 import { SandboxPool, type SandboxPoolOptions } from '../sandbox/sandbox-pool.js';
 import { Shortcuts } from '../shortcuts.js';
-import type { TaskRunSink } from '../task-runs.js';
+import type { TaskRunRecorder } from '../task-runs.js';
 import {
   type ClaimedJob,
   type HeartbeatResult,
@@ -27,7 +27,7 @@ import {
   type Settlement,
   type WorkerRecord,
 } from '../types.js';
-import { AttemptRecords } from './attempt-records.js';
+import { type AttemptObserver, AttemptRecords } from './attempt-records.js';
 import { ClaimScheduler } from './claim-scheduler.js';
 import { Housekeeping } from './housekeeping.js';
 import { type LazyAbort, namedAbort } from './lazy-abort.js';
@@ -42,7 +42,10 @@ export interface WorkerOptions {
   /** Handed to in-process handlers as ctx.deps. */
   deps: unknown;
   logger: Logger;
-  taskRuns?: TaskRunSink;
+  /** Moves attempt rows from the job store to task_runs while the worker runs (closed when it stops). */
+  taskRuns?: TaskRunRecorder;
+  /** Hears every attempt recorded (metrics). */
+  onAttempt?: AttemptObserver;
   /** Fast paths through dependencies' internals (default: all on). */
   shortcuts?: Shortcuts;
   /** A span per attempt, continuing the trace its job carries (tracing on). */
@@ -93,6 +96,8 @@ export class Worker {
   private readonly scheduler: ClaimScheduler;
   private readonly housekeeping: Housekeeping;
   private loopDone: Promise<void> | undefined;
+  /** Stops hearing cancel requests as they are made. */
+  private unsubscribeCancels: (() => void) | undefined;
   private stopping = false;
   private readonly stopAc = new AbortController();
   private readonly startedAt: number;
@@ -106,13 +111,27 @@ export class Worker {
     this.queues = rankQueues(opts.queues ?? ['high_priority', 'default', 'low_priority']);
     if (this.queues.length === 0) throw new Error('a worker needs at least one queue');
     this.concurrency = Math.max(1, opts.concurrency ?? 4);
-    this.prefetch = Math.max(0, opts.prefetch ?? 0);
+    // A backend that cannot hold a job unstarted (BullMQ) gets no prefetch: a held job would read as active.
+    this.prefetch = opts.queue.holdsPrefetched ? Math.max(0, opts.prefetch ?? 0) : 0;
     const leaseMs = opts.leaseMs ?? 30_000;
     this.id = opts.id ?? `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
     this.startedAt = this.now();
     this.taskLog = opts.logger.child({ worker: this.id });
     this.shortcuts = opts.shortcuts ?? Shortcuts.allOn();
-    this.records = new AttemptRecords(this.taskLog, this.id, opts.taskRuns, this.shortcuts, opts.logMixin);
+    const { onAttempt, taskRuns } = opts;
+    // Every attempt recorded is stored with its settlement (or recovery): the recorder moves it shortly after.
+    this.records = new AttemptRecords(
+      this.taskLog,
+      this.id,
+      taskRuns
+        ? (row) => {
+            onAttempt?.(row);
+            taskRuns.soon();
+          }
+        : onAttempt,
+      this.shortcuts,
+      opts.logMixin,
+    );
     this.sandbox = opts.sandbox ? new SandboxPool({ ...opts.sandbox, logger: opts.logger }) : undefined;
     this.runner = new AttemptRunner({
       registry: opts.registry,
@@ -123,7 +142,13 @@ export class Worker {
       sandbox: this.sandbox,
       spans: opts.spans,
     });
-    this.batch = new SettlementBatch(opts.queue, this.queues, this.id, opts.logger);
+    this.batch = new SettlementBatch(
+      opts.queue,
+      this.queues,
+      this.id,
+      opts.logger,
+      opts.queue.holdsPrefetched,
+    );
     this.scheduler = new ClaimScheduler({
       leasing: opts.queue,
       batch: this.batch,
@@ -189,6 +214,10 @@ export class Worker {
       throw err;
     });
     this.housekeeping.start();
+    this.opts.taskRuns?.start();
+    this.unsubscribeCancels = this.opts.queue.onCancelRequested?.((id) =>
+      this.onHeartbeat({ cancel: [id], lost: [] }),
+    );
     return this;
   }
 
@@ -208,9 +237,20 @@ export class Worker {
     };
   }
 
-  /** Cancel requests abort their attempts; a lost lease aborts its attempt at once, and a held job is dropped. */
+  /** Cancel requests abort their attempts (or end held jobs); a lost lease aborts its attempt at once, and a held job is dropped. */
   private onHeartbeat(found: HeartbeatResult): void {
-    for (const id of found.cancel) this.scheduler.running.get(id)?.ac.abort(new TaskCancelledError());
+    for (const id of found.cancel) {
+      const running = this.scheduler.running.get(id);
+      if (running) running.ac.abort(new TaskCancelledError());
+      else {
+        // Held (prefetched), never started: it ends cancelled without an attempt.
+        const held = this.scheduler.buffer.find((j) => j.id === id);
+        if (!held) continue;
+        this.scheduler.dropHeld(id);
+        void this.batch.submit({ kind: 'cancel', job: held });
+        this.batch.flushSoon();
+      }
+    }
     for (const id of found.lost) {
       const running = this.scheduler.running.get(id);
       if (running) {
@@ -232,6 +272,7 @@ export class Worker {
   private async attempt(job: ClaimedJob, ac: LazyAbort): Promise<Settlement | undefined> {
     const startedAt = this.now();
     this.records.started(job, startedAt);
+    this.batch.started(job, startedAt);
     const end = await this.runner.run(job, ac);
     const finishedAt = this.now();
     // A lost lease ends the attempt whatever the handler returned: the job is no longer this worker's.
@@ -239,8 +280,8 @@ export class Worker {
     const error: ErrorInfo | undefined = lost ? describeError(ac.reason) : end.error;
     if (!error) {
       this.processed++;
-      this.records.finished(job, { status: 'succeeded', startedAt, finishedAt });
-      return { kind: 'complete', job, result: end.result };
+      const run = this.records.finished(job, { status: 'succeeded', startedAt, finishedAt });
+      return { kind: 'complete', job, result: end.result, run };
     }
     const message = `${error.name}: ${error.message}`;
     const verdict = retryVerdict(error, job, this.opts.random);
@@ -260,26 +301,40 @@ export class Worker {
         return { kind: 'release', job };
       case 'lost':
         // Whoever recovers the job records the lost attempt (see Housekeeping); nothing is settled here.
+        this.batch.ended(job);
         return undefined;
       case 'cancelled':
-        this.records.finished(job, { status: 'cancelled', startedAt, finishedAt, error: message });
-        return { kind: 'cancel', job };
+        return {
+          kind: 'cancel',
+          job,
+          run: this.records.finished(job, { status: 'cancelled', startedAt, finishedAt, error: message }),
+        };
       case 'failed':
         this.failed++;
         this.processed++;
-        this.records.finished(job, { status: 'failed', startedAt, finishedAt, error: message });
-        return { kind: 'fail', job, error: message, outcome: { final: true } };
+        return {
+          kind: 'fail',
+          job,
+          error: message,
+          outcome: { final: true },
+          run: this.records.finished(job, { status: 'failed', startedAt, finishedAt, error: message }),
+        };
       case 'retrying':
         this.failed++;
         this.processed++;
-        this.records.finished(job, {
-          status: 'retrying',
-          startedAt,
-          finishedAt,
+        return {
+          kind: 'fail',
+          job,
           error: message,
-          retryInMs: verdict.delayMs,
-        });
-        return { kind: 'fail', job, error: message, outcome: { retryAt: finishedAt + verdict.delayMs } };
+          outcome: { retryAt: finishedAt + verdict.delayMs },
+          run: this.records.finished(job, {
+            status: 'retrying',
+            startedAt,
+            finishedAt,
+            error: message,
+            retryInMs: verdict.delayMs,
+          }),
+        };
     }
   }
 
@@ -329,10 +384,11 @@ export class Worker {
       for (const r of scheduler.running.values()) await scheduler.giveBack(r.job);
     }
     this.housekeeping.stop();
+    this.unsubscribeCancels?.();
     batch.stopTimer();
     await batch.flush();
     await this.sandbox?.close(1000);
-    await this.records.close();
+    await this.opts.taskRuns?.close();
     try {
       await this.opts.queue.removeWorker(this.id);
     } catch (err) {
