@@ -1,15 +1,21 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  type CompletedPart,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   type HeadObjectCommandOutput,
+  PutObjectCommand,
   S3Client,
   S3ServiceException,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -70,8 +76,78 @@ export class S3MediaStore implements MediaStore {
     await upload.done();
   }
 
+  /**
+   * A local file goes up in parts read straight from it, two in flight: memory
+   * stays near two parts whatever the file's size (lib-storage, which `put`
+   * uses for streams of unknown length, holds up to four parts and their
+   * copies). The upload is completed only once every part is stored, and
+   * aborted when one fails.
+   */
   async putFile(key: string, file: string, opts: PutOptions = {}): Promise<void> {
-    await this.put(key, createReadStream(file), opts);
+    const Bucket = this.opts.bucket;
+    const Key = this.key(key);
+    const handle = await fs.open(file, 'r');
+    try {
+      const { size } = await handle.stat();
+      const partSize = this.opts.partSizeBytes;
+      /** Bytes start..start+length of the file, into `into` (a lane's own buffer, reused part after part). */
+      const readPart = async (start: number, length: number, into = Buffer.allocUnsafe(length)) => {
+        const body = into.subarray(0, length);
+        for (let got = 0; got < length;) {
+          const { bytesRead } = await handle.read(body, got, length - got, start + got);
+          if (bytesRead === 0)
+            throw new Error(`${file} ended at ${start + got} of ${size} bytes while uploading`);
+          got += bytesRead;
+        }
+        return body;
+      };
+      if (size <= partSize) {
+        await this.client.send(
+          new PutObjectCommand({ Bucket, Key, Body: await readPart(0, size), ContentType: opts.contentType }),
+        );
+        return;
+      }
+      const { UploadId } = await this.client.send(
+        new CreateMultipartUploadCommand({ Bucket, Key, ContentType: opts.contentType }),
+      );
+      try {
+        const count = Math.ceil(size / partSize);
+        const parts: CompletedPart[] = [];
+        let next = 0;
+        const sendParts = async () => {
+          const buffer = Buffer.allocUnsafe(partSize);
+          for (let i = next++; i < count; i = next++) {
+            const start = i * partSize;
+            const r = await this.client.send(
+              new UploadPartCommand({
+                Bucket,
+                Key,
+                UploadId,
+                PartNumber: i + 1,
+                Body: await readPart(start, Math.min(partSize, size - start), buffer),
+              }),
+            );
+            parts[i] = { ETag: r.ETag, PartNumber: i + 1, ChecksumCRC32: r.ChecksumCRC32 };
+          }
+        };
+        await Promise.all([sendParts(), sendParts()]);
+        await this.client.send(
+          new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } }),
+        );
+      } catch (err) {
+        try {
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }));
+        } catch (abortErr) {
+          throw new AggregateError(
+            [err, abortErr],
+            `upload of ${key} failed, and so did discarding its parts`,
+          );
+        }
+        throw err;
+      }
+    } finally {
+      await handle.close();
+    }
   }
 
   async file(key: string): Promise<StoredFile | undefined> {
