@@ -241,7 +241,7 @@ export class TaskRunRecorder {
     private readonly opts: { everyMs: number; idleEveryMs: number; maxBatch: number } = {
       everyMs: 100,
       idleEveryMs: 2000,
-      maxBatch: 500,
+      maxBatch: 100,
     },
   ) {
     this.fullBatchSql = shortcuts.probe('task_runs_sql', () =>
@@ -279,6 +279,9 @@ export class TaskRunRecorder {
           await this.insert(runs.map((r) => toTaskRunRow(r.row, this.iso)));
           await this.store.dropRuns(runs);
           if (runs.length < this.opts.maxBatch) return;
+          // The embedded store answers synchronously: without a turn of the event loop between batches, a
+          // backlog of rows held the worker (its claims, a high-priority start) for the whole move.
+          await new Promise((resolve) => setImmediate(resolve));
         }
       } catch (err) {
         this.logger.error(
