@@ -46,6 +46,15 @@ describe.each(queueBackends())('media rows of ended tasks (%s queue)', (backend)
     const { task_id: taskId, render_id: renderId } = res.json<{ task_id: string; render_id: number }>();
     const [claimed] = await t.system.jobs.leasing.claim({ queues: ['default'], max: 1, workerId: 'ghost' });
     expect(claimed?.id).toBe(taskId);
+    // The ghost worker starts it, as a worker notes a start with its next claim (until then the job is
+    // only prefetched, and a lost worker's prefetched job goes back to its queue without a stall).
+    const started = claimed as ClaimedJob;
+    await t.system.jobs.leasing.claim({
+      started: [{ job: started, startedAt: started.startedAt }],
+      queues: ['default'],
+      max: 0,
+      workerId: 'ghost',
+    });
     // What RenderService.render() writes first.
     await t.system.media.repo.updateRender(renderId, { status: 'running', task_id: taskId });
     return { taskId, renderId, claimed: claimed as ClaimedJob };
