@@ -50,6 +50,7 @@ import { decodeJobCursor, encodeJobCursor, pageLimit } from '../paging.js';
 import { type HostIdentity, thisHost } from '../host.js';
 import { type AttemptRow, lostAttemptRow, type PendingRun } from '../task-runs.js';
 import { WakeChannel } from './wake-channel.js';
+import { retryBusy } from './write-lock.js';
 
 export interface SqliteQueueOptions {
   /** Database file, or ':memory:' (single process only). */
@@ -166,6 +167,7 @@ export class SqliteQueue implements JobQueue {
   private poll: NodeJS.Timeout | undefined;
   private polledVersion: number | undefined;
   private nextAt: { version: string; queues: readonly QueueName[]; t: number } | undefined;
+  private readonly busyTimeoutMs: number;
   /** Bumped whenever this process makes work ready (see version()). */
   private localVersion = 0;
   /** The last PRAGMA data_version read by version(), and when (performance.now()). */
@@ -177,7 +179,9 @@ export class SqliteQueue implements JobQueue {
     this.host = opts.host ?? thisHost();
     if (opts.file !== ':memory:') fs.mkdirSync(path.dirname(opts.file), { recursive: true });
     this.db = new SQLite(opts.file);
-    this.db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 10_000)}`);
+    this.busyTimeoutMs = Math.trunc(opts.busyTimeoutMs ?? 10_000);
+    // SQLite's own busy handler while the file is opened and set up; then retryBusy (see write-lock.ts).
+    this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
     if (opts.file !== ':memory:') this.db.pragma('journal_mode = WAL');
     // NORMAL in WAL mode: a power loss may drop the last commits, never corrupts; a process crash loses nothing.
     this.db.pragma('synchronous = NORMAL');
@@ -202,7 +206,14 @@ export class SqliteQueue implements JobQueue {
             () => this.wakeWaiters(),
             (jobId) => this.events.emit('cancel-requested', jobId),
             (err, what) => opts.onError?.(err, what),
+            (write) => this.write(write),
           );
+    this.db.pragma('busy_timeout = 0');
+  }
+
+  /** Runs `fn` in a `BEGIN IMMEDIATE` transaction, waiting for the write lock in fine steps (write-lock.ts). */
+  private write<T>(fn: () => T): T {
+    return retryBusy(() => this.db.transaction(fn).immediate(), this.busyTimeoutMs);
   }
 
   private prepare() {
@@ -335,37 +346,35 @@ export class SqliteQueue implements JobQueue {
   async enqueueBulk(reqs: readonly EnqueueRequest[]): Promise<EnqueueResult[]> {
     this.assertOpen();
     const now = this.now();
-    const out = this.db
-      .transaction(() =>
-        reqs.map((r, index): EnqueueResult => {
-          const info = this.stmts.insert.run(
-            r.queue,
+    const out = this.write(() =>
+      reqs.map((r, index): EnqueueResult => {
+        const info = this.stmts.insert.run(
+          r.queue,
+          r.name,
+          JSON.stringify(r.payload ?? null),
+          r.priority,
+          now + r.delayMs,
+          now,
+          r.attempts,
+          JSON.stringify(r.backoff),
+          r.idempotencyKey,
+          r.trace ?? null,
+        );
+        if (info.changes === 1) return { id: String(info.lastInsertRowid), created: true };
+        const existing = this.stmts.byKey.get(r.idempotencyKey as string);
+        if (!existing) throw new Error(`idempotency key ${r.idempotencyKey} conflicted but no job has it`);
+        // Thrown inside the transaction: nothing of this batch is enqueued.
+        if (existing.name !== r.name)
+          throw new IdempotencyConflictError(
+            r.idempotencyKey as string,
+            String(existing.id),
+            existing.name,
             r.name,
-            JSON.stringify(r.payload ?? null),
-            r.priority,
-            now + r.delayMs,
-            now,
-            r.attempts,
-            JSON.stringify(r.backoff),
-            r.idempotencyKey,
-            r.trace ?? null,
+            index,
           );
-          if (info.changes === 1) return { id: String(info.lastInsertRowid), created: true };
-          const existing = this.stmts.byKey.get(r.idempotencyKey as string);
-          if (!existing) throw new Error(`idempotency key ${r.idempotencyKey} conflicted but no job has it`);
-          // Thrown inside the transaction: nothing of this batch is enqueued.
-          if (existing.name !== r.name)
-            throw new IdempotencyConflictError(
-              r.idempotencyKey as string,
-              String(existing.id),
-              existing.name,
-              r.name,
-              index,
-            );
-          return { id: String(existing.id), created: false };
-        }),
-      )
-      .immediate();
+        return { id: String(existing.id), created: false };
+      }),
+    );
     for (const q of new Set(reqs.map((r) => r.queue))) this.events.emit('enqueued', q);
     this.workReady();
     return out;
@@ -443,19 +452,17 @@ export class SqliteQueue implements JobQueue {
   async cancel(id: string): Promise<Job> {
     const n = this.requireId(id);
     const now = this.now();
-    const asked = this.db
-      .transaction(() => {
-        const row = this.row(id, n);
-        if (cancelAction(id, this.stateOf(row, now)) === 'cancel-now') {
-          this.db
-            .prepare(`update jobs set state = 'cancelled', finished_at = ?, error = 'cancelled' where id = ?`)
-            .run(now, n);
-          return false;
-        }
-        this.db.prepare(`update jobs set cancel_requested = 1 where id = ?`).run(n);
-        return true;
-      })
-      .immediate();
+    const asked = this.write(() => {
+      const row = this.row(id, n);
+      if (cancelAction(id, this.stateOf(row, now)) === 'cancel-now') {
+        this.db
+          .prepare(`update jobs set state = 'cancelled', finished_at = ?, error = 'cancelled' where id = ?`)
+          .run(now, n);
+        return false;
+      }
+      this.db.prepare(`update jobs set cancel_requested = 1 where id = ?`).run(n);
+      return true;
+    });
     // The worker running it stops it at once: in this process, or in another through the wake channel
     // (a lost datagram: at that worker's next heartbeat).
     if (asked) {
@@ -468,19 +475,17 @@ export class SqliteQueue implements JobQueue {
   async retry(id: string): Promise<Job> {
     const n = this.requireId(id);
     const now = this.now();
-    this.db
-      .transaction(() => {
-        const row = this.row(id, n);
-        assertRetryable(id, this.stateOf(row, now));
-        this.db
-          .prepare(
-            `update jobs set state = 'waiting', attempts_made = 0, stalls = 0, run_at = ?, finished_at = null,
+    this.write(() => {
+      const row = this.row(id, n);
+      assertRetryable(id, this.stateOf(row, now));
+      this.db
+        .prepare(
+          `update jobs set state = 'waiting', attempts_made = 0, stalls = 0, run_at = ?, finished_at = null,
                started_at = null, error = null, result = null, progress = 0, cancel_requested = 0, worker = null
              where id = ?`,
-          )
-          .run(now, n);
-      })
-      .immediate();
+        )
+        .run(now, n);
+    });
     const job = (await this.get(id)) as Job;
     this.events.emit('enqueued', job.queue);
     this.workReady();
@@ -488,11 +493,11 @@ export class SqliteQueue implements JobQueue {
   }
 
   async pause(queue: QueueName): Promise<void> {
-    this.stmts.setPaused.run(1, queue);
+    this.write(() => this.stmts.setPaused.run(1, queue));
   }
 
   async resume(queue: QueueName): Promise<void> {
-    this.stmts.setPaused.run(0, queue);
+    this.write(() => this.stmts.setPaused.run(0, queue));
     this.events.emit('enqueued', queue);
     this.workReady();
   }
@@ -510,10 +515,10 @@ export class SqliteQueue implements JobQueue {
           )
           .get(state, queue, Math.max(opts.keepLast - 1, 0));
         const beyond = opts.keepLast > 0 ? (nth?.id ?? 0) : Number.MAX_SAFE_INTEGER;
-        const info = this.db
-          .prepare(`delete from jobs where state = ? and queue = ? and (id < ? or finished_at < ?)`)
-          .run(state, queue, beyond, cutoff);
-        removed += info.changes;
+        const prune = this.db.prepare(
+          `delete from jobs where state = ? and queue = ? and (id < ? or finished_at < ?)`,
+        );
+        removed += this.write(() => prune.run(state, queue, beyond, cutoff)).changes;
       }
     }
     return removed;
@@ -544,30 +549,28 @@ export class SqliteQueue implements JobQueue {
     const now = this.now();
     const lease = now + this.opts.leaseMs;
     let after: Array<(() => void) | undefined> = [];
-    const rows = this.db
-      .transaction(() => {
-        for (const n of opts.started ?? [])
-          this.stmts.noteStarted.run(n.startedAt, Number(n.job.id), opts.workerId);
-        after = (opts.settle ?? []).map((s) => this.apply(opts.workerId, s));
-        if (opts.max <= 0) return [];
-        const paused = this.stmts.paused.all();
-        const out: ClaimRow[] = [];
-        let nonHigh = 0;
-        for (const queue of rankQueues(opts.queues)) {
-          if (out.length >= opts.max) break;
-          if (paused.some((p) => p.name === queue)) continue;
-          let n = opts.max - out.length;
-          if (queue !== 'high_priority') n = Math.min(n, (opts.maxNonHigh ?? opts.max) - nonHigh);
-          if (n <= 0) continue;
-          const got = this.stmts.claim.all({ queue, now, lease, worker: opts.workerId, n });
-          if (queue !== 'high_priority') nonHigh += got.length;
-          // RETURNING order is unspecified: restore claim order.
-          got.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id);
-          out.push(...got);
-        }
-        return out;
-      })
-      .immediate();
+    const rows = this.write(() => {
+      for (const n of opts.started ?? [])
+        this.stmts.noteStarted.run(n.startedAt, Number(n.job.id), opts.workerId);
+      after = (opts.settle ?? []).map((s) => this.apply(opts.workerId, s));
+      if (opts.max <= 0) return [];
+      const paused = this.stmts.paused.all();
+      const out: ClaimRow[] = [];
+      let nonHigh = 0;
+      for (const queue of rankQueues(opts.queues)) {
+        if (out.length >= opts.max) break;
+        if (paused.some((p) => p.name === queue)) continue;
+        let n = opts.max - out.length;
+        if (queue !== 'high_priority') n = Math.min(n, (opts.maxNonHigh ?? opts.max) - nonHigh);
+        if (n <= 0) continue;
+        const got = this.stmts.claim.all({ queue, now, lease, worker: opts.workerId, n });
+        if (queue !== 'high_priority') nonHigh += got.length;
+        // RETURNING order is unspecified: restore claim order.
+        got.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id);
+        out.push(...got);
+      }
+      return out;
+    });
     for (const a of after) a?.();
     return rows.map((r) => {
       const job: ClaimedJob = {
@@ -682,24 +685,22 @@ export class SqliteQueue implements JobQueue {
     if (this.closed) return { cancel: [], lost: [] };
     const now = this.now();
     const lease = now + this.opts.leaseMs;
-    return this.db
-      .transaction(() => {
-        this.stmts.upsertWorker.run(record.id, JSON.stringify(record), now);
-        const cancel: string[] = [];
-        const lost: string[] = [];
-        for (const j of jobs) {
-          // The lease is this worker's only while the row is active under its id (the token check).
-          if (this.stmts.extend.run(lease, Number(j.id), record.id).changes === 0) lost.push(j.id);
-          else if (this.stmts.cancelFlag.get(Number(j.id), record.id)?.cancel_requested) cancel.push(j.id);
-        }
-        return { cancel, lost };
-      })
-      .immediate();
+    return this.write(() => {
+      this.stmts.upsertWorker.run(record.id, JSON.stringify(record), now);
+      const cancel: string[] = [];
+      const lost: string[] = [];
+      for (const j of jobs) {
+        // The lease is this worker's only while the row is active under its id (the token check).
+        if (this.stmts.extend.run(lease, Number(j.id), record.id).changes === 0) lost.push(j.id);
+        else if (this.stmts.cancelFlag.get(Number(j.id), record.id)?.cancel_requested) cancel.push(j.id);
+      }
+      return { cancel, lost };
+    });
   }
 
   async progress(job: ClaimedJob, workerId: string, progress: number): Promise<void> {
     const p = Math.max(0, Math.min(100, progress));
-    this.stmts.progress.run(p, Number(job.id), workerId);
+    this.write(() => this.stmts.progress.run(p, Number(job.id), workerId));
     this.emit('progress', job.id, p);
   }
 
@@ -791,7 +792,7 @@ export class SqliteQueue implements JobQueue {
     this.pending = [];
     let after: Array<(() => void) | undefined>;
     try {
-      after = this.db.transaction(() => batch.map((s) => s.run())).immediate();
+      after = this.write(() => batch.map((s) => s.run()));
     } catch (err) {
       for (const s of batch) s.reject(err);
       return;
@@ -805,55 +806,54 @@ export class SqliteQueue implements JobQueue {
     const now = this.now();
     const gone = this.goneWorkers();
     let returned = 0;
-    const stalled: StalledAttempt[] = this.db
-      .transaction(() => {
-        // A worker whose record is older than a lease, or whose process is gone from this machine, is dead:
-        // its jobs need not wait for their lease to run out.
-        const rows = this.stmts.expiredLeases.all(
-          now,
-          now - Math.max(this.opts.leaseMs, 3000),
-          JSON.stringify(gone),
-        );
-        const lost: StalledAttempt[] = [];
-        for (const r of rows) {
-          // Prefetched, never started: back to its queue, no stall and no attempt to record.
-          if (r.started_at === null) {
-            this.stmts.requeueStalled.run(0, now, now, r.id);
-            continue;
-          }
-          // Dead past the stall limit whatever else; else a job asked to cancel ends cancelled.
-          const dead = r.stalls + 1 > this.opts.maxStalls;
-          const cancelled = !dead && r.cancel_requested === 1;
-          if (dead)
-            this.stmts.killStalled.run(
-              `stalled ${r.stalls + 1} times (worker ${r.worker ?? '?'} stopped renewing its lease)`,
-              now,
-              r.id,
-            );
-          else this.stmts.requeueStalled.run(1, now, now, r.id);
-          const a: StalledAttempt = {
-            id: String(r.id),
-            queue: r.queue,
-            name: r.name,
-            attempt: r.attempts_made,
-            enqueuedAt: r.enqueued_at,
-            startedAt: r.started_at,
-            worker: r.worker,
-            dead,
-            cancelled,
-          };
-          // The lost attempt's row, in the transaction that returns its job.
-          this.stmts.insertRun.run(a.id, JSON.stringify(lostAttemptRow(a, now)));
-          lost.push(a);
+    const stalled: StalledAttempt[] = this.write(() => {
+      // A worker whose record is older than a lease, or whose process is gone from this machine, is dead:
+      // its jobs need not wait for their lease to run out.
+      const rows = this.stmts.expiredLeases.all(
+        now,
+        now - Math.max(this.opts.leaseMs, 3000),
+        JSON.stringify(gone),
+      );
+      const lost: StalledAttempt[] = [];
+      for (const r of rows) {
+        // Prefetched, never started: back to its queue, no stall and no attempt to record.
+        if (r.started_at === null) {
+          this.stmts.requeueStalled.run(0, now, now, r.id);
+          continue;
         }
-        returned = rows.length - lost.filter((a) => a.dead).length;
-        return lost;
-      })
-      .immediate();
+        // Dead past the stall limit whatever else; else a job asked to cancel ends cancelled.
+        const dead = r.stalls + 1 > this.opts.maxStalls;
+        const cancelled = !dead && r.cancel_requested === 1;
+        if (dead)
+          this.stmts.killStalled.run(
+            `stalled ${r.stalls + 1} times (worker ${r.worker ?? '?'} stopped renewing its lease)`,
+            now,
+            r.id,
+          );
+        else this.stmts.requeueStalled.run(1, now, now, r.id);
+        const a: StalledAttempt = {
+          id: String(r.id),
+          queue: r.queue,
+          name: r.name,
+          attempt: r.attempts_made,
+          enqueuedAt: r.enqueued_at,
+          startedAt: r.started_at,
+          worker: r.worker,
+          dead,
+          cancelled,
+        };
+        // The lost attempt's row, in the transaction that returns its job.
+        this.stmts.insertRun.run(a.id, JSON.stringify(lostAttemptRow(a, now)));
+        lost.push(a);
+      }
+      returned = rows.length - lost.filter((a) => a.dead).length;
+      return lost;
+    });
     for (const s of stalled) this.emit('stalled', s.id, s.dead);
     if (returned > 0) this.workReady();
     // Forget worker records nobody has seen for an hour.
-    this.db.prepare(`delete from workers where last_seen < ?`).run(now - 3_600_000);
+    const forget = this.db.prepare(`delete from workers where last_seen < ?`);
+    this.write(() => forget.run(now - 3_600_000));
     return stalled;
   }
 
@@ -880,7 +880,7 @@ export class SqliteQueue implements JobQueue {
   }
 
   async removeWorker(workerId: string): Promise<void> {
-    if (!this.closed) this.stmts.removeWorker.run(workerId);
+    if (!this.closed) this.write(() => this.stmts.removeWorker.run(workerId));
   }
 
   async takeRuns(max: number): Promise<PendingRun[]> {
@@ -893,7 +893,7 @@ export class SqliteQueue implements JobQueue {
   async dropRuns(runs: readonly PendingRun[]): Promise<void> {
     if (this.closed || runs.length === 0) return;
     // The rows were read in id order from one snapshot: they are exactly the ids between the first and last.
-    this.stmts.dropRuns.run(Number(runs[0]?.ref), Number(runs[runs.length - 1]?.ref));
+    this.write(() => this.stmts.dropRuns.run(Number(runs[0]?.ref), Number(runs[runs.length - 1]?.ref)));
   }
 
   async pendingRuns(taskId: string): Promise<AttemptRow[]> {

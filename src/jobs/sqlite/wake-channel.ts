@@ -34,6 +34,8 @@ export class WakeChannel {
     private readonly onWake: () => void,
     private readonly onCancel: (jobId: string) => void,
     private readonly onError: (err: Error, what: string) => void,
+    /** Runs a write to the shared file (the queue's lock wait). */
+    private readonly write: <T>(fn: () => T) => T,
   ) {
     db.exec(SCHEMA);
     this.stmts = {
@@ -64,8 +66,9 @@ export class WakeChannel {
         }
         this.socket = socket;
         socket.unref();
-        this.port = socket.address().port;
-        this.stmts.add.run(this.port, process.pid, Date.now());
+        const port = socket.address().port;
+        this.port = port;
+        this.write(() => this.stmts.add.run(port, process.pid, Date.now()));
         this.portsAt = -Infinity;
         resolve();
       });
@@ -113,13 +116,14 @@ export class WakeChannel {
 
   /** Forgets the ports of a process that is gone. */
   forgetPid(pid: number): void {
-    this.stmts.removePid.run(pid);
+    this.write(() => this.stmts.removePid.run(pid));
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.port !== undefined) this.stmts.remove.run(this.port);
+    const port = this.port;
+    if (port !== undefined) this.write(() => this.stmts.remove.run(port));
     this.socket?.close();
     this.sender?.close();
   }
