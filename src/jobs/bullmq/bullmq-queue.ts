@@ -109,6 +109,11 @@ interface JobData {
 
 type Bull = BullJob<JobData, unknown, string>;
 
+/** A task cancelled before it started (BullMQ removed it): its view, and the trace a retry continues. */
+type Tombstone = Job & { trace?: string };
+
+const viewOf = ({ trace: _carried, ...job }: Tombstone): Job => job;
+
 /**
  * A job this process leased: BullMQ's decoded hash as its backend returns it, the payload parsed once.
  * BullMQ's Job wrapper is made only for the rare transitions that need its logic (fail, release,
@@ -453,9 +458,9 @@ export class BullmqQueue implements JobQueue {
     };
   }
 
-  private async cancelledTombstone(id: string): Promise<Job | null> {
+  private async cancelledTombstone(id: string): Promise<Tombstone | null> {
     const raw = await this.conn.hget(`${this.opts.prefix}:cancelled`, id);
-    return raw ? (JSON.parse(raw) as Job) : null;
+    return raw ? (JSON.parse(raw) as Tombstone) : null;
   }
 
   async get(id: string): Promise<Job | null> {
@@ -463,7 +468,8 @@ export class BullmqQueue implements JobQueue {
     if (!p) return null;
     const j = (await this.q(p.queue).getJob(p.bullId)) as Bull | undefined;
     if (j) return this.toJob(p.queue, j);
-    return this.cancelledTombstone(id);
+    const tomb = await this.cancelledTombstone(id);
+    return tomb ? viewOf(tomb) : null;
   }
 
   async list(filter: ListJobsFilter): Promise<JobPage> {
@@ -499,7 +505,7 @@ export class BullmqQueue implements JobQueue {
     if (!filter.state || filter.state === 'cancelled') {
       const tomb = await this.conn.hvals(`${this.opts.prefix}:cancelled`);
       for (const t of tomb) {
-        const j = JSON.parse(t) as Job;
+        const j = viewOf(JSON.parse(t) as Tombstone);
         if (!filter.queue || j.queue === filter.queue) all.push(j);
       }
     }
@@ -560,9 +566,10 @@ export class BullmqQueue implements JobQueue {
       await this.askToCancel(id);
       return (await this.get(id)) as Job;
     }
-    const tomb: Job = { ...job, state: 'cancelled', error: CANCELLED_REASON, finishedAt: Date.now() };
+    const cancelled: Job = { ...job, state: 'cancelled', error: CANCELLED_REASON, finishedAt: Date.now() };
+    const tomb: Tombstone = { ...cancelled, ...(j?.data.t ? { trace: j.data.t } : {}) };
     await this.conn.hset(`${this.opts.prefix}:cancelled`, id, JSON.stringify(tomb));
-    return tomb;
+    return cancelled;
   }
 
   /** Flags an active job for cancelling (its worker's heartbeat reads the flag) and tells workers at once. */
@@ -601,6 +608,8 @@ export class BullmqQueue implements JobQueue {
     if (!job || !p) throw new AppError('TASK_NOT_FOUND', `task ${id} does not exist`, { id });
     assertRetryable(id, job.state);
     let j = (await this.q(p.queue).getJob(p.bullId)) as Bull | undefined;
+    // The trace its attempts continue: a task enqueued again below keeps it, as one redriven in place does.
+    let trace = j?.data.t;
     if (j && j.deferredFailure && (await j.getState()) !== 'failed') {
       // Dead but still listed as waiting (see toJob): clear the pending failure and the stall count, or
       // (without that shortcut) remove it and enqueue it again below.
@@ -610,7 +619,7 @@ export class BullmqQueue implements JobQueue {
       }
     } else if (j) {
       await j.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-    }
+    } else trace = (await this.cancelledTombstone(id))?.trace;
     if (!j) {
       // A task cancelled before it started was removed (BullMQ has no finished state it can enter
       // without running): enqueue it again. BullMQ refuses its own numeric ids as custom ids, so such a
@@ -624,6 +633,7 @@ export class BullmqQueue implements JobQueue {
           b: DEFAULT_BACKOFF,
           pr: job.priority,
           ...(job.idempotencyKey ? { k: job.idempotencyKey } : {}),
+          ...(trace ? { t: trace } : {}),
         },
         {
           ...(numeric ? {} : { jobId: p.bullId }),
