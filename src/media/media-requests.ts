@@ -11,15 +11,12 @@ import type { Platform } from '../db/types.js';
 import { AppError, notFound } from '../errors.js';
 import type { EnqueueOptions, EnqueueResult } from '../jobs/types.js';
 import type { AudioGeneration, ContentContext, CostFilter, CostTotals, Render } from './media.repo.js';
+import { lockRenderAssets } from './assets/render-assets.js';
 import type { MediaServices } from './media-services.js';
 import type { FileDownload } from './storage/media-store.js';
 import type { NarrationManifest } from './narration.service.js';
 import { estimateNarration, type NarrationEstimate } from './pricing.js';
-import {
-  backgroundAssetId,
-  DEFAULT_RENDER_OPTIONS,
-  type RenderOptions as RenderOptionsStored,
-} from './render/render-options.js';
+import { DEFAULT_RENDER_OPTIONS, type RenderOptions as RenderOptionsStored } from './render/render-options.js';
 import { RENDER_PRESETS, type RenderQuality } from './render/presets.js';
 import { silentBlockDuration } from './render/render.service.js';
 import { countSyllables } from './stt/acoustic.verifier.js';
@@ -134,16 +131,34 @@ export class MediaRequests {
       music: o.music ?? DEFAULT_RENDER_OPTIONS.music,
       logo: o.logo ?? DEFAULT_RENDER_OPTIONS.logo,
     };
-    const row = await repo.createRender({
-      content_id: c.content_id,
-      preset,
-      width: size.width,
-      height: size.height,
-      fps: size.fps,
+    // The check that the assets exist and their record are one locked step with the row (see
+    // AssetService.delete): an asset deleted before it refuses the request here and leaves no row;
+    // a delete after it is refused with 409 until the render ends.
+    const row = await this.media.assetsRepo.locked(async (assets, tx) => {
+      const used = await lockRenderAssets(assets, c, options);
+      for (const b of c.blocks) {
+        const named = used.backgrounds.get(b.id);
+        if (named && (!named.asset || named.asset.kind === 'audio'))
+          throw refuse(
+            'background_unusable',
+            named.asset
+              ? `block ${b.sequence}'s background is asset ${named.id}, which is audio`
+              : `block ${b.sequence}'s background is asset ${named.id}, which this client does not have (deleted?)`,
+            { block: b.sequence, asset_id: named.id },
+          );
+      }
+      const renders = repo.inTransaction(tx);
+      const created = await renders.createRender({
+        content_id: c.content_id,
+        preset,
+        width: size.width,
+        height: size.height,
+        fps: size.fps,
+      });
+      await renders.updateRender(created.id, { options: JSON.stringify(options) });
+      await assets.recordRenderAssets(created.id, used.ids);
+      return created;
     });
-    await repo.updateRender(row.id, { options: JSON.stringify(options) });
-    // The assets this render will read: deleting one is refused until the render ends.
-    await this.media.assetsRepo.recordRenderAssets(row.id, await this.assetsUsed(c, options));
     const taskId = await this.enqueueForRow(
       'video.render',
       {
@@ -156,22 +171,6 @@ export class MediaRequests {
       (patch) => repo.updateRender(row.id, patch),
     );
     return { taskId, renderId: row.id };
-  }
-
-  private async assetsUsed(c: ContentContext, o: RenderOptionsStored): Promise<number[]> {
-    const assets = this.media.assetsRepo;
-    const ids = c.blocks.map(backgroundAssetId).filter((id): id is number => id !== undefined);
-    const logo = o.logo ? await assets.choice('client', c.client_id, 'logo') : undefined;
-    const music = o.music
-      ? ((await assets.choice('content', c.content_id, 'music')) ??
-        (await assets.choice('campaign', c.campaign_id, 'music')))
-      : undefined;
-    const existing = await Promise.all(ids.map((id) => assets.get(id)));
-    return [
-      ...existing.filter((a) => a?.client_id === c.client_id).map((a) => a?.id ?? 0),
-      ...(logo ? [logo.id] : []),
-      ...(music ? [music.id] : []),
-    ];
   }
 
   /** Checks every content, then queues their narration as one audio.batch task. */

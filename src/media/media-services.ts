@@ -123,7 +123,7 @@ export function createMediaServices(
     ffprobeError = err.message;
     logger.warn({ err }, 'ffprobe unavailable: asset uploads are refused');
   }
-  const assetsRepo = new AssetsRepo(db);
+  const assetsRepo = new AssetsRepo(db, dialect);
   const assets = new AssetService({
     repo: assetsRepo,
     storage,

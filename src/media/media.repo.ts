@@ -75,6 +75,11 @@ export class MediaRepo {
     private readonly changes: ChangeNotifier,
   ) {}
 
+  /** This repo over a transaction's connection (AssetsRepo.locked), to write rows in the same step. */
+  inTransaction(tx: Db): MediaRepo {
+    return new MediaRepo(tx, this.dialect, this.changes);
+  }
+
   /** Vendor spend from ai_api_usage, in total and grouped by UTC day, provider and campaign. */
   async costs(f: CostFilter): Promise<CostTotals> {
     const day =

@@ -10,7 +10,7 @@ import { AppError, type ErrorCode, notFound } from '../../errors.js';
 import type { MediaConfig } from '../../config/media.js';
 import { type FileDownload, type MediaStore, mediaKeys } from '../storage/media-store.js';
 import { AssetProbeError, probeAsset } from './asset-probe.js';
-import type { Asset, AssetsRepo, ChoiceOwner, ChoiceRole } from './assets.repo.js';
+import type { Asset, AssetsRepo, ChoiceOwner, ChoiceRole, NewAsset } from './assets.repo.js';
 
 /** Why an upload was refused (error.details.reason). */
 export type AssetRefusal =
@@ -67,6 +67,9 @@ function byteLimit(max: number, onCount: (n: number) => void): Transform {
   });
 }
 
+/** How many times an upload stores its object before giving up when deletes of the same bytes keep removing it. */
+const MAX_PUTS = 3;
+
 /**
  * Uploaded media per client. An upload is streamed to a scratch file while
  * it is hashed (never held in memory), probed by content with ffprobe,
@@ -75,12 +78,33 @@ function byteLimit(max: number, onCount: (n: number) => void): Transform {
  * asset; by another client, a new row over the same object). A refused or
  * failed upload leaves no row and no object: the scratch file is always
  * removed, and the row is written only after the object is stored.
+ *
+ * Rows and objects of one sha256 (several rows, one object) stay consistent
+ * under concurrent uploads and deletes, on every process, by this invariant:
+ *
+ *   whenever a transaction commits, every sha256 that has a row has its
+ *   object stored.
+ *
+ * It holds because both changes that could break it are made under the
+ * sha256's lock (AssetsRepo.locked + lockSha: a PostgreSQL advisory lock, or
+ * SQLite's write lock), each after a check under the same lock:
+ * - a row is inserted only after the object was seen stored (`store`);
+ * - an object is deleted only after no row was left (`delete`).
+ * The put itself, which can be large, runs outside the lock. A put is only
+ * trusted once the next locked step sees its object; a delete of the last
+ * other row in between removes it, and the upload puts it again. Puts and
+ * deletes are all-or-nothing in both stores (a rename; a single PUT or a
+ * completed multipart upload on S3, whose reads after writes and deletes are
+ * consistent), so "seen stored" means every byte is there. Left open: a
+ * commit that fails after its object was deleted (a database outage at that
+ * instant) leaves rows without the object; uploading the bytes again stores
+ * it again, since `store` checks the object even when the row exists.
  */
 export class AssetService {
   constructor(private readonly deps: AssetServiceDeps) {}
 
   async upload(clientId: number, input: AssetUpload): Promise<{ asset: Asset; created: boolean }> {
-    const { repo, storage, limits } = this.deps;
+    const { repo, limits } = this.deps;
     if (!(await repo.clientExists(clientId))) {
       input.stream.resume();
       throw notFound('CLIENT_NOT_FOUND', 'client', clientId);
@@ -136,12 +160,7 @@ export class AssetService {
           `the ${kind} lasts ${probed.duration_s} s, over the ${limits.maxDurationS} s limit`,
           { duration_s: probed.duration_s, max_s: limits.maxDurationS },
         );
-      const existing = await repo.bySha(clientId, sha256);
-      if (existing) return { asset: existing, created: false };
-      const key = mediaKeys.asset(sha256);
-      // Content-addressed: the bytes are stored once, whichever client sent them first.
-      if (!(await storage.file(key))) await storage.putFile(key, tmp, { contentType: probed.mime });
-      const asset = await repo.insert({
+      return await this.store(tmp, {
         client_id: clientId,
         kind,
         mime: probed.mime,
@@ -151,12 +170,53 @@ export class AssetService {
         has_alpha: probed.has_alpha ? 1 : 0,
         size_bytes: size,
         sha256,
-        storage_key: key,
+        storage_key: mediaKeys.asset(sha256),
         original_name: input.filename?.slice(0, 255) ?? null,
       });
-      return { asset, created: true };
     } finally {
       await fs.rm(tmp, { force: true });
+    }
+  }
+
+  /** Stores the scratch file's bytes (unless the object is there) and returns the client's row for them. */
+  private async store(file: string, row: NewAsset): Promise<{ asset: Asset; created: boolean }> {
+    const { repo, storage } = this.deps;
+    const { client_id: clientId, sha256, storage_key: key } = row;
+    let puts = 0;
+    for (;;) {
+      let found: { asset: Asset; created: boolean } | undefined;
+      try {
+        found = await repo.locked(async (tx) => {
+          await tx.lockSha(sha256);
+          if (!(await storage.file(key))) return undefined;
+          const existing = await tx.bySha(clientId, sha256);
+          return existing ? { asset: existing, created: false } : { asset: await tx.insert(row), created: true };
+        });
+      } catch (err) {
+        if (puts > 0) await this.dropIfUnused(sha256, key);
+        throw err;
+      }
+      if (found) return found;
+      if (puts === MAX_PUTS)
+        throw new AppError(
+          'CONFLICT',
+          `the same content was deleted while this upload stored it, ${MAX_PUTS} times; upload it again`,
+          { reason: 'deleted_while_stored' },
+        );
+      await storage.putFile(key, file, { contentType: row.mime });
+      puts++;
+    }
+  }
+
+  /** After a failed upload that stored its object: removes the object unless a row uses it (logged if that fails). */
+  private async dropIfUnused(sha256: string, key: string): Promise<void> {
+    try {
+      await this.deps.repo.locked(async (tx) => {
+        await tx.lockSha(sha256);
+        if ((await tx.countSha(sha256)) === 0) await this.deps.storage.delete(key);
+      });
+    } catch (err) {
+      this.deps.logger.error({ err, key }, 'a failed upload left its stored object behind');
     }
   }
 
@@ -233,16 +293,26 @@ export class AssetService {
   /**
    * Deletes an asset: 409 while a queued or running render reads it (finished
    * renders no longer need it). Its stored object goes when no other row shares it.
+   *
+   * One locked step (see the class comment): the row lock orders it against
+   * a render request recording the asset (MediaRequests.requestRender), so a
+   * render recorded before it is seen here, and one after it finds the asset
+   * gone; the sha256 lock orders it against uploads of the same bytes.
    */
   async delete(id: number): Promise<void> {
-    const a = await this.get(id);
-    const renders = await this.deps.repo.activeRendersUsing(id);
-    if (renders.length > 0)
-      throw new AppError('ASSET_IN_USE', `asset ${id} is used by render ${renders.join(', ')} in progress`, {
-        renders,
-      });
-    await this.deps.repo.delete(id);
-    if ((await this.deps.repo.countSha(a.sha256)) === 0) await this.deps.storage.delete(a.storage_key);
+    const { sha256 } = await this.get(id);
+    await this.deps.repo.locked(async (tx) => {
+      await tx.lockSha(sha256);
+      const a = await tx.lockForDelete(id);
+      if (!a) throw notFound('ASSET_NOT_FOUND', 'asset', id);
+      const renders = await tx.activeRendersUsing(id);
+      if (renders.length > 0)
+        throw new AppError('ASSET_IN_USE', `asset ${id} is used by render ${renders.join(', ')} in progress`, {
+          renders,
+        });
+      await tx.delete(id);
+      if ((await tx.countSha(sha256)) === 0) await this.deps.storage.delete(a.storage_key);
+    });
   }
 
   /** Chooses (or with null clears) the logo of a client, or the music of a campaign or a content. */

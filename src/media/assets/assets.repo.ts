@@ -1,14 +1,64 @@
-import type { Insertable, Selectable } from 'kysely';
-import type { AssetsTable, Db, MediaChoicesTable } from '../../db/types.js';
+import { type Insertable, type Selectable, sql } from 'kysely';
+import type { AssetsTable, Db, Dialect, MediaChoicesTable } from '../../db/types.js';
+import { writeTransaction } from '../../db/write-transaction.js';
 
 export type Asset = Selectable<AssetsTable>;
 export type NewAsset = Omit<Insertable<AssetsTable>, 'id' | 'created_at' | 'updated_at'>;
 export type ChoiceOwner = MediaChoicesTable['owner_kind'];
 export type ChoiceRole = MediaChoicesTable['role'];
 
+/** Namespace of the PostgreSQL advisory locks on a sha256 (two-key form: apart from one-key locks such as the migrator's). */
+const SHA_LOCK_SPACE = 0x0a55e7;
+
 /** Rows of uploaded assets, the logo/music chosen on clients, campaigns and contents, and what renders read. */
 export class AssetsRepo {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly dialect: Dialect,
+  ) {}
+
+  /**
+   * Runs `fn` with this repo inside one write transaction (see
+   * writeTransaction): on SQLite it excludes every other writer; on
+   * PostgreSQL it excludes what `lockSha`, `lockForDelete` and
+   * `lockForRender` lock inside it.
+   */
+  async locked<T>(fn: (tx: AssetsRepo, db: Db) => Promise<T>): Promise<T> {
+    return writeTransaction(this.db, this.dialect, (tx) => fn(new AssetsRepo(tx, this.dialect), tx));
+  }
+
+  /** Inside `locked`: waits for, then holds until the end, the lock on one sha256's rows and stored object. */
+  async lockSha(sha256: string): Promise<void> {
+    // SQLite: the write transaction already holds the database's only write lock.
+    if (this.dialect === 'postgres')
+      await sql`select pg_advisory_xact_lock(${SHA_LOCK_SPACE}::int, hashtext(${sha256}))`.execute(this.db);
+  }
+
+  /** Inside `locked`: the row, locked against renders recording it (undefined when it is gone). */
+  async lockForDelete(id: number): Promise<Asset | undefined> {
+    return this.db
+      .selectFrom('assets')
+      .selectAll()
+      .where('id', '=', id)
+      .$if(this.dialect === 'postgres', (q) => q.forUpdate())
+      .executeTakeFirst();
+  }
+
+  /**
+   * Inside `locked`: those of `ids` that exist and belong to the client,
+   * locked against deletes until the transaction ends.
+   */
+  async lockForRender(clientId: number, ids: number[]): Promise<Asset[]> {
+    if (ids.length === 0) return [];
+    return this.db
+      .selectFrom('assets')
+      .selectAll()
+      .where('id', 'in', [...new Set(ids)])
+      .where('client_id', '=', clientId)
+      .orderBy('id')
+      .$if(this.dialect === 'postgres', (q) => q.forShare())
+      .execute();
+  }
 
   async clientExists(clientId: number): Promise<boolean> {
     const row = await this.db
@@ -94,12 +144,14 @@ export class AssetsRepo {
     return rows.map((r) => r.id);
   }
 
+  /** Records that a render reads these assets (those already recorded stay as they are). */
   async recordRenderAssets(renderId: number, assetIds: number[]): Promise<void> {
     const unique = [...new Set(assetIds)];
     if (unique.length === 0) return;
     await this.db
       .insertInto('render_assets')
       .values(unique.map((asset_id) => ({ render_id: renderId, asset_id })))
+      .onConflict((oc) => oc.columns(['render_id', 'asset_id']).doNothing())
       .execute();
   }
 

@@ -12,9 +12,9 @@ import { type MediaStore, mediaKeys } from '../storage/media-store.js';
 import { countSyllables } from '../stt/acoustic.verifier.js';
 import { RENDER_PRESETS, type RenderQuality } from './presets.js';
 import type { Asset, AssetsRepo } from '../assets/assets.repo.js';
+import { lockRenderAssets, type RenderAssets } from '../assets/render-assets.js';
 import { type CaptionCue, toSrt, toVtt } from './captions.js';
 import {
-  backgroundAssetId,
   END_CARD_S,
   parseRenderOptions,
   type RenderOptions,
@@ -99,6 +99,7 @@ export class RenderService {
     b: ScriptBlock | undefined,
     ctx: ContentContext,
     opts: RenderOptions,
+    assets: RenderAssets,
     workDir: string,
   ): Promise<Background> {
     const fallback: Background = { kind: 'color', color: this.brandColor(ctx) };
@@ -106,10 +107,10 @@ export class RenderService {
     if (!b || !value) return fallback;
     if (HEX.test(value)) return { kind: 'color', color: value.startsWith('#') ? value : `#${value}` };
     const inputs = path.join(workDir, 'inputs');
-    const assetId = backgroundAssetId(b);
-    if (assetId !== undefined) {
-      const a = await this.deps.assets.get(assetId);
-      if (a && a.client_id === ctx.client_id && a.kind !== 'audio') {
+    const named = assets.backgrounds.get(b.id);
+    if (named) {
+      const a = named.asset;
+      if (a && a.kind !== 'audio') {
         const file = await this.deps.storage.localCopy(a.storage_key, inputs);
         return a.kind === 'clip'
           ? { kind: 'clip', path: file }
@@ -142,6 +143,14 @@ export class RenderService {
     if (!ctx) throw new RenderInputError(`content ${row.content_id} does not exist`);
     if (ctx.blocks.length === 0) throw new RenderInputError(`content ${row.content_id} has no script blocks`);
     await repo.updateRender(row.id, { status: 'running', error: null, task_id: req.taskId ?? row.task_id });
+    const opts = parseRenderOptions(row.options);
+    // What it reads is recorded for the render now too (the script or the choices may have changed
+    // since the request): none of it can be deleted while it runs.
+    const assets = await this.deps.assets.locked(async (tx) => {
+      const used = await lockRenderAssets(tx, ctx, opts);
+      await tx.recordRenderAssets(row.id, used.ids);
+      return used;
+    });
     // Inputs are fetched into and outputs made in this process's scratch directory, then uploaded.
     const workDir = path.join(this.deps.scratchDir, `render-${row.id}-${randomUUID()}`);
     await fs.mkdir(workDir, { recursive: true });
@@ -153,7 +162,7 @@ export class RenderService {
         seconds: (performance.now() - t0) / 1000,
       });
     try {
-      const out = await this.renderIn(req, row, ctx, workDir, ffmpeg);
+      const out = await this.renderIn(req, row, ctx, opts, assets, workDir, ffmpeg);
       observe('ok');
       return out;
     } catch (err) {
@@ -168,12 +177,13 @@ export class RenderService {
     req: RenderRequest,
     row: Render,
     ctx: ContentContext,
+    opts: RenderOptions,
+    assets: RenderAssets,
     workDir: string,
     ffmpeg: string,
   ): Promise<RenderOutcome> {
     const { repo, storage } = this.deps;
 
-    const opts = parseRenderOptions(row.options);
     const inputs = path.join(workDir, 'inputs');
     const fetch = (a: Asset) => storage.localCopy(a.storage_key, inputs);
     const offset = opts.titleCard ? TITLE_CARD_S : 0;
@@ -193,7 +203,7 @@ export class RenderService {
           start_s: at,
           end_s: at + d,
           caption,
-          background: await this.background(b, ctx, opts, workDir),
+          background: await this.background(b, ctx, opts, assets, workDir),
         });
         cues.push({ start_s: at, end_s: at + d, text: caption });
         at += d;
@@ -213,7 +223,7 @@ export class RenderService {
         const b = byId.get(t.block_id);
         const caption = b?.subtitle_text ?? t.subtitle_text ?? b?.text ?? t.text;
         const span = { start_s: t.start_s + offset, end_s: t.end_s + offset };
-        timeline.push({ ...span, caption, background: await this.background(b, ctx, opts, workDir) });
+        timeline.push({ ...span, caption, background: await this.background(b, ctx, opts, assets, workDir) });
         cues.push({ ...span, text: caption });
         speech.push(span);
       }
@@ -238,11 +248,7 @@ export class RenderService {
       });
       durationS += END_CARD_S;
     }
-    const logo = opts.logo ? await this.deps.assets.choice('client', ctx.client_id, 'logo') : undefined;
-    const music = opts.music
-      ? ((await this.deps.assets.choice('content', ctx.content_id, 'music')) ??
-        (await this.deps.assets.choice('campaign', ctx.campaign_id, 'music')))
-      : undefined;
+    const { logo, music } = assets;
 
     const dir = mediaKeys.renderDir(row.id);
     const outputPath = `${dir}/video.mp4`;
