@@ -8,6 +8,7 @@ import * as m0004 from './migrations/0004-cache-log-and-stats-freshness.js';
 import * as m0005 from './migrations/0005-task-run-keys.js';
 import * as m0006 from './migrations/0006-media-assets.js';
 import * as m0007 from './migrations/0007-observability.js';
+import * as m0009 from './migrations/0009-asset-locks.js';
 import { schemaHelpers, type SchemaHelpers } from './migrations/schema-helpers.js';
 import type { Database, Dialect } from './types.js';
 
@@ -22,6 +23,7 @@ const MIGRATIONS: Record<string, MigrationModule> = {
   '0005-task-run-keys': m0005,
   '0006-media-assets': m0006,
   '0007-observability': m0007,
+  '0009-asset-locks': m0009,
 };
 
 class DialectMigrationProvider implements MigrationProvider {

@@ -252,6 +252,13 @@ export interface AlertsTable extends Timestamps {
   notifications: string;
 }
 
+/** A lease on one sha256's asset rows and object (SQLite only; see AssetsRepo.withShaLock). */
+export interface AssetLocksTable {
+  sha256: string;
+  holder: string;
+  expires_ms: number;
+}
+
 export interface TelemetryLeasesTable {
   name: string;
   holder: string;
@@ -276,6 +283,7 @@ export interface Database {
   telemetry_samples: TelemetrySamplesTable;
   alerts: AlertsTable;
   telemetry_leases: TelemetryLeasesTable;
+  asset_locks: AssetLocksTable;
 }
 
 export type Dialect = 'sqlite' | 'postgres';

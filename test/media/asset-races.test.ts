@@ -8,9 +8,9 @@
  * it can go": to its end, unless the paused step holds a lock the second one
  * needs. On PostgreSQL the second runs until it ends or a backend of the
  * database waits on a lock; on SQLite, when the paused step holds the
- * database's write lock (seen from a connection of the test's own), the
- * second starts once the paused operation has ended, which is the only order
- * that lock allows. So the interleaving each test names happens exactly
+ * database's write lock or a lease on a sha256 (seen from a connection of the
+ * test's own), the second starts once the paused operation has ended, which
+ * is the only order those locks allow. So the interleaving each test names happens exactly
  * whenever nothing prevents it, with no sleeps. The paused operation runs on
  * a database connection of its own, as another process would.
  */
@@ -193,21 +193,30 @@ describe.each(cases)('asset races (%s, %s storage)', (backend, storageKind) => {
       logger: silentLogger,
     });
 
-  /** True while another connection holds the SQLite database's write lock. */
-  function sqliteWriteLocked(): boolean {
-    const probe = new SQLite(sqliteFile);
+  /** Runs `use` on a connection of the test's own to the SQLite file, that waits `busyTimeoutMs` for a lock. */
+  function onOwnConnection<T>(busyTimeoutMs: number, use: (conn: SQLite.Database) => T): T {
+    const conn = new SQLite(sqliteFile);
     try {
-      probe.pragma('busy_timeout = 0');
-      probe.exec('begin immediate');
-      probe.exec('rollback');
-      return false;
-    } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_BUSY') return true;
-      throw err;
+      conn.pragma(`busy_timeout = ${busyTimeoutMs}`);
+      return use(conn);
     } finally {
-      probe.close();
+      conn.close();
     }
   }
+
+  /** True while another connection holds the SQLite database's write lock, or a lease on a sha256. */
+  const sqliteLocked = (): boolean =>
+    onOwnConnection(0, (conn) => {
+      try {
+        conn.exec('begin immediate');
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_BUSY') return true;
+        throw err;
+      }
+      const leases = conn.prepare('select count(*) from asset_locks').pluck().get();
+      conn.exec('rollback');
+      return leases !== 0;
+    });
 
   const lockWaiters = async () =>
     (
@@ -221,7 +230,7 @@ describe.each(cases)('asset races (%s, %s storage)', (backend, storageKind) => {
   /** Runs `op` as far as it can go now (see the file comment); `outcome()` is its result, once it can end. */
   async function meanwhile<T>(op: () => Promise<T>): Promise<{ outcome: () => Promise<T> }> {
     if (backend === 'sqlite') {
-      if (sqliteWriteLocked()) return { outcome: op };
+      if (sqliteLocked()) return { outcome: op };
       const settled = await settle(op());
       return { outcome: async () => unwrap(settled) };
     }
@@ -408,4 +417,43 @@ describe.each(cases)('asset races (%s, %s storage)', (backend, storageKind) => {
       .execute();
     expect(recorded.map((r) => r.asset_id)).toEqual([first.id, second.id]);
   });
+
+  it.runIf(backend === 'sqlite')(
+    'no SQLite write lock is held across a store call: another connection writes meanwhile without waiting',
+    async () => {
+      const bytes = freshImage();
+      const writes: number[] = [];
+      // With the write lock held here, this would wait (blocking the process, as the cache's
+      // generation log would) until its busy timeout, then fail with SQLITE_BUSY.
+      const writeMeanwhile = async () => {
+        const t0 = performance.now();
+        onOwnConnection(1000, (conn) =>
+          conn.exec('create table if not exists probe_writes (x); insert into probe_writes values (1)'),
+        );
+        writes.push(performance.now() - t0);
+      };
+      const hooked = hookedAssets({ afterFile: once(writeMeanwhile), beforeDelete: once(writeMeanwhile) });
+      const a = await upload(hooked, await newClient(), bytes);
+      await hooked.delete(a.id);
+      expect(writes).toHaveLength(2);
+      for (const ms of writes) expect(ms).toBeLessThan(500);
+    },
+  );
+
+  it.runIf(backend === 'sqlite')(
+    'a SQLite lease left by a process that died runs out, and the upload waiting for it goes on',
+    async () => {
+      const bytes = freshImage();
+      const leftUntil = Date.now() + 300;
+      await system.database.db
+        .insertInto('asset_locks')
+        .values({ sha256: sha(bytes), holder: 'a-process-that-died', expires_ms: leftUntil })
+        .execute();
+      const a = await upload(system.media.assets, await newClient(), bytes);
+      expect(Date.now()).toBeGreaterThanOrEqual(leftUntil);
+      expect(await rowsOf(bytes)).toEqual([a.id]);
+      expect(await storedSha(bytes)).toBe(sha(bytes));
+      expect(await system.database.db.selectFrom('asset_locks').selectAll().execute()).toEqual([]);
+    },
+  );
 });

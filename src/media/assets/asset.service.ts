@@ -86,8 +86,8 @@ const MAX_PUTS = 3;
  *   object stored.
  *
  * It holds because both changes that could break it are made under the
- * sha256's lock (AssetsRepo.locked + lockSha: a PostgreSQL advisory lock, or
- * SQLite's write lock), each after a check under the same lock:
+ * sha256's lock (AssetsRepo.withShaLock: a PostgreSQL advisory lock, or a
+ * lease row on SQLite), each after a check under the same lock:
  * - a row is inserted only after the object was seen stored (`store`);
  * - an object is deleted only after no row was left (`delete`).
  * The put itself, which can be large, runs outside the lock. A put is only
@@ -95,10 +95,12 @@ const MAX_PUTS = 3;
  * other row in between removes it, and the upload puts it again. Puts and
  * deletes are all-or-nothing in both stores (a rename; a single PUT or a
  * completed multipart upload on S3, whose reads after writes and deletes are
- * consistent), so "seen stored" means every byte is there. Left open: a
- * commit that fails after its object was deleted (a database outage at that
- * instant) leaves rows without the object; uploading the bytes again stores
- * it again, since `store` checks the object even when the row exists.
+ * consistent), so "seen stored" means every byte is there. Left open: on
+ * PostgreSQL, a commit that fails after the object was deleted (a database
+ * outage at that instant) leaves rows without it; on SQLite, a hold longer
+ * than the lease (a store call hung for a minute) lets another process in.
+ * Uploading the bytes again stores them again, since `store` checks the
+ * object even when the row exists.
  */
 export class AssetService {
   constructor(private readonly deps: AssetServiceDeps) {}
@@ -186,11 +188,12 @@ export class AssetService {
     for (;;) {
       let found: { asset: Asset; created: boolean } | undefined;
       try {
-        found = await repo.locked(async (tx) => {
-          await tx.lockSha(sha256);
+        found = await repo.withShaLock(sha256, async (locked) => {
           if (!(await storage.file(key))) return undefined;
-          const existing = await tx.bySha(clientId, sha256);
-          return existing ? { asset: existing, created: false } : { asset: await tx.insert(row), created: true };
+          const existing = await locked.bySha(clientId, sha256);
+          return existing
+            ? { asset: existing, created: false }
+            : { asset: await locked.insert(row), created: true };
         });
       } catch (err) {
         if (puts > 0) await this.dropIfUnused(sha256, key);
@@ -211,9 +214,8 @@ export class AssetService {
   /** After a failed upload that stored its object: removes the object unless a row uses it (logged if that fails). */
   private async dropIfUnused(sha256: string, key: string): Promise<void> {
     try {
-      await this.deps.repo.locked(async (tx) => {
-        await tx.lockSha(sha256);
-        if ((await tx.countSha(sha256)) === 0) await this.deps.storage.delete(key);
+      await this.deps.repo.withShaLock(sha256, async (locked) => {
+        if ((await locked.countSha(sha256)) === 0) await this.deps.storage.delete(key);
       });
     } catch (err) {
       this.deps.logger.error({ err, key }, 'a failed upload left its stored object behind');
@@ -294,24 +296,30 @@ export class AssetService {
    * Deletes an asset: 409 while a queued or running render reads it (finished
    * renders no longer need it). Its stored object goes when no other row shares it.
    *
-   * One locked step (see the class comment): the row lock orders it against
-   * a render request recording the asset (MediaRequests.requestRender), so a
-   * render recorded before it is seen here, and one after it finds the asset
-   * gone; the sha256 lock orders it against uploads of the same bytes.
+   * Under the sha256's lock (see the class comment), which orders it against
+   * uploads of the same bytes; its check and removal of the row are one
+   * `locked` step, which orders it against a render request recording the
+   * asset (MediaRequests.requestRender): a render recorded before it is seen
+   * here, and one after it finds the asset gone.
    */
   async delete(id: number): Promise<void> {
-    const { sha256 } = await this.get(id);
-    await this.deps.repo.locked(async (tx) => {
-      await tx.lockSha(sha256);
-      const a = await tx.lockForDelete(id);
-      if (!a) throw notFound('ASSET_NOT_FOUND', 'asset', id);
-      const renders = await tx.activeRendersUsing(id);
-      if (renders.length > 0)
-        throw new AppError('ASSET_IN_USE', `asset ${id} is used by render ${renders.join(', ')} in progress`, {
-          renders,
-        });
-      await tx.delete(id);
-      if ((await tx.countSha(sha256)) === 0) await this.deps.storage.delete(a.storage_key);
+    const { sha256, storage_key: key } = await this.get(id);
+    await this.deps.repo.withShaLock(sha256, async (locked) => {
+      const left = await locked.locked(async (tx) => {
+        if (!(await tx.lockForDelete(id))) throw notFound('ASSET_NOT_FOUND', 'asset', id);
+        const renders = await tx.activeRendersUsing(id);
+        if (renders.length > 0)
+          throw new AppError(
+            'ASSET_IN_USE',
+            `asset ${id} is used by render ${renders.join(', ')} in progress`,
+            {
+              renders,
+            },
+          );
+        await tx.delete(id);
+        return tx.countSha(sha256);
+      });
+      if (left === 0) await this.deps.storage.delete(key);
     });
   }
 

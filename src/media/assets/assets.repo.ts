@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { type Insertable, type Selectable, sql } from 'kysely';
 import type { AssetsTable, Db, Dialect, MediaChoicesTable } from '../../db/types.js';
 import { writeTransaction } from '../../db/write-transaction.js';
@@ -9,29 +11,85 @@ export type ChoiceRole = MediaChoicesTable['role'];
 
 /** Namespace of the PostgreSQL advisory locks on a sha256 (two-key form: apart from one-key locks such as the migrator's). */
 const SHA_LOCK_SPACE = 0x0a55e7;
+/**
+ * How long a SQLite lease on a sha256 lasts: far longer than a hold (a few store
+ * calls). A process that died holding one delays that sha256's uploads and deletes
+ * by at most this.
+ */
+const SHA_LEASE_MS = 60_000;
+/** The longest pause between tries for a SQLite lease another process holds (from 1 ms, doubling). */
+const SHA_LEASE_POLL_MAX_MS = 50;
 
 /** Rows of uploaded assets, the logo/music chosen on clients, campaigns and contents, and what renders read. */
 export class AssetsRepo {
   constructor(
     private readonly db: Db,
     private readonly dialect: Dialect,
+    /** True for the repo a `locked` step or a PostgreSQL `withShaLock` hands out: inner `locked` steps join it. */
+    private readonly inTransaction = false,
   ) {}
 
   /**
    * Runs `fn` with this repo inside one write transaction (see
    * writeTransaction): on SQLite it excludes every other writer; on
-   * PostgreSQL it excludes what `lockSha`, `lockForDelete` and
-   * `lockForRender` lock inside it.
+   * PostgreSQL it excludes what `lockForDelete` and `lockForRender` lock
+   * inside it. Called inside another such step, `fn` joins it. No storage
+   * calls inside: on SQLite they would hold the database's write lock.
    */
   async locked<T>(fn: (tx: AssetsRepo, db: Db) => Promise<T>): Promise<T> {
-    return writeTransaction(this.db, this.dialect, (tx) => fn(new AssetsRepo(tx, this.dialect), tx));
+    if (this.inTransaction) return fn(this, this.db);
+    return writeTransaction(this.db, this.dialect, (tx) => fn(new AssetsRepo(tx, this.dialect, true), tx));
   }
 
-  /** Inside `locked`: waits for, then holds until the end, the lock on one sha256's rows and stored object. */
-  async lockSha(sha256: string): Promise<void> {
-    // SQLite: the write transaction already holds the database's only write lock.
+  /**
+   * Runs `fn` holding the lock on one sha256's rows and stored object, against
+   * every process of the deployment:
+   * - PostgreSQL: inside a transaction holding an advisory lock on the
+   *   sha256 (the `locked` steps of `fn` join it);
+   * - SQLite: holding a lease row in `asset_locks`, outside any transaction
+   *   (the `locked` steps of `fn` are short transactions of their own). A
+   *   write transaction open across `fn`'s storage calls would make any other
+   *   connection of this process that writes meanwhile (the cache's
+   *   generation log) sleep in SQLite's busy handler, which blocks the event
+   *   loop and so the transaction itself, until its busy timeout.
+   */
+  async withShaLock<T>(sha256: string, fn: (repo: AssetsRepo) => Promise<T>): Promise<T> {
     if (this.dialect === 'postgres')
-      await sql`select pg_advisory_xact_lock(${SHA_LOCK_SPACE}::int, hashtext(${sha256}))`.execute(this.db);
+      return this.locked(async (tx, db) => {
+        await sql`select pg_advisory_xact_lock(${SHA_LOCK_SPACE}::int, hashtext(${sha256}))`.execute(db);
+        return fn(tx);
+      });
+    const holder = randomUUID();
+    for (
+      let waitMs = 1;
+      !(await this.lease(sha256, holder));
+      waitMs = Math.min(2 * waitMs, SHA_LEASE_POLL_MAX_MS)
+    )
+      await delay(waitMs);
+    try {
+      return await fn(this);
+    } finally {
+      await this.db
+        .deleteFrom('asset_locks')
+        .where('sha256', '=', sha256)
+        .where('holder', '=', holder)
+        .execute();
+    }
+  }
+
+  /** Takes the SQLite lease on a sha256 unless another holder's has not run out; one statement, so one process wins. */
+  private async lease(sha256: string, holder: string): Promise<boolean> {
+    const now = Date.now();
+    const expires_ms = now + SHA_LEASE_MS;
+    const row = await this.db
+      .insertInto('asset_locks')
+      .values({ sha256, holder, expires_ms })
+      .onConflict((oc) =>
+        oc.column('sha256').doUpdateSet({ holder, expires_ms }).where('asset_locks.expires_ms', '<', now),
+      )
+      .returning('holder')
+      .executeTakeFirst();
+    return row?.holder === holder;
   }
 
   /** Inside `locked`: the row, locked against renders recording it (undefined when it is gone). */
