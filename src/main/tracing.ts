@@ -92,7 +92,11 @@ export async function startTracing(
   core.setGlobalErrorHandler(throttledErrorLog(logger, cfg.endpoint));
   // The process's provider, context manager (AsyncLocalStorage) and W3C propagator.
   provider.register();
-  const tracing = new Tracing(provider.getTracer('omnivibe', version), new core.W3CTraceContextPropagator());
+  const tracing = new Tracing(
+    provider.getTracer('omnivibe', version),
+    new core.W3CTraceContextPropagator(),
+    cfg.sampler.parentBased,
+  );
   const stopRedis = traceRedisCommands(tracing);
   return {
     tracing,

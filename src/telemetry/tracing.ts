@@ -142,13 +142,23 @@ export interface HttpSpan {
   /** The context the request's hooks and handler run in. */
   readonly context: Context;
   readonly traceId: string;
+  /** Set once the span is ended (the response was sent, or the client went away). */
+  ended: boolean;
 }
 
 export class Tracing {
+  /** The last `traceparent` a job carried and its context: a bulk enqueue's jobs all carry the same one. */
+  private carried: { traceparent: string; context: Context } | undefined;
+
   constructor(
     private readonly tracer: Tracer,
     /** W3C trace context: incoming `traceparent` headers, and the context a job carries. */
     private readonly propagator: TextMapPropagator,
+    /**
+     * The sampler follows the parent's decision (parentbased_*): a child of a span that is not
+     * recorded is not recorded either, so no span is started for it at all (see `attempt`).
+     */
+    private readonly followsParent = false,
   ) {}
 
   /** The active span when it records: a traced operation is in progress. */
@@ -217,7 +227,10 @@ export class Tracing {
   /** The remote parent context of a `traceparent`, or the root context when it is missing or invalid. */
   private continueFrom(traceparent: string | undefined): Context {
     if (!traceparent) return ROOT_CONTEXT;
-    return this.propagator.extract(ROOT_CONTEXT, { traceparent }, defaultTextMapGetter);
+    if (this.carried?.traceparent === traceparent) return this.carried.context;
+    const ctx = this.propagator.extract(ROOT_CONTEXT, { traceparent }, defaultTextMapGetter);
+    this.carried = { traceparent, context: ctx };
+    return ctx;
   }
 
   // ------------------------------------------------------------------ HTTP
@@ -225,27 +238,29 @@ export class Tracing {
   /**
    * The server span of a request: a child of a valid incoming `traceparent`, else a new trace. Named
    * by the route template (`GET /api/v1/campaigns/:id`); a request no route matched is `HTTP GET`.
+   * Its attributes are made only when it records (`url` is the request's URL, query included).
    */
   startHttp(
     method: string,
     route: string | undefined,
-    path: string,
+    url: string,
     headers: Record<string, string | string[] | undefined>,
   ): HttpSpan {
     const parent = this.propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
     const span = this.tracer.startSpan(
       route ? `${method} ${route}` : `HTTP ${method}`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          'http.request.method': method,
-          'url.path': path,
-          ...(route ? { 'http.route': route } : {}),
-        } satisfies SpanAttributes,
-      },
+      { kind: SpanKind.SERVER },
       parent,
     );
-    return { span, context: trace.setSpan(parent, span), traceId: span.spanContext().traceId };
+    if (span.isRecording()) {
+      const query = url.indexOf('?');
+      span.setAttributes({
+        'http.request.method': method,
+        'url.path': query < 0 ? url : url.slice(0, query),
+        ...(route ? { 'http.route': route } : {}),
+      } satisfies SpanAttributes);
+    }
+    return { span, context: trace.setSpan(parent, span), traceId: span.spanContext().traceId, ended: false };
   }
 
   /** Ends a request's span with its status (5xx: an error). */
@@ -330,6 +345,12 @@ export class Tracing {
     );
   }
 
+  /**
+   * An attempt's consumer span. One that is not sampled costs only the sampler's decision and the
+   * context its children read (a task's own enqueues carry the decision on): no attributes, no link,
+   * no wrapper around the attempt; and when the sampler follows a parent that is not sampled, not even
+   * a span (the attempt runs in the parent's context).
+   */
   private attempt(
     job: ClaimedJob,
     run: () => Promise<Settlement | undefined>,
@@ -337,20 +358,19 @@ export class Tracing {
     const linked = job.trace?.endsWith(LINK_SUFFIX) ?? false;
     const from = this.continueFrom(linked ? job.trace?.slice(0, -LINK_SUFFIX.length) : job.trace);
     const producer = trace.getSpanContext(from);
-    const span = this.tracer.startSpan(
-      `process ${job.name}`,
-      {
-        kind: SpanKind.CONSUMER,
-        attributes: {
-          'messaging.destination.name': job.queue,
-          'messaging.message.id': job.id,
-          'omnivibe.job.attempt': job.attempt,
-        } satisfies SpanAttributes,
-        ...(linked && producer ? { links: [{ context: producer }] } : {}),
-      },
-      linked ? ROOT_CONTEXT : from,
-    );
-    return context.with(trace.setSpan(linked ? ROOT_CONTEXT : from, span), async () => {
+    if (!linked && this.followsParent && producer && !(producer.traceFlags & TraceFlags.SAMPLED))
+      return context.with(from, run);
+    const parent = linked ? ROOT_CONTEXT : from;
+    const span = this.tracer.startSpan(`process ${job.name}`, { kind: SpanKind.CONSUMER }, parent);
+    const ctx = trace.setSpan(parent, span);
+    if (!span.isRecording()) return context.with(ctx, run);
+    span.setAttributes({
+      'messaging.destination.name': job.queue,
+      'messaging.message.id': job.id,
+      'omnivibe.job.attempt': job.attempt,
+    } satisfies SpanAttributes);
+    if (linked && producer) span.addLink({ context: producer });
+    return context.with(ctx, async () => {
       try {
         const settlement = await run();
         const o = outcomeOf(settlement);

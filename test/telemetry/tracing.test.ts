@@ -239,7 +239,39 @@ describe.each(dbBackends())('traces in one process: %s', (backend) => {
     expect(second.attributes['messaging.message.id']).toBe(taskId);
   });
 
+  it('a request its caller did not sample records nothing, and its task follows that decision but logs its trace id', async () => {
+    const traceId = hex(16);
+    const caller = hex(8);
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/tasks',
+      headers: { authorization: `Bearer ${t.admin}`, traceparent: `00-${traceId}-${caller}-00` },
+      payload: { name: 'diagnostics.noop' },
+    });
+    expect(res.statusCode).toBe(202);
+    expect(res.headers['x-trace-id']).toBe(traceId);
+    const taskId = (res.json() as { task_id: string }).task_id;
+    let finished: { trace_id?: string } | undefined;
+    await until(() => {
+      finished = fs
+        .readFileSync(t.logFile, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { msg?: string; jobId?: string; trace_id?: string })
+        .find((l) => l.msg === 'task finished' && l.jobId === taskId);
+      return finished !== undefined;
+    }, 10_000);
+    expect(finished?.trace_id).toBe(traceId);
+    // A sampled request after it: once its spans are in, the unsampled ones would be too.
+    const marker = (await get('/api/v1/clients')).headers['x-trace-id'] as string;
+    await receiver.waitFor((s) => s.traceId === marker && s.kind === SERVER);
+    expect(ofTrace(traceId)).toEqual([]);
+  });
+
   it('fan-out and scheduled jobs link to their producer instead of growing its trace', async () => {
+    // Task ids restart with each backend's fresh queue: only spans received from here on are this run's.
+    const since = receiver.spans.length;
+    const fresh = (s: ReceivedSpan) => receiver.spans.indexOf(s) >= since;
     const bulk = await t.app.inject({
       method: 'POST',
       url: '/api/v1/tasks/bulk',
@@ -253,7 +285,7 @@ describe.each(dbBackends())('traces in one process: %s', (backend) => {
     const ids = (bulk.json() as { items: { task_id: string }[] }).items.map((i) => i.task_id);
     for (const id of ids) {
       const attempt = await receiver.waitFor(
-        (s) => s.kind === CONSUMER && s.attributes['messaging.message.id'] === id,
+        (s) => s.kind === CONSUMER && s.attributes['messaging.message.id'] === id && fresh(s),
       );
       expect(attempt.traceId).not.toBe(bulkTrace);
       expect(attempt.parentSpanId).toBe('');
@@ -269,7 +301,7 @@ describe.each(dbBackends())('traces in one process: %s', (backend) => {
     const delayedTrace = delayed.headers['x-trace-id'] as string;
     const id = (delayed.json() as { task_id: string }).task_id;
     const scheduled = await receiver.waitFor(
-      (s) => s.kind === CONSUMER && s.attributes['messaging.message.id'] === id,
+      (s) => s.kind === CONSUMER && s.attributes['messaging.message.id'] === id && fresh(s),
     );
     const scheduler = ofTrace(delayedTrace).find((s) => s.kind === PRODUCER);
     expect(scheduled.traceId).not.toBe(delayedTrace);
