@@ -1,8 +1,12 @@
 /**
- * An admin retry keeps a task's trace: the retried attempt continues the trace of the request that
- * enqueued the task (or links to it, for a task whose attempts link), on the embedded queue and on
- * BullMQ, whichever way the backend brings the task back: a dead task redriven where it is, one
- * enqueued again (BullMQ without the redrive shortcut), and one cancelled before it started.
+ * Traces of jobs an operator handles:
+ * - An admin retry keeps a task's trace: the retried attempt continues the trace of the request that
+ *   enqueued the task (or links to it, for a task whose attempts link), on the embedded queue and on
+ *   BullMQ, whichever way the backend brings the task back: a dead task redriven where it is, one
+ *   enqueued again (BullMQ without the redrive shortcut), and one cancelled before it started.
+ * - The workers' periodic cleanup is one trace per run, whatever the number of workers scheduling it:
+ *   its attempt is the root, the sweep's statements and commands its children, and nothing else
+ *   (the scheduling, the queue's polling) starts a trace.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -61,6 +65,7 @@ async function traced(mode: 'embedded' | 'distributed', env: Record<string, stri
     JOBS_LEASE_MS: '1000',
     JOBS_MAX_STALLS: '0',
     JOBS_CLEANUP_INTERVAL_S: '0',
+    WORKER_METRICS_PORT: '0',
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
     OTEL_BSP_SCHEDULE_DELAY: '20',
     ...env,
@@ -175,3 +180,50 @@ describe.runIf(modes.includes('distributed'))(
     );
   },
 );
+
+describe.each(modes)('the periodic cleanup: %s', (mode) => {
+  let t: Traced;
+  const workers: Worker[] = [];
+  beforeAll(async () => {
+    t = await traced(mode, { JOBS_CLEANUP_INTERVAL_S: '1' });
+  });
+  afterAll(async () => {
+    for (const w of workers) await w.stop({ timeoutMs: 2000 });
+    await t.close();
+  });
+
+  it('is one trace per run however many workers schedule it, with its statements under its attempt', async () => {
+    const since = receiver.spans.length;
+    const cleanups = () =>
+      receiver.spans
+        .slice(since)
+        .filter((s) => s.kind === CONSUMER && s.name === 'process maintenance.cleanup');
+    // Two workers each schedule a run every second; one run per interval is enqueued.
+    for (let i = 0; i < 2; i++)
+      workers.push(
+        startWorker(t.system, t.system.jobs, { ...workerDefaults(t.system.config), metricsPort: 0 }),
+      );
+    const startedAt = Date.now();
+    await until(() => cleanups().length >= 3, 15_000, 'three cleanup runs');
+    for (const w of workers.splice(0)) await w.stop({ timeoutMs: 2000 });
+    const seconds = (Date.now() - startedAt) / 1000;
+    // The spans still in the export queue arrive within its 20 ms delay.
+    await new Promise((r) => setTimeout(r, 300));
+    const runs = cleanups();
+    // One per interval (plus the one each worker schedules at its start), not one per worker.
+    expect(runs.length).toBeLessThanOrEqual(Math.ceil(seconds) + 1);
+    expect(new Set(runs.map((r) => r.attributes['messaging.message.id'])).size).toBe(runs.length);
+    for (const run of runs) {
+      expect(run.parentSpanId).toBe('');
+      expect(run.links).toEqual([]);
+      expect(run.attributes['omnivibe.job.outcome']).toBe('completed');
+      const spans = receiver.spans.filter((s) => s.traceId === run.traceId);
+      // Its statements (and on BullMQ its Redis commands) are the attempt's children.
+      expect(spans.some((s) => s.name === 'db delete' && s.parentSpanId === run.spanId)).toBe(true);
+      expect(spans.filter((s) => s.parentSpanId === '')).toEqual([run]);
+    }
+    // Nothing else the workers did started a trace: every root since is a cleanup run.
+    const roots = receiver.spans.slice(since).filter((s) => s.parentSpanId === '');
+    expect(roots.map((s) => s.name)).toEqual(runs.map(() => 'process maintenance.cleanup'));
+  }, 30_000);
+});
