@@ -137,7 +137,7 @@ export async function createSystem(
     createJobQueue(config, logger, shortcuts),
     createTaskRegistry(),
     ADMIN_ENQUEUEABLE,
-    metrics ? (req) => metrics.jobsEnqueued.inc({ queue: req.queue, task: req.name }) : undefined,
+    metrics ? (req) => metrics.jobEnqueued(req.queue, req.name) : undefined,
     tracing?.jobs(),
   );
   const media = createMediaServices(config.media, database.db, database.dialect, logger, {

@@ -53,12 +53,14 @@ export interface LiveInterval {
 
 export type JobOutcomeName = 'completed' | 'failed' | 'retried' | 'dead' | 'cancelled';
 
-interface HttpAcc {
+/** The figures of one method and route in the current interval (kept across intervals: see LiveRecorder). */
+export interface HttpSlot {
   n: number;
   e: number;
   s: DDSketch;
 }
-interface JobAcc {
+/** The figures of one queue and task in the current interval. */
+export interface JobSlot {
   counts: Record<JobOutcomeName, number>;
   wait: DDSketch;
   run: DDSketch;
@@ -67,25 +69,42 @@ interface JobAcc {
 /** The separator of composite keys (never in a route, queue or task name). */
 export const KEY_SEP = ' ';
 
+/**
+ * Accumulators are made once per method and route, and per queue and task (bounded like the
+ * metrics' series), and reset in place when an interval is taken: a caller on a hot path resolves
+ * its slot once (`httpSlot`, `jobSlot`) and records into it with no lookup. An interval lists only
+ * the slots it recorded into.
+ */
 export class LiveRecorder {
-  private httpAcc = new Map<string, HttpAcc>();
-  private jobAcc = new Map<string, JobAcc>();
+  private readonly httpAcc = new Map<string, HttpSlot>();
+  private readonly jobAcc = new Map<string, JobSlot>();
   private cacheAcc = new Map<string, CacheFigures>();
   private dbAcc = { n: 0, slow: 0, s: newSketch() };
   private queueAcc = new Map<string, QueueSample>();
   private empty = true;
 
-  http(method: string, route: string, status: number, seconds: number): void {
+  /** The accumulator of one method and route (the same object for the recorder's life). */
+  httpSlot(method: string, route: string): HttpSlot {
     const key = `${method}${KEY_SEP}${route}`;
     let a = this.httpAcc.get(key);
     if (!a) this.httpAcc.set(key, (a = { n: 0, e: 0, s: newSketch() }));
-    a.n++;
-    if (status >= 500) a.e++;
-    a.s.accept(seconds);
+    return a;
+  }
+
+  /** Records one request into its slot. */
+  httpInto(slot: HttpSlot, status: number, seconds: number): void {
+    slot.n++;
+    if (status >= 500) slot.e++;
+    slot.s.accept(seconds);
     this.empty = false;
   }
 
-  job(queue: string, task: string, outcome: JobOutcomeName, waitS: number | null, runS: number | null): void {
+  http(method: string, route: string, status: number, seconds: number): void {
+    this.httpInto(this.httpSlot(method, route), status, seconds);
+  }
+
+  /** The accumulator of one queue and task (the same object for the recorder's life). */
+  jobSlot(queue: string, task: string): JobSlot {
     const key = `${queue}${KEY_SEP}${task}`;
     let a = this.jobAcc.get(key);
     if (!a)
@@ -97,10 +116,19 @@ export class LiveRecorder {
           run: newSketch(),
         }),
       );
-    a.counts[outcome]++;
-    if (waitS !== null) a.wait.accept(waitS);
-    if (runS !== null) a.run.accept(runS);
+    return a;
+  }
+
+  /** Records one attempt into its slot. */
+  jobInto(slot: JobSlot, outcome: JobOutcomeName, waitS: number | null, runS: number | null): void {
+    slot.counts[outcome]++;
+    if (waitS !== null) slot.wait.accept(waitS);
+    if (runS !== null) slot.run.accept(runS);
     this.empty = false;
+  }
+
+  job(queue: string, task: string, outcome: JobOutcomeName, waitS: number | null, runS: number | null): void {
+    this.jobInto(this.jobSlot(queue, task), outcome, waitS, runS);
   }
 
   cache(prefix: string, result: keyof CacheFigures, n = 1): void {
@@ -134,14 +162,24 @@ export class LiveRecorder {
       cache: {},
       db: { n: 0, slow: 0, s: encodeSketch(newSketch()) },
     };
-    for (const [k, a] of this.httpAcc) out.http[k] = { n: a.n, e: a.e, s: encodeSketch(a.s) };
-    for (const [k, a] of this.jobAcc)
-      out.jobs[k] = { ...a.counts, wait: encodeSketch(a.wait), run: encodeSketch(a.run) };
+    for (const [k, a] of this.httpAcc) {
+      if (a.n === 0) continue;
+      out.http[k] = { n: a.n, e: a.e, s: encodeSketch(a.s) };
+      a.n = 0;
+      a.e = 0;
+      a.s = newSketch();
+    }
+    for (const [k, a] of this.jobAcc) {
+      const c = a.counts;
+      if (c.completed + c.failed + c.retried + c.dead + c.cancelled === 0) continue;
+      out.jobs[k] = { ...c, wait: encodeSketch(a.wait), run: encodeSketch(a.run) };
+      a.counts = { completed: 0, failed: 0, retried: 0, dead: 0, cancelled: 0 };
+      a.wait = newSketch();
+      a.run = newSketch();
+    }
     for (const [k, a] of this.cacheAcc) out.cache[k] = { ...a };
     out.db = { n: this.dbAcc.n, slow: this.dbAcc.slow, s: encodeSketch(this.dbAcc.s) };
     if (this.queueAcc.size > 0) out.queues = Object.fromEntries(this.queueAcc);
-    this.httpAcc = new Map();
-    this.jobAcc = new Map();
     this.cacheAcc = new Map();
     this.dbAcc = { n: 0, slow: 0, s: newSketch() };
     this.queueAcc = new Map();

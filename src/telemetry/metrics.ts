@@ -15,8 +15,13 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { CACHE_LATENCY_BUCKETS_S, type LatencyHistogram } from '../cache/latency-histogram.js';
 import type { RenderRun, VendorCall } from '../media/media-observer.js';
 import { Exemplars } from './exemplars.js';
-import type { LiveRecorder } from './live-recorder.js';
-import { type HistogramSeries, SeriesHistogram } from './series-histogram.js';
+import type { HttpSlot as LiveHttpSlot, JobSlot as LiveJobSlot, LiveRecorder } from './live-recorder.js';
+import {
+  type CounterSeries,
+  type HistogramSeries,
+  SeriesCounter,
+  SeriesHistogram,
+} from './series-metrics.js';
 
 /** HTTP and job durations: sub-millisecond cached GETs up to a 60 s upload, seconds. */
 export const DURATION_BUCKETS = [
@@ -92,6 +97,28 @@ export type CacheLatencySource = () => ReadonlyMap<
   { readonly timing: Readonly<Record<CacheTier, LatencyHistogram>> }
 >;
 
+/** What one method, route and status records into, resolved at its first request. */
+interface HttpSlot {
+  readonly series: HistogramSeries;
+  readonly live: LiveHttpSlot | undefined;
+}
+
+/** What one queue and task record into; each series made at its first use (prom-client shows no series before). */
+interface JobSlot {
+  readonly labels: { readonly queue: string; readonly task: string };
+  enqueued?: CounterSeries;
+  readonly finished: Partial<Record<JobOutcome, CounterSeries>>;
+  wait?: HistogramSeries;
+  run?: HistogramSeries;
+  readonly live: LiveJobSlot | undefined;
+}
+
+/** What one dialect and operation record into. */
+interface DbSlot {
+  readonly duration: HistogramSeries;
+  readonly labels: { readonly dialect: string; readonly operation: DbOperation };
+}
+
 /** Why a sandbox child left service: its task budget, its memory ceiling, a kill (hard timeout, abort), or it died. */
 export type SandboxRecycleReason = 'max_tasks' | 'memory' | 'killed' | 'exited';
 
@@ -103,22 +130,31 @@ export class Metrics {
   private readonly exemplars = new Exemplars();
 
   readonly httpDuration: SeriesHistogram<'method' | 'route' | 'status_code'>;
-  /** The duration series of each method, route and status seen, by one string key (no label hashing per request). */
-  private readonly httpSeries = new Map<string, HistogramSeries>();
-  readonly httpInFlight: Gauge;
-  readonly jobsEnqueued: Counter<'queue' | 'task'>;
-  readonly jobsFinished: Counter<'queue' | 'task' | 'outcome'>;
-  readonly jobWait: Histogram<'queue' | 'task'>;
-  readonly jobRun: Histogram<'queue' | 'task'>;
+  /**
+   * By method, route (UNMATCHED_ROUTE when none) and status: Fastify hands the same method and route
+   * strings every time, so a lookup hashes no new string and builds no key.
+   */
+  private readonly httpSlots = new Map<string, Map<string, Map<number, HttpSlot>>>();
+  /** Requests being served; read into http_server_active_requests when scraped. */
+  private inFlight = 0;
+  private readonly httpInFlight: Gauge;
+  private readonly jobsEnqueued: SeriesCounter<'queue' | 'task'>;
+  private readonly jobsFinished: SeriesCounter<'queue' | 'task' | 'outcome'>;
+  private readonly jobWait: SeriesHistogram<'queue' | 'task'>;
+  private readonly jobRun: SeriesHistogram<'queue' | 'task'>;
+  /** By queue, then task. */
+  private readonly jobSlots = new Map<string, Map<string, JobSlot>>();
   readonly queueDepth: Gauge<'queue' | 'state'>;
   readonly queueOldestWaiting: Gauge<'queue'>;
   readonly workerSlots: Gauge<'state'>;
   readonly cacheRequests: Counter<'prefix' | 'tier' | 'result'>;
   /** Filled at each scrape from the counts the cache keeps itself (a read pays no label lookup). */
   private readonly cacheLatency: SeriesHistogram<'prefix' | 'tier'>;
-  readonly dbDuration: Histogram<'dialect' | 'operation'>;
-  readonly dbSlow: Counter<'dialect' | 'operation'>;
-  readonly dbErrors: Counter<'dialect' | 'operation'>;
+  private readonly dbDuration: SeriesHistogram<'dialect' | 'operation'>;
+  private readonly dbSlow: SeriesCounter<'dialect' | 'operation'>;
+  private readonly dbErrors: SeriesCounter<'dialect' | 'operation'>;
+  /** By dialect, then operation. */
+  private readonly dbSlots = new Map<string, Map<DbOperation, DbSlot>>();
   readonly vendorRequests: Counter<'provider' | 'model' | 'operation' | 'outcome'>;
   readonly vendorCost: Counter<'provider' | 'model' | 'operation'>;
   readonly vendorUnits: Counter<'provider' | 'model' | 'operation' | 'unit'>;
@@ -145,27 +181,28 @@ export class Metrics {
       name: 'http_server_active_requests',
       help: 'HTTP requests being served.',
       registers,
+      collect: () => this.httpInFlight.set(this.inFlight),
     });
-    this.jobsEnqueued = new Counter({
+    this.jobsEnqueued = new SeriesCounter({
       name: 'omnivibe_jobs_enqueued_total',
       help: 'Jobs enqueued by this process, by queue and task.',
       labelNames: ['queue', 'task'],
       registers,
     });
-    this.jobsFinished = new Counter({
+    this.jobsFinished = new SeriesCounter({
       name: 'omnivibe_jobs_finished_total',
       help: 'Job attempts finished by this process, by queue, task and outcome (completed, failed, retried, dead, cancelled).',
       labelNames: ['queue', 'task', 'outcome'],
       registers,
     });
-    this.jobWait = new Histogram({
+    this.jobWait = new SeriesHistogram({
       name: 'omnivibe_job_wait_seconds',
       help: 'Time from enqueue (or the retry time) to the start of an attempt.',
       labelNames: ['queue', 'task'],
       buckets: JOB_BUCKETS,
       registers,
     });
-    this.jobRun = new Histogram({
+    this.jobRun = new SeriesHistogram({
       name: 'omnivibe_job_run_seconds',
       help: 'Run time of one job attempt.',
       labelNames: ['queue', 'task'],
@@ -203,20 +240,20 @@ export class Metrics {
       buckets: CACHE_LATENCY_BUCKETS_S,
       registers,
     });
-    this.dbDuration = new Histogram({
+    this.dbDuration = new SeriesHistogram({
       name: 'omnivibe_db_query_duration_seconds',
       help: 'Duration of database statements, by dialect and operation.',
       labelNames: ['dialect', 'operation'],
       buckets: DB_BUCKETS,
       registers,
     });
-    this.dbSlow = new Counter({
+    this.dbSlow = new SeriesCounter({
       name: 'omnivibe_db_slow_queries_total',
       help: 'Statements slower than DB_SLOW_QUERY_MS.',
       labelNames: ['dialect', 'operation'],
       registers,
     });
-    this.dbErrors = new Counter({
+    this.dbErrors = new SeriesCounter({
       name: 'omnivibe_db_query_errors_total',
       help: 'Statements that failed.',
       labelNames: ['dialect', 'operation'],
@@ -311,26 +348,59 @@ export class Metrics {
       : { contentType: this.registry.contentType, body: text };
   }
 
+  /** A request arrived (counted in http_server_active_requests until httpRequestEnded). */
+  httpRequestStarted(): void {
+    this.inFlight++;
+  }
+
+  /** A request was answered or abandoned by its client. */
+  httpRequestEnded(): void {
+    this.inFlight--;
+  }
+
+  /** Times an answered request (`route`: its template; undefined when no route matched). */
   httpRequest(method: string, route: string | undefined, status: number, seconds: number): void {
-    const m = (HTTP_METHODS as readonly string[]).includes(method) ? method : 'other';
     const r = route ?? UNMATCHED_ROUTE;
-    const key = `${m} ${status} ${r}`;
-    let series = this.httpSeries.get(key);
-    if (!series) {
-      series = this.httpDuration.labels({ method: m, route: r, status_code: status });
-      this.httpSeries.set(key, series);
+    let byRoute = this.httpSlots.get(method);
+    if (!byRoute) this.httpSlots.set(method, (byRoute = new Map()));
+    let byStatus = byRoute.get(r);
+    if (!byStatus) byRoute.set(r, (byStatus = new Map()));
+    let slot = byStatus.get(status);
+    if (!slot) {
+      const m = (HTTP_METHODS as readonly string[]).includes(method) ? method : 'other';
+      slot = {
+        series: this.httpDuration.labels({ method: m, route: r, status_code: status }),
+        live: this.live?.httpSlot(m, r),
+      };
+      byStatus.set(status, slot);
     }
-    series.observe(seconds);
+    slot.series.observe(seconds);
+    if (slot.live) this.live?.httpInto(slot.live, status, seconds);
     const traceId = this.traceId?.();
     if (traceId)
       this.exemplars.record(
         'http_server_request_duration_seconds',
-        { method: m, route: r, status_code: status },
+        slot.series.labels,
         DURATION_BUCKETS,
         seconds,
         traceId,
       );
-    this.live?.http(m, r, status, seconds);
+  }
+
+  private jobSlot(queue: string, task: string): JobSlot {
+    let byTask = this.jobSlots.get(queue);
+    if (!byTask) this.jobSlots.set(queue, (byTask = new Map()));
+    let slot = byTask.get(task);
+    if (!slot) {
+      slot = { labels: Object.freeze({ queue, task }), finished: {}, live: this.live?.jobSlot(queue, task) };
+      byTask.set(task, slot);
+    }
+    return slot;
+  }
+
+  jobEnqueued(queue: string, task: string): void {
+    const slot = this.jobSlot(queue, task);
+    (slot.enqueued ??= this.jobsEnqueued.labels(slot.labels)).inc();
   }
 
   jobFinished(
@@ -340,23 +410,32 @@ export class Metrics {
     waitS: number | null,
     runS: number | null,
   ): void {
-    this.jobsFinished.inc({ queue, task, outcome });
-    if (waitS !== null) this.jobWait.observe({ queue, task }, waitS);
-    if (runS !== null) this.jobRun.observe({ queue, task }, runS);
+    const slot = this.jobSlot(queue, task);
+    (slot.finished[outcome] ??= this.jobsFinished.labels({ queue, task, outcome })).inc();
+    if (waitS !== null) (slot.wait ??= this.jobWait.labels(slot.labels)).observe(waitS);
+    if (runS !== null) (slot.run ??= this.jobRun.labels(slot.labels)).observe(runS);
+    if (slot.live) this.live?.jobInto(slot.live, outcome, waitS, runS);
     const traceId = this.traceId?.();
     if (traceId) {
       if (waitS !== null)
-        this.exemplars.record('omnivibe_job_wait_seconds', { queue, task }, JOB_BUCKETS, waitS, traceId);
+        this.exemplars.record('omnivibe_job_wait_seconds', slot.labels, JOB_BUCKETS, waitS, traceId);
       if (runS !== null)
-        this.exemplars.record('omnivibe_job_run_seconds', { queue, task }, JOB_BUCKETS, runS, traceId);
+        this.exemplars.record('omnivibe_job_run_seconds', slot.labels, JOB_BUCKETS, runS, traceId);
     }
-    this.live?.job(queue, task, outcome, waitS, runS);
   }
 
   dbQuery(dialect: string, operation: DbOperation, seconds: number, slow: boolean, failed: boolean): void {
-    this.dbDuration.observe({ dialect, operation }, seconds);
-    if (slow) this.dbSlow.inc({ dialect, operation });
-    if (failed) this.dbErrors.inc({ dialect, operation });
+    let byOperation = this.dbSlots.get(dialect);
+    if (!byOperation) this.dbSlots.set(dialect, (byOperation = new Map()));
+    let slot = byOperation.get(operation);
+    if (!slot) {
+      const labels = Object.freeze({ dialect, operation });
+      slot = { labels, duration: this.dbDuration.labels(labels) };
+      byOperation.set(operation, slot);
+    }
+    slot.duration.observe(seconds);
+    if (slow) this.dbSlow.labels(slot.labels).inc();
+    if (failed) this.dbErrors.labels(slot.labels).inc();
     this.live?.db(seconds, slow);
   }
 

@@ -32,11 +32,11 @@ export function registerHttpMetrics(app: FastifyInstance, opts: HttpMetricsOptio
   const leave = (request: FastifyRequest) => {
     if (!request.inFlight) return;
     request.inFlight = false;
-    metrics.httpInFlight.dec();
+    metrics.httpRequestEnded();
   };
   app.addHook('onRequest', (request, _reply, done) => {
     request.inFlight = true;
-    metrics.httpInFlight.inc();
+    metrics.httpRequestStarted();
     done();
   });
   app.addHook('onRequestAbort', (request, done) => {
