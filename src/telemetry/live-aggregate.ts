@@ -5,7 +5,7 @@
  * process's 360 rows.
  */
 import type { DDSketch } from '@datadog/sketches-js';
-import type { CacheFigures, JobOutcomeName, LiveInterval } from './live-recorder.js';
+import type { CacheFigures, JobOutcomeName, LiveInterval, QueueSample } from './live-recorder.js';
 import { mergeEncoded, newSketch } from './sketch.js';
 
 export interface RouteAggregate {
@@ -34,10 +34,25 @@ export class LiveAggregate {
   readonly cache = new Map<string, CacheFigures>();
   readonly db = newSketch();
   dbSlow = 0;
+  /** Per queue, the largest waiting count and oldest wait any process sampled (every process reads the same queue). */
+  readonly queues = new Map<string, QueueSample>();
   readonly processes = new Set<string>();
+  /** Every route's latencies in one sketch, made when first asked for (forgotten when figures are added). */
+  private allRoutes: DDSketch | undefined;
+
+  /** The latency sketch of every request over every route. */
+  httpLatency(): DDSketch {
+    if (!this.allRoutes) {
+      const all = newSketch();
+      for (const r of this.routes.values()) all.merge(r.s);
+      this.allRoutes = all;
+    }
+    return this.allRoutes;
+  }
 
   /** Adds one process's published interval. */
   addInterval(process: string, figures: LiveInterval): void {
+    this.allRoutes = undefined;
     this.processes.add(process);
     for (const [key, h] of Object.entries(figures.http)) {
       const r = this.route(key);
@@ -54,10 +69,12 @@ export class LiveAggregate {
     for (const [prefix, c] of Object.entries(figures.cache)) this.addCache(prefix, c);
     mergeEncoded(figures.db.s, this.db);
     this.dbSlow += figures.db.slow;
+    for (const [queue, q] of Object.entries(figures.queues ?? {})) this.addQueue(queue, q);
   }
 
   /** Adds another aggregate (which is left as it was). */
   addAggregate(other: LiveAggregate): void {
+    this.allRoutes = undefined;
     for (const p of other.processes) this.processes.add(p);
     for (const [key, o] of other.routes) {
       const r = this.route(key);
@@ -74,6 +91,7 @@ export class LiveAggregate {
     for (const [prefix, c] of other.cache) this.addCache(prefix, c);
     this.db.merge(other.db);
     this.dbSlow += other.dbSlow;
+    for (const [queue, q] of other.queues) this.addQueue(queue, q);
   }
 
   private route(key: string): RouteAggregate {
@@ -86,6 +104,15 @@ export class LiveAggregate {
     let t = this.tasks.get(key);
     if (!t) this.tasks.set(key, (t = newTask()));
     return t;
+  }
+
+  private addQueue(queue: string, q: QueueSample): void {
+    const a = this.queues.get(queue);
+    if (!a) this.queues.set(queue, { ...q });
+    else {
+      a.waiting = Math.max(a.waiting, q.waiting);
+      a.oldest_s = Math.max(a.oldest_s, q.oldest_s);
+    }
   }
 
   private addCache(prefix: string, c: CacheFigures): void {

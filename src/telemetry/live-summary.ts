@@ -10,8 +10,15 @@ import type { Db } from '../db/types.js';
 import type { QueueCounts } from '../jobs/types.js';
 import { type CacheFigures, KEY_SEP, type LiveInterval } from './live-recorder.js';
 import { LiveAggregate } from './live-aggregate.js';
-import { buildSeries, type CostRow, type Series } from './live-series.js';
-import { newSketch, quantile } from './sketch.js';
+import {
+  bucketOf,
+  buildSeries,
+  type CostRow,
+  type Series,
+  SeriesBucket,
+  seriesBuckets,
+} from './live-series.js';
+import { quantile } from './sketch.js';
 
 export const SUMMARY_WINDOWS = { '1m': 60_000, '5m': 300_000, '15m': 900_000, '1h': 3_600_000 } as const;
 export type SummaryWindow = keyof typeof SUMMARY_WINDOWS;
@@ -145,9 +152,9 @@ export class LiveSummary {
       this.costs(now, windowMs),
     ]);
 
-    const agg = this.merged(rows, now - windowMs);
+    const agg = new LiveAggregate();
+    for (const [, minute] of this.minuteAggregates(rows, now - windowMs)) agg.addAggregate(minute);
     const { routes, tasks, cache, processes } = agg;
-    const all = newSketch();
     let requests = 0;
     let errors = 0;
     const routeList: RouteSummary[] = [];
@@ -155,7 +162,6 @@ export class LiveSummary {
       const [method, route] = splitKey(key);
       requests += r.n;
       errors += r.e;
-      all.merge(r.s);
       routeList.push({
         method,
         route,
@@ -216,7 +222,7 @@ export class LiveSummary {
         requests,
         rps: perS(requests, windowS),
         error_rate: share(errors, requests),
-        ...latency(all),
+        ...latency(agg.httpLatency()),
         routes: routeList.slice(0, this.opts.topRoutes ?? 10),
       },
       jobs: {
@@ -242,13 +248,23 @@ export class LiveSummary {
   /**
    * The figures of the last `windowMs` in buckets of `stepMs` (live-series.ts), over every
    * process; AI spend per provider from ai_api_usage. At most one hour back (rows older than that
-   * are not kept parsed, and are pruned after two).
+   * are not kept parsed, and are pruned after two). A step of whole minutes is made of the minute
+   * aggregates the summary keeps; a finer one (windows of a quarter hour or less by default) merges
+   * its rows.
    */
   async series(windowMs: number, stepMs: number): Promise<Series> {
     const now = this.now();
-    const since = Math.ceil(now / stepMs) * stepMs - Math.ceil(windowMs / stepMs) * stepMs;
-    const [rows, costs] = await Promise.all([this.rows(since), this.costRows(since)]);
-    return buildSeries(rows, costs, now, windowMs, stepMs);
+    const b = seriesBuckets(now, windowMs, stepMs);
+    const [rows, costs] = await Promise.all([this.rows(b.start), this.costRows(b.start)]);
+    const buckets = new Array<SeriesBucket | undefined>(b.n);
+    if (stepMs % MINUTE_MS === 0)
+      // `start` is on a minute: a minute's rows all fall in one bucket, that of the minute's start.
+      for (const [minute, agg] of this.minuteAggregates(rows, b.start))
+        (buckets[bucketOf(minute * MINUTE_MS, b, stepMs)] ??= new SeriesBucket()).addAggregate(agg);
+    else
+      for (const row of rows)
+        (buckets[bucketOf(row.endMs, b, stepMs)] ??= new SeriesBucket()).addInterval(row.figures);
+    return buildSeries(buckets, costs, now, windowMs, stepMs);
   }
 
   /** Each AI vendor call since `since` (ms): its provider, time and cost. */
@@ -267,32 +283,36 @@ export class LiveSummary {
   }
 
   /**
-   * The figures of `rows` (every row that ended after `since`, parsed): the minute aggregates of
-   * the minutes after the one `since` falls in, and that minute's rows one by one.
+   * The figures of `rows` (every row that ended after `since`, parsed) per minute of their end time:
+   * the minute `since` falls in from its rows one by one (a window starts within it), every later
+   * minute the aggregate kept for it, which the caller must not add to.
    */
-  private merged(rows: readonly Row[], since: number): LiveAggregate {
-    const agg = new LiveAggregate();
+  private minuteAggregates(rows: readonly Row[], since: number): Map<number, LiveAggregate> {
     const first = Math.floor(since / MINUTE_MS);
     const byMinute = new Map<number, Row[]>();
     for (const row of rows) {
       const minute = Math.floor(row.endMs / MINUTE_MS);
-      if (minute === first) agg.addInterval(row.process, row.figures);
-      else {
-        const list = byMinute.get(minute);
-        if (list) list.push(row);
-        else byMinute.set(minute, [row]);
-      }
+      const list = byMinute.get(minute);
+      if (list) list.push(row);
+      else byMinute.set(minute, [row]);
     }
+    const out = new Map<number, LiveAggregate>();
     for (const [minute, list] of byMinute) {
+      if (minute === first) {
+        const agg = new LiveAggregate();
+        for (const r of list) agg.addInterval(r.process, r.figures);
+        out.set(minute, agg);
+        continue;
+      }
       let m = this.minutes.get(minute);
       if (!m || m.ids.size !== list.length || !list.every((r) => m?.ids.has(r.id))) {
         m = { ids: new Set(list.map((r) => r.id)), agg: new LiveAggregate() };
         for (const r of list) m.agg.addInterval(r.process, r.figures);
         this.minutes.set(minute, m);
       }
-      agg.addAggregate(m.agg);
+      out.set(minute, m.agg);
     }
-    return agg;
+    return out;
   }
 
   /** The rows that ended within the window, parsed once each (and added to their minute's aggregate). */

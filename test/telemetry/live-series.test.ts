@@ -119,6 +119,100 @@ describe.each(dbBackends())('live series: %s', (backend) => {
     expect(cost('elevenlabs').reduce((x, y) => x + y, 0)).toBe(2);
   });
 
+  it('gives the same figures at every step: minutes kept for the summary, merged rows below a minute', async () => {
+    const db = t.system.database.db;
+    await db.deleteFrom('telemetry_samples').execute();
+    await db.deleteFrom('ai_api_usage').execute();
+    // On a two-minute boundary plus a second: the 60 s and 120 s grids both start on a minute.
+    const now = Math.floor(Date.now() / 120_000) * 120_000 + 1_000;
+    const pair = now - 1_000 - 4 * STEP; // a 120 s bucket: the minute at `pair` and the next one
+    const interval = (fill: (r: LiveRecorder) => void) => {
+      const r = new LiveRecorder();
+      fill(r);
+      return JSON.stringify(r.take());
+    };
+    const row = (process: string, endMs: number, figures: string) => ({
+      process,
+      role: 'api',
+      start_ms: endMs - 5_000,
+      end_ms: endMs,
+      figures,
+    });
+    await db
+      .insertInto('telemetry_samples')
+      .values([
+        row(
+          'api-1',
+          pair + 5_000,
+          interval((r) => {
+            for (let i = 0; i < 90; i++) r.http('GET', '/api/v1/campaigns', 200, 0.01);
+            r.queue('default', { waiting: 4, oldest_s: 2.5 });
+          }),
+        ),
+        row(
+          'api-2',
+          pair + 40_000,
+          interval((r) => {
+            for (let i = 0; i < 10; i++) r.http('GET', '/api/v1/campaigns', 503, 1);
+          }),
+        ),
+        row(
+          'api-1',
+          pair + STEP + 5_000,
+          interval((r) => {
+            for (let i = 0; i < 60; i++) r.http('POST', '/api/v1/campaigns', 201, 0.1);
+            r.queue('default', { waiting: 7, oldest_s: 1 });
+          }),
+        ),
+      ])
+      .execute();
+    const summary = new LiveSummary({ db, counts: () => t.system.jobs.admin.counts(), now: () => now });
+    const requests = (s: Awaited<ReturnType<LiveSummary['series']>>) =>
+      Math.round(s.http.rps.reduce((n, rps) => n + rps * s.step_s, 0));
+    const bucketAt = (s: Awaited<ReturnType<LiveSummary['series']>>, ms: number) => s.t.indexOf(ms / 1000);
+    const near = (got: number | null | undefined, want: number) =>
+      expect(Math.abs((got ?? 0) / want - 1)).toBeLessThan(0.02);
+
+    const byMinute = await summary.series(3_600_000, STEP);
+    const byTwo = await summary.series(3_600_000, 2 * STEP);
+    const byHalf = await summary.series(900_000, 30_000);
+    for (const s of [byMinute, byTwo, byHalf]) expect(requests(s)).toBe(160);
+    // Two minutes in one bucket: their figures merged.
+    const two = bucketAt(byTwo, pair);
+    expect(two).toBeGreaterThanOrEqual(0);
+    expect(byTwo.http.rps[two]).toBeCloseTo(160 / 120, 3);
+    expect(byTwo.http.error_rate[two]).toBe(0.0625);
+    near(byTwo.http.p50_ms[two], 10);
+    near(byTwo.http.p90_ms[two], 100);
+    near(byTwo.http.p99_ms[two], 1000);
+    const queue = (s: Awaited<ReturnType<LiveSummary['series']>>) =>
+      s.queues.find((q) => q.queue === 'default');
+    expect(queue(byTwo)?.waiting[two]).toBe(7);
+    expect(queue(byTwo)?.oldest_waiting_s[two]).toBe(2.5);
+    // A minute alone, and the same rows in half minutes.
+    const first = bucketAt(byMinute, pair);
+    expect(byMinute.http.rps[first]).toBeCloseTo(100 / 60, 3);
+    expect(byMinute.http.error_rate[first]).toBe(0.1);
+    expect(byMinute.http.rps[first + 1]).toBeCloseTo(60 / 60, 3);
+    const half = bucketAt(byHalf, pair);
+    expect(byHalf.http.rps.slice(half, half + 4).map((v) => Math.round(v * 30))).toEqual([90, 10, 60, 0]);
+
+    // A row that arrives late in a minute already merged is counted at the next call.
+    await db
+      .insertInto('telemetry_samples')
+      .values(
+        row(
+          'api-3',
+          pair + 20_000,
+          interval((r) => r.http('GET', '/api/v1/campaigns', 200, 0.01)),
+        ),
+      )
+      .execute();
+    const again = await summary.series(3_600_000, 2 * STEP);
+    expect(requests(again)).toBe(161);
+    expect(again.http.rps[two]).toBeCloseTo(161 / 120, 3);
+  });
+
   it('answers viewers on the API and refuses a bad window or step naming the field', async () => {
     const get = (query: string, headers: Record<string, string> = t.as('viewer')) =>
       t.app.inject({ method: 'GET', url: `/api/v1/observability/series${query}`, headers });
