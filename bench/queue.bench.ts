@@ -14,6 +14,8 @@
  *                            rounds; embedded backend only: the child's cost does not depend on it)
  *   enqueue_to_start_p50_ms / enqueue_to_start_p99_ms at a steady 1,000 jobs/s
  *   priority_start_p99_ms    a high_priority job's start latency behind a 100,000-job low_priority backlog
+ *   cpu_us_per_job           with each in-process throughput: this process's CPU time per job (worker runtime and
+ *                            client), and on BullMQ the Redis server's (redis_cpu_us_per_job)
  *   rss_growth_pct           process RSS after 200,000 jobs against RSS before them, after a warm-up of
  *                            100,000 jobs; each figure the median of 10 samples taken after a full GC
  *                            (method and why: see rssGrowth)
@@ -63,7 +65,7 @@ import { createTaskRegistry, TASKS } from '../src/tasks/index.js';
 import { seedContent } from '../test/media/media-fixtures.js';
 import { type RunningService, startRedis } from '../test/support/services.js';
 import { DEFAULT_CASES, type DefaultSizes, runDefaultCases } from './lib/queue-defaults.js';
-import { CLI } from './lib/omnivibe-process.js';
+import { CLI, cpuSecondsOf } from './lib/omnivibe-process.js';
 import { emit, isQuick, loadAverage, percentile, printTable } from './lib/report.js';
 
 const BENCH = 'queue';
@@ -216,6 +218,29 @@ function completions(q: JobQueue, n: number): Promise<void> {
 /** Jobs that failed during the run (reported with every throughput figure; should be 0). */
 let failures = 0;
 
+/** The Redis server of the BullMQ cases: its CPU time is part of what each job costs. */
+let redisPid: number | undefined;
+
+/**
+ * Starts measuring CPU time; the function returned gives it per job for `n` jobs, in µs: this process's
+ * (the worker runtime and the client, or raw BullMQ's worker) and, on BullMQ, the Redis server's. Load
+ * from other processes disturbs CPU time much less than throughput.
+ */
+function cpuPerJob(): (n: number) => { cpu_us_per_job: number; redis_cpu_us_per_job?: number } {
+  const own = process.cpuUsage();
+  const pid = redisPid;
+  const server = pid === undefined ? 0 : cpuSecondsOf(pid);
+  return (n) => {
+    const used = process.cpuUsage(own);
+    return {
+      cpu_us_per_job: Math.round((used.user + used.system) / n),
+      ...(pid === undefined
+        ? {}
+        : { redis_cpu_us_per_job: Math.round(((cpuSecondsOf(pid) - server) * 1e6) / n) }),
+    };
+  };
+}
+
 async function withWorker<T>(
   q: JobQueue,
   opts: { queues: QueueName[]; maxTasksPerChild?: number },
@@ -297,10 +322,12 @@ async function noopThroughput(
     for (let i = 0; i < n; i += 1000)
       await jobs.enqueueBulk(Array.from({ length: Math.min(1000, n - i) }, () => ({ name, payload: {} })));
     const t = performance.now();
+    const cpu = cpuPerJob();
     await q.resume('default');
     await done;
     const rate = n / ((performance.now() - t) / 1000);
     emit({
+      ...cpu(n),
       bench: BENCH,
       case: mode,
       backend,
@@ -701,6 +728,7 @@ async function rawBullmq(redis: string): Promise<{ noop: number | undefined }> {
     if (++done === target) resolveDone();
   });
   await w.waitUntilReady();
+  let cpu: ReturnType<ReturnType<typeof cpuPerJob>> | undefined;
   const runBatch = async (n: number) => {
     done = 0;
     target = n;
@@ -712,9 +740,12 @@ async function rawBullmq(redis: string): Promise<{ noop: number | undefined }> {
         Array.from({ length: Math.min(1000, n - i) }, () => ({ name: 'noop', data: {}, opts })),
       );
     const t0 = performance.now();
+    const meter = cpuPerJob();
     await q.resume();
     await finished;
-    return n / ((performance.now() - t0) / 1000);
+    const rate = n / ((performance.now() - t0) / 1000);
+    cpu = meter(n);
+    return rate;
   };
   await runBatch(200);
   const noop = want('inprocess') ? await runBatch(N.noop) : undefined;
@@ -725,6 +756,7 @@ async function rawBullmq(redis: string): Promise<{ noop: number | undefined }> {
       backend: 'bullmq-raw',
       metric: 'noop_jobs_per_s',
       value: noop,
+      ...cpu,
       unit: 'jobs/s',
       jobs: N.noop,
       concurrency: CONCURRENCY,
@@ -822,6 +854,7 @@ async function main(): Promise<void> {
     if (!only || only === 'sqlite') await runBackend('sqlite', undefined);
     if (!only || only.startsWith('bullmq')) {
       redis = await startRedis();
+      redisPid = redis.pid;
       const raw =
         want('enqueue') || want('inprocess') || want('steady') ? await rawBullmq(redis.url) : undefined;
       await runBackend('bullmq', redis.url, raw?.noop);

@@ -31,6 +31,14 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** User + system CPU seconds process `pid` has used so far (Linux /proc). */
+export function cpuSecondsOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at field 3; utime and stime are 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+}
+
 /** One `omnivibe <command>` process, its output in a log file. */
 export class OmnivibeProcess {
   private readonly child: ChildProcess;
@@ -63,10 +71,7 @@ export class OmnivibeProcess {
 
   /** User + system CPU seconds used so far (Linux /proc). */
   cpuSeconds(): number {
-    const stat = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces) start at field 3; utime and stime are 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+    return cpuSecondsOf(this.pid);
   }
 
   /** SIGTERM (a graceful stop), SIGKILL if it is still running after 15 s. */
