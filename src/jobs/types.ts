@@ -37,7 +37,7 @@ export const DEFAULT_JOB_PRIORITY = 50;
 /**
  * `waiting` ready to run; `delayed` waiting for its run time (a first delay or a
  * retry back-off); `prefetched` leased by a worker and held ahead, not started
- * (BullMQ: never, see docs/jobs.md); `active` running on a worker; `completed`; `failed` (attempts
+ * (on BullMQ only a job a completion fetched and a high_priority job displaced, see docs/jobs.md); `active` running on a worker; `completed`; `failed` (attempts
  * exhausted, permanent error or invalid payload); `dead` (stalled too often:
  * its worker died repeatedly); `cancelled`. failed, dead and cancelled jobs can be
  * retried (redriven).
@@ -244,6 +244,13 @@ export interface ClaimOptions {
   max: number;
   /** At most this many of the claimed jobs may come from queues other than high_priority (the reserved slot). */
   maxNonHigh?: number;
+  /**
+   * Of `max` (and of `maxNonHigh`), how many jobs the worker may hold without starting them (its prefetch
+   * room; default 0): the rest are free slots. A backend may lease that many ahead; BullMQ leases only for
+   * free slots, and uses the room for a job a completion fetched whose slot a high_priority job found by
+   * the same claim took. With no room, nothing is leased that might not start.
+   */
+  room?: number;
   workerId: string;
 }
 
@@ -330,11 +337,6 @@ export interface JobLeasing extends RunStore {
    * non-paused queue first, then job priority, then FIFO. Never blocks.
    */
   claim(opts: ClaimOptions): Promise<ClaimedJob[]>;
-  /**
-   * Whether claimed jobs may be held ahead (prefetch). False on BullMQ: a job it leases reads as active
-   * at once, so the runtime never holds one it has not started (docs/jobs.md says why).
-   */
-  readonly holdsPrefetched: boolean;
   /**
    * Optional: hears cancel requests as they are made, in any process (BullMQ: over pub/sub; embedded:
    * through the wake-up channel), so an active job's signal aborts at once; the heartbeat still finds

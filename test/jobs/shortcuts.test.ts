@@ -15,7 +15,7 @@ import { SHORTCUT_NAMES, type ShortcutName } from '../../src/config/jobs.js';
 import { Shortcuts } from '../../src/jobs/shortcuts.js';
 import { Jobs } from '../../src/jobs/jobs.js';
 import { TaskRunRecorder } from '../../src/jobs/task-runs.js';
-import type { Settlement } from '../../src/jobs/types.js';
+import type { ClaimedJob, Settlement } from '../../src/jobs/types.js';
 import { createTaskRegistry } from '../../src/tasks/index.js';
 import { createLogger } from '../../src/main/logger.js';
 import { freshDatabaseConfig } from '../support/backends.js';
@@ -74,7 +74,10 @@ describe.each(queueBackends())('shortcuts: %s', (backend) => {
       if (backend === 'bullmq') {
         // A dead job still listed as waiting (it stalled past the limit) is redriven in place.
         const { id } = await h.jobs.enqueue('test.record', { tag: 'dead' });
-        await h.queue.claim({ queues: ['default'], max: 1, workerId: 'ghost' });
+        const [ghost] = await h.queue.claim({ queues: ['default'], max: 1, workerId: 'ghost' });
+        // The ghost starts it (a job only held, prefetched, counts no stall when its worker dies).
+        const start = { job: ghost as ClaimedJob, startedAt: Date.now() };
+        await h.queue.claim({ started: [start], queues: ['default'], max: 0, workerId: 'ghost' });
         await until(
           async () => (await h?.queue.recoverStalled(), (await h?.state(id)) === 'dead'),
           10_000,

@@ -201,15 +201,18 @@ export const markerDueAt = (popped: [string, string, string]): number => Number(
 
 /**
  * Before BullMQ's stalled check moves a job back, the lost attempt's row: read from the job's hash and
- * added to the runs stream, in one MULTI with BullMQ's own moveStalledJobsToWait script, so the rows
- * name exactly the jobs that script moves, with what the hash held before any worker claimed them
- * again (the lost attempt's number `atm + 1`, its start `processedOn`). The conditions are BullMQ 6's:
- * no check ran within its interval (`stalled-check`), the job was marked at the previous check
- * (`stalled`), its lock is gone and it is still active. A job whose stall count passes the limit is
- * dead (whatever else); else one someone asked to cancel ends cancelled. Returns the rows' JSON.
+ * added to the pending rows (as bullmq-queue.ts's runMember writes them), in one MULTI with BullMQ's own
+ * moveStalledJobsToWait script, so the rows name exactly the jobs that script moves, with what the hash
+ * held before any worker claimed them again (the lost attempt's number `atm + 1`). The conditions are
+ * BullMQ 6's: no check ran within its interval (`stalled-check`), the job was marked at the previous check
+ * (`stalled`), its lock is gone and it is still active. Only a job whose start was noted for its current
+ * claim (the start note names its `processedOn`; see bullmq-queue.ts's startedKey) lost an attempt: a job
+ * its worker only held (prefetched) gets no row, and its stall count is taken down by the one BullMQ's
+ * script adds, so it counts no stall. A job whose stall count passes the limit is dead (whatever else);
+ * else one someone asked to cancel ends cancelled. Every such job's note is removed. Returns the rows' JSON.
  */
 const STALLED_ROWS = `
-local stalledKey, activeKey, checkKey, runsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stalledKey, activeKey, checkKey, runsKey, startedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local jobPrefix, now, maxStalls = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local idPrefix, cancelPrefix, queue, err = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 if redis.call('EXISTS', checkKey) == 1 then return {} end
@@ -220,15 +223,23 @@ for _, id in ipairs(redis.call('SMEMBERS', stalledKey)) do
     if redis.call('EXISTS', jobKey .. ':lock') == 0 and redis.call('LPOS', activeKey, id) then
       local f = redis.call('HMGET', jobKey, 'name', 'timestamp', 'processedOn', 'atm', 'stc')
       local publicId = idPrefix .. id
-      local status = 'retrying'
-      if tonumber(f[5] or '0') + 1 > maxStalls then status = 'failed'
-      elseif redis.call('EXISTS', cancelPrefix .. publicId) == 1 then status = 'cancelled' end
-      local row = cjson.encode({
-        task_id = publicId, queue = queue, name = f[1] or '', attempt = tonumber(f[4] or '0') + 1,
-        status = status, enqueued = tonumber(f[2] or '0'), started = tonumber(f[3] or '') or cjson.null,
-        finished = now, worker = cjson.null, error = err })
-      redis.call('XADD', runsKey, '*', 't', publicId, 'r', row)
-      table.insert(out, row)
+      local note = redis.call('HGET', startedKey, publicId)
+      local claim, started
+      if note then claim, started = string.match(note, '^(%d+):(%d+)$') end
+      if note then redis.call('HDEL', startedKey, publicId) end
+      if started and claim == (f[3] or '0') then
+        local status = 'retrying'
+        if tonumber(f[5] or '0') + 1 > maxStalls then status = 'failed'
+        elseif redis.call('EXISTS', cancelPrefix .. publicId) == 1 then status = 'cancelled' end
+        local row = cjson.encode({
+          task_id = publicId, queue = queue, name = f[1] or '', attempt = tonumber(f[4] or '0') + 1,
+          status = status, enqueued = tonumber(f[2] or '0'), started = tonumber(started),
+          finished = now, worker = cjson.null, error = err })
+        redis.call('ZADD', runsKey, 0, publicId .. '\\n' .. string.rep('0', 15 - #ARGV[2]) .. ARGV[2] .. '\\n' .. row)
+        table.insert(out, row)
+      else
+        redis.call('HINCRBY', jobKey, 'stc', -1)
+      end
     end
   end
 end
@@ -269,6 +280,7 @@ export class StalledSweep {
     w: AnyWorker,
     o: {
       runsKey: string;
+      startedKey: string;
       maxStalls: number;
       idPrefix: string;
       cancelPrefix: string;
@@ -284,11 +296,12 @@ export class StalledSweep {
     };
     tx.eval(
       STALLED_ROWS,
-      4,
+      5,
       w.keys.stalled as string,
       w.keys.active as string,
       w.keys['stalled-check'] as string,
       o.runsKey,
+      o.startedKey,
       w.toKey(''),
       Date.now(),
       o.maxStalls,

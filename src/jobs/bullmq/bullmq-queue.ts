@@ -17,7 +17,8 @@
  *   BullMQ's stalled check returns it (maxStalledCount = JOBS_MAX_STALLS; beyond it the job fails
  *   with "stalled" and shows as dead), run by the housekeeping of every worker with the lost
  *   attempt's row in the same MULTI (bullmq-internals.ts, StalledSweep).
- * - attempt rows wait in a stream (`<prefix>:runs`) until the recorder moves them to task_runs.
+ * - attempt rows wait in a sorted set (`<prefix>:pending-runs`) until the recorder moves them to task_runs;
+ *   each member starts with its task's id, so one task's rows are read by a lexical range (runMember).
  * - cancelled jobs: BullMQ has no such state; a waiting job is removed and a
  *   tombstone kept (`<prefix>:cancelled`), an active one fails with reason `cancelled`.
  * - retention: removeOnComplete/removeOnFail keep the last JOBS_KEEP_LAST, at most JOBS_KEEP_HOURS.
@@ -74,6 +75,7 @@ import {
   rankQueues,
   type Settlement,
   type StalledAttempt,
+  type StartNotice,
   type WorkerRecord,
 } from '../types.js';
 
@@ -126,6 +128,8 @@ interface Held {
   json: JobJson;
   data: JobData;
   bull?: Bull;
+  /** Its start is noted (see startedKey): the note is removed when the job is settled. */
+  noted?: boolean;
 }
 
 const SHORT: Record<QueueName, string> = { high_priority: 'h', default: 'd', low_priority: 'l' };
@@ -146,6 +150,27 @@ class ScheduledRetry extends Error {
   }
 }
 
+/**
+ * A pending row's member in the sorted set of pending rows: `<task id>\n<finish time, 15 digits>\n<row JSON>`.
+ * Members of one task sort together, in the order they finished (task ids hold no newline); the stalled
+ * sweep's script builds the same (bullmq-internals.ts).
+ */
+const runMember = (row: AttemptRow) =>
+  `${row.task_id}\n${String(row.finished).padStart(15, '0')}\n${JSON.stringify(row)}`;
+const rowOfMember = (m: string) =>
+  JSON.parse(m.slice(m.indexOf('\n', m.indexOf('\n') + 1) + 1)) as AttemptRow;
+/** The character after the newline: `(<task id><RUN_AFTER>` ends a lexical range of that task's members. */
+const RUN_AFTER = String.fromCharCode('\n'.charCodeAt(0) + 1);
+
+/** A start note for the claim that set `processedOn` (see startedKey). */
+const startNote = (processedOn: number | undefined, startedAt: number) => `${processedOn ?? 0}:${startedAt}`;
+/** The start a note records for the claim that set `processedOn` (undefined: none, or a note of an earlier claim). */
+function startOf(note: string | null | undefined, processedOn: number | undefined): number | undefined {
+  if (!note) return undefined;
+  const colon = note.indexOf(':');
+  return note.slice(0, colon) === String(processedOn ?? 0) ? Number(note.slice(colon + 1)) : undefined;
+}
+
 export const toBullPriority = (p: number) => MAX_JOB_PRIORITY + 1 - p;
 const fromBullPriority = (p: number | undefined) => (p ? MAX_JOB_PRIORITY + 1 - p : 50);
 
@@ -156,11 +181,6 @@ export class BullmqQueue implements JobQueue {
    * Redis runs one slot's call while this process runs and settles the other slots' jobs.
    */
   readonly claimsInFlight = Number.POSITIVE_INFINITY;
-  /**
-   * BullMQ's claim makes a job active: one held ahead would read as running (and, its worker dead, as a
-   * lost attempt). So nothing is held beyond the slots; the claims in flight per slot keep them busy.
-   */
-  readonly holdsPrefetched = false;
   /** BullMQ trims its finished sets as jobs finish (removeOnComplete/removeOnFail): cheap there. */
   readonly keepLastApplies = 'at-completion' as const;
   private readonly conn: Redis;
@@ -181,8 +201,18 @@ export class BullmqQueue implements JobQueue {
   /** How often stalled jobs are checked (the worker housekeeping's period), and how long a lock lasts. */
   private readonly stallEveryMs: number;
   private readonly lockMs: number;
-  /** Attempt rows waiting to be moved to task_runs (a stream: concurrent movers delete exactly what they moved). */
+  /**
+   * Attempt rows waiting to be moved to task_runs: a sorted set whose members all score 0, so it is ordered
+   * by member (runMember: task id, finish time, row), and concurrent movers remove exactly what they moved.
+   */
   private readonly runsKey: string;
+  /**
+   * Start notes: task id → `<processedOn of its claim>:<start, epoch ms>`. An active BullMQ job is ours
+   * `active` only when its note names its current claim (processedOn changes with every claim), else
+   * `prefetched`: held by a worker, not started. Written with the worker's next claim or flush after the
+   * start (a job that ends first needs none), removed when the job is settled or returned.
+   */
+  private readonly startedKey: string;
   private readonly events = new EventEmitter();
   /** Who waits for work, with the marker keys each wants watched ([] when the markers shortcut is off). */
   private readonly waiters = new Map<() => void, readonly string[]>();
@@ -205,7 +235,8 @@ export class BullmqQueue implements JobQueue {
     this.wakeKey = `${opts.prefix}:wake:${randomUUID()}`;
     this.keepHours = opts.keepHours ?? 24;
     this.keep = { count: this.keepLast, age: this.keepHours * 3600 };
-    this.runsKey = `${opts.prefix}:runs`;
+    this.runsKey = `${opts.prefix}:pending-runs`;
+    this.startedKey = `${opts.prefix}:started`;
     this.cancelChannel = `${opts.prefix}:cancels`;
     this.stallEveryMs = Math.max(200, Math.min(1000, Math.floor(opts.leaseMs / 2)));
     // A lock renewed last at t runs out at t + lockMs; the next check after that (within stallEveryMs)
@@ -404,9 +435,11 @@ export class BullmqQueue implements JobQueue {
     return found;
   }
 
-  private async toJob(queue: QueueName, j: Bull): Promise<Job> {
+  /** `note`: the job's start note (startedKey), if it has one. */
+  private async toJob(queue: QueueName, j: Bull, note: string | null | undefined): Promise<Job> {
     const raw = await j.getState();
     let state: JobState;
+    let startedAt = j.processedOn ?? null;
     switch (raw) {
       case 'waiting':
       case 'prioritized':
@@ -417,9 +450,12 @@ export class BullmqQueue implements JobQueue {
       case 'delayed':
         state = 'delayed';
         break;
-      case 'active':
-        state = 'active';
+      case 'active': {
+        const started = startOf(note, j.processedOn);
+        state = started === undefined ? 'prefetched' : 'active';
+        startedAt = started ?? null;
         break;
+      }
       case 'completed':
         state = 'completed';
         break;
@@ -452,7 +488,7 @@ export class BullmqQueue implements JobQueue {
       error: j.failedReason || null,
       enqueuedAt: j.timestamp,
       runAt: j.timestamp + (j.delay ?? 0),
-      startedAt: j.processedOn ?? null,
+      startedAt,
       finishedAt: j.finishedOn ?? null,
       worker: null,
     };
@@ -466,8 +502,11 @@ export class BullmqQueue implements JobQueue {
   async get(id: string): Promise<Job | null> {
     const p = this.parseId(id);
     if (!p) return null;
-    const j = (await this.q(p.queue).getJob(p.bullId)) as Bull | undefined;
-    if (j) return this.toJob(p.queue, j);
+    const [j, note] = await Promise.all([
+      this.q(p.queue).getJob(p.bullId) as Promise<Bull | undefined>,
+      this.conn.hget(this.startedKey, id),
+    ]);
+    if (j) return this.toJob(p.queue, j, note);
     const tomb = await this.cancelledTombstone(id);
     return tomb ? viewOf(tomb) : null;
   }
@@ -478,8 +517,8 @@ export class BullmqQueue implements JobQueue {
     const types: Record<JobState, string[]> = {
       waiting: ['waiting', 'prioritized'],
       delayed: ['delayed'],
-      // Never held: see holdsPrefetched.
-      prefetched: [],
+      // Active in BullMQ's terms, told apart by their start notes (toJob).
+      prefetched: ['active'],
       active: ['active'],
       completed: ['completed'],
       failed: ['failed'],
@@ -500,7 +539,11 @@ export class BullmqQueue implements JobQueue {
         filter.name || filter.state ? span * 4 : span,
         false,
       )) as Bull[];
-      for (const j of jobs) if (j) all.push(await this.toJob(queue, j));
+      const found = jobs.filter(Boolean);
+      const notes = found.length
+        ? await this.conn.hmget(this.startedKey, ...found.map((j) => this.publicId(queue, String(j.id))))
+        : [];
+      for (const [i, j] of found.entries()) all.push(await this.toJob(queue, j, notes[i]));
     }
     if (!filter.state || filter.state === 'cancelled') {
       const tomb = await this.conn.hvals(`${this.opts.prefix}:cancelled`);
@@ -526,7 +569,9 @@ export class BullmqQueue implements JobQueue {
       const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
       counts.waiting = (c.waiting ?? 0) + (c.prioritized ?? 0);
       counts.delayed = c.delayed ?? 0;
-      counts.active = c.active ?? 0;
+      const started = await this.startedCount(queue);
+      counts.active = started;
+      counts.prefetched = Math.max(0, (c.active ?? 0) - started);
       counts.completed = c.completed ?? 0;
       counts.failed = c.failed ?? 0;
       counts.cancelled = tomb.filter((t) => t.queue === queue).length;
@@ -547,6 +592,26 @@ export class BullmqQueue implements JobQueue {
       });
     }
     return out;
+  }
+
+  /** How many of `queue`'s active jobs (BullMQ's term) have a start note for their current claim. */
+  private async startedCount(queue: QueueName): Promise<number> {
+    const q = this.q(queue);
+    const ids = await this.conn.lrange(q.keys.active as string, 0, -1);
+    if (ids.length === 0) return 0;
+    const pipe = this.conn.pipeline();
+    pipe.hmget(this.startedKey, ...ids.map((bullId) => this.publicId(queue, bullId)));
+    for (const bullId of ids) pipe.hget(q.toKey(bullId), 'processedOn');
+    const [notes, ...claims] = ((await pipe.exec()) ?? []).map(([err, v]) => {
+      if (err) throw err;
+      return v;
+    });
+    return ids.filter((_, i) => {
+      const claim = claims[i] as string | null;
+      return (
+        startOf((notes as Array<string | null>)[i], claim === null ? undefined : Number(claim)) !== undefined
+      );
+    }).length;
   }
 
   async cancel(id: string): Promise<Job> {
@@ -708,30 +773,39 @@ export class BullmqQueue implements JobQueue {
 
   async claim(opts: ClaimOptions): Promise<ClaimedJob[]> {
     this.assertOpen();
+    const noting = opts.started?.length ? this.noteStarts(opts.started) : undefined;
+    // Leases only for free slots: a lease is one script call per job whether it is made ahead or not, so
+    // holding jobs ahead saves nothing here (each slot keeps its own claim in flight instead). The room
+    // (`hold`) takes only a completion's fetched job that a high_priority job found by this claim displaces.
+    const hold = opts.room ?? 0;
+    const slots = opts.max - hold;
+    const nonHighSlots = (opts.maxNonHigh ?? opts.max) - hold;
     // Completing a job may lease its queue's next job in the same call (as BullMQ's own workers do: it
     // halves the round trips) when nothing could outrank that job: its queue is the top-ranked one this
     // worker serves, or only high_priority ranks above it. In that case this claim still asks high_priority
-    // for every free slot and the prefetch room, and what it finds starts first (a fetched job the slots
-    // cannot take waits in the prefetch buffer or goes back). Without it, the default three-queue worker
-    // paid a separate lease for every default job.
+    // for every free slot, and what it finds starts first: so such a fetch is made only while the room can
+    // hold what it fetched (nothing is leased that might have to go back). Without it, the default
+    // three-queue worker paid a separate lease for every default job.
     const ranked = this.rank(opts.queues);
     const top = ranked[0];
     const second = top === 'high_priority' ? ranked[1] : undefined;
-    const maxNonHighIn = opts.maxNonHigh ?? opts.max;
     let fetchedHigh = 0;
     let fetchedNonHigh = 0;
+    let fetchedSecond = 0;
     // Settlements are independent of each other and of the claims: all go out together, one round trip.
     // (Usually one: the worker runtime keeps a claim in flight per slot.)
     const pending: Array<Promise<Held | undefined>> = [];
     for (const s of opts.settle ?? []) {
       const q = s.job.queue;
-      const room = opts.max - fetchedHigh - fetchedNonHigh;
+      const left = slots - fetchedHigh - fetchedNonHigh;
       let fetch = false;
-      if (s.kind === 'complete' && q === 'high_priority' && q === top) fetch = room > 0;
-      else if (s.kind === 'complete' && (q === top || q === second))
-        fetch = room > 0 && fetchedNonHigh < maxNonHighIn;
+      if (s.kind === 'complete' && q === 'high_priority' && q === top) fetch = left > 0;
+      else if (s.kind === 'complete' && q === top) fetch = left > 0 && fetchedNonHigh < nonHighSlots;
+      else if (s.kind === 'complete' && q === second)
+        fetch = left > 0 && fetchedNonHigh < nonHighSlots && fetchedSecond < hold;
       if (fetch && q === 'high_priority') fetchedHigh++;
       else if (fetch) fetchedNonHigh++;
+      if (fetch && q === second) fetchedSecond++;
       pending.push(this.settle(s, opts.workerId, fetch));
     }
     const settled = pending.length === 1 ? (pending[0] as Promise<Held | undefined>) : Promise.all(pending);
@@ -739,8 +813,8 @@ export class BullmqQueue implements JobQueue {
     let nonHigh = 0;
     // Slots promised to fetch-next completions are not claimed again (but high_priority, when it ranks
     // above a fetched queue, may still take every slot).
-    const max = opts.max - fetchedHigh - (second ? 0 : fetchedNonHigh);
-    const maxNonHigh = maxNonHighIn - fetchedNonHigh;
+    const max = slots - fetchedHigh - (second ? 0 : fetchedNonHigh);
+    const maxNonHigh = nonHighSlots - fetchedNonHigh;
     let next: Held | undefined | Array<Held | undefined>;
     try {
       // Usually nothing is left to claim: every free slot's job came with a completion.
@@ -753,6 +827,7 @@ export class BullmqQueue implements JobQueue {
         );
     } finally {
       next = await settled;
+      await noting;
     }
     for (const h of Array.isArray(next) ? next : [next]) {
       if (!h) continue;
@@ -763,11 +838,38 @@ export class BullmqQueue implements JobQueue {
   }
 
   /**
+   * Notes the starts of held jobs (see startedKey), in one command sent with the claim that carries them.
+   * A job settled meanwhile is no longer held and needs none: its row carries its start.
+   */
+  private async noteStarts(notices: readonly StartNotice[]): Promise<void> {
+    const fields: string[] = [];
+    for (const n of notices) {
+      const h = this.held.get(n.job.id);
+      if (!h || h.noted) continue;
+      h.noted = true;
+      fields.push(n.job.id, startNote(h.json.processedOn, n.startedAt));
+    }
+    if (fields.length === 0) return;
+    try {
+      await this.conn.hset(this.startedKey, ...fields);
+    } catch (err) {
+      // The claim's settlements are committed: failing it would send them again. These jobs read as
+      // prefetched until they end (a crash meanwhile returns them without a row).
+      for (let i = 0; i < fields.length; i += 2) {
+        const h = this.held.get(fields[i] as string);
+        if (h) h.noted = false;
+      }
+      this.opts.logger.warn({ err, jobs: fields.length / 2 }, 'could not note job starts');
+    }
+  }
+
+  /**
    * Commits one settlement; a completion with `fetch` returns the queue's next job, leased in the same call.
    * The attempt's row goes out first, on the same connection: Redis has it before the job reads as settled.
    */
   private async settle(s: Settlement, workerId: string, fetch: boolean): Promise<Held | undefined> {
     const recorded = s.kind !== 'release' && s.run ? this.recordRun(s.run) : undefined;
+    const noted = this.held.get(s.job.id)?.noted === true;
     try {
       if (fetch && s.kind === 'complete') return await this.completeAndFetch(s.job, workerId, s.result, true);
       if (s.kind === 'complete') await this.complete(s.job, workerId, s.result);
@@ -781,37 +883,47 @@ export class BullmqQueue implements JobQueue {
         'could not settle a job; it will run again',
       );
     } finally {
+      // After the settlement, not before: a note outliving its job's claim reads as nothing (see startOf).
+      if (noted) this.dropNote(s.job.id);
       await recorded;
     }
     return undefined;
   }
 
-  /** Adds an attempt's row to the runs stream (see task-runs.ts). */
+  /** Removes a settled job's start note (not awaited: the claim does not wait for it). */
+  private dropNote(id: string): void {
+    this.conn
+      .hdel(this.startedKey, id)
+      .catch((err: unknown) =>
+        this.opts.logger.warn({ err, jobId: id }, 'could not remove a start note; it names a finished claim'),
+      );
+  }
+
+  /** Adds an attempt's row to the pending rows (see task-runs.ts). */
   private recordRun(row: AttemptRow): Promise<void> {
-    return this.conn.xadd(this.runsKey, '*', 't', row.task_id, 'r', JSON.stringify(row)).then(
+    return this.conn.zadd(this.runsKey, 0, runMember(row)).then(
       () => undefined,
       (err: unknown) =>
         this.opts.logger.error({ err, jobId: row.task_id }, 'could not store an attempt row; it is lost'),
     );
   }
 
+  /** The first pending rows in member order: by task, each task's rows in the order they finished. */
   async takeRuns(max: number): Promise<PendingRun[]> {
     if (this.closed) return [];
-    const entries = await this.conn.xrange(this.runsKey, '-', '+', 'COUNT', max);
-    return entries.map(([ref, fields]) => ({ ref, row: JSON.parse(fields[3] as string) as AttemptRow }));
+    const members = await this.conn.zrange(this.runsKey, '0', String(max - 1));
+    return members.map((m) => ({ ref: m, row: rowOfMember(m) }));
   }
 
   async dropRuns(runs: readonly PendingRun[]): Promise<void> {
     if (this.closed || runs.length === 0) return;
-    await this.conn.xdel(this.runsKey, ...runs.map((r) => r.ref));
+    await this.conn.zrem(this.runsKey, ...runs.map((r) => r.ref));
   }
 
+  /** One task's pending rows: a lexical range of the members that start with its id (O(log n) to find). */
   async pendingRuns(taskId: string): Promise<AttemptRow[]> {
-    // Rows wait here for a tenth of a second or so: the stream is short.
-    const entries = await this.conn.xrange(this.runsKey, '-', '+');
-    return entries
-      .filter(([, f]) => f[1] === taskId)
-      .map(([, f]) => JSON.parse(f[3] as string) as AttemptRow);
+    const members = await this.conn.zrangebylex(this.runsKey, `[${taskId}\n`, `(${taskId}${RUN_AFTER}`);
+    return members.map(rowOfMember);
   }
 
   /** The queues in claim order; the worker runtime passes the same list to every claim. */
@@ -1094,6 +1206,7 @@ export class BullmqQueue implements JobQueue {
       for (const queue of QUEUE_NAMES) {
         const rows = await this.sweep.sweep(this.w(queue) as never, {
           runsKey: this.runsKey,
+          startedKey: this.startedKey,
           maxStalls: this.opts.maxStalls,
           idPrefix: `${SHORT[queue]}-`,
           cancelPrefix: `${this.opts.prefix}:cancel:`,
@@ -1132,7 +1245,8 @@ export class BullmqQueue implements JobQueue {
   /**
    * Without the sweep: the attempts BullMQ's checker in this process found since the last call, read from
    * the job afterwards. A job claimed again meanwhile reads as its new attempt (its number and start), and
-   * a job gone meanwhile (removed, or re-run and pruned) has nothing left to report.
+   * a job gone meanwhile (removed, or re-run and pruned) has nothing left to report. A job with no start
+   * note was only held (prefetched): no attempt was lost (BullMQ's checker counted a stall all the same).
    */
   private async stalledFromEvents(): Promise<StalledAttempt[]> {
     const found = this.stalledFound.splice(0);
@@ -1142,6 +1256,9 @@ export class BullmqQueue implements JobQueue {
       const j = (await this.q(queue).getJob(bullId)) as Bull | undefined;
       if (!j) continue;
       const id = this.publicId(queue, bullId);
+      const note = await this.conn.hget(this.startedKey, id);
+      if (!note) continue;
+      await this.conn.hdel(this.startedKey, id);
       const cancelled = (await this.conn.exists(`${this.opts.prefix}:cancel:${id}`)) === 1;
       const a: StalledAttempt = {
         id,

@@ -148,8 +148,6 @@ const parseJson = (s: string | null): unknown => (s === null ? null : JSON.parse
 
 export class SqliteQueue implements JobQueue {
   readonly backend = 'sqlite' as const;
-  /** A claimed job stays `prefetched` (active, started_at null) until its worker notes it started. */
-  readonly holdsPrefetched = true;
   /** A delete per completion would cost every job an index write: maintenance.cleanup applies it. */
   readonly keepLastApplies = 'at-cleanup' as const;
   private readonly db: SQLite.Database;

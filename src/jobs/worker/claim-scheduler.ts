@@ -95,6 +95,13 @@ export class ClaimScheduler {
   private idleEpoch = 0;
   /** The backend wait in progress (see waitForWork), and the queues it watches. */
   private workWait: WorkWait | undefined;
+  /** Backend waits that ended (work may have become ready): counted, so a claim knows whether one ended meanwhile. */
+  private wakeEpoch = 0;
+  /**
+   * A claim found high_priority empty and no backend wait has ended since (see the loop's reserved-slot
+   * wait with claims in flight). Only kept for a worker that serves high_priority.
+   */
+  private highEmpty = false;
   private readonly nonHighCap: number;
 
   constructor(private readonly o: ClaimSchedulerOptions) {
@@ -186,6 +193,15 @@ export class ClaimScheduler {
           continue;
         }
       }
+      // Claims in flight (BullMQ): only the reserved slot is free and a claim found high_priority empty with
+      // no wake-up since. Every claim for another slot asks high_priority first anyway, and the wait (BullMQ:
+      // a blocking pop on the queue's marker, which an enqueue from any process sets) ends when high_priority
+      // work arrives: a claim now could only find nothing again, one empty lease per finished job.
+      if (this.maxRounds > 1 && nonHighFree === 0 && this.highEmpty) {
+        if (batch.size > 0) batch.flushSoon();
+        await this.waitForWork(this.slotEpoch);
+        continue;
+      }
       // Only the reserved slot is free and nothing became ready since the last claim (at most 20 ms ago): a
       // claim could only find high_priority work, and there was none. Wait for a slot or new work instead of claiming again
       // (a three-queue worker would otherwise claim once per finished job, and wait on a timer each time).
@@ -241,10 +257,16 @@ export class ClaimScheduler {
     // completes a job and leases the next in one call (BullMQ) then needs no separate fetch.
     const settle = batch.take(this.maxRounds > 1 ? free : undefined);
     const starts = batch.takeStarts();
-    const room = Math.max(0, this.o.prefetch - this.buffer.length - this.reserved.room);
+    // With several rounds in flight, each is promised at most as much room as it has slots (its
+    // settlements' fetched jobs), so every round has some while the buffer has room.
+    const room = Math.min(
+      this.maxRounds > 1 ? free : Infinity,
+      Math.max(0, this.o.prefetch - this.buffer.length - this.reserved.room),
+    );
     const promise = { slots: free, nonHigh: nonHighFree, room };
     this.reserve(promise, 1);
     let claimed: ClaimedJob[];
+    const wakes = this.wakeEpoch;
     try {
       const version = leasing.version?.();
       claimed = await leasing.claim({
@@ -253,6 +275,7 @@ export class ClaimScheduler {
         queues: this.o.queues,
         max: free + room,
         maxNonHigh: nonHighFree + room,
+        room,
         workerId: this.o.workerId,
       });
       this.claimVersion = version;
@@ -262,6 +285,9 @@ export class ClaimScheduler {
         ? claimed.reduce((worst, j) => (byRank(j, worst) >= 0 ? j : worst))
         : undefined;
       batch.committed(settle);
+      // It asked high_priority for every free slot: none found (and no wake-up meanwhile) means it was empty.
+      if (this.nonHighCap < this.o.concurrency)
+        this.highEmpty = wakes === this.wakeEpoch && !claimed.some((j) => j.queue === 'high_priority');
     } catch (err) {
       this.reserve(promise, -1);
       batch.putBack(settle);
@@ -313,6 +339,8 @@ export class ClaimScheduler {
         .waitForWork(queues, this.o.idleWaitMs, AbortSignal.any([wait.ac.signal, this.o.stop]))
         .then(() => {
           if (this.workWait === wait) this.workWait = undefined;
+          this.wakeEpoch++;
+          this.highEmpty = false;
           this.wakeLoop();
         });
     }

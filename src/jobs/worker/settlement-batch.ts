@@ -13,7 +13,7 @@ import type { ClaimedJob, JobLeasing, QueueName, Settlement, StartNotice } from 
 
 export class SettlementBatch {
   private pending: Settlement[] = [];
-  /** Started jobs not yet noted active, by id (none when the backend never holds prefetched jobs). */
+  /** Started jobs not yet noted active, by id. */
   private starts = new Map<string, StartNotice>();
   private readonly waiting = new Map<string, () => void>();
   private flushChain: Promise<void> = Promise.resolve();
@@ -24,8 +24,6 @@ export class SettlementBatch {
     private readonly queues: readonly QueueName[],
     private readonly workerId: string,
     private readonly logger: Logger,
-    /** The backend leaves claimed jobs prefetched until noted started (JobLeasing.holdsPrefetched). */
-    private readonly notesStarts: boolean,
   ) {}
 
   get size(): number {
@@ -39,10 +37,8 @@ export class SettlementBatch {
 
   /** A job started: noted active with the next claim or flush, unless it ends first. */
   started(job: ClaimedJob, startedAt: number): void {
-    if (this.notesStarts) {
-      this.starts.set(job.id, { job, startedAt });
-      this.flushSoon();
-    }
+    this.starts.set(job.id, { job, startedAt });
+    this.flushSoon();
   }
 
   /** A started job ended (its outcome, if any, carries its start). */

@@ -111,8 +111,7 @@ export class Worker {
     this.queues = rankQueues(opts.queues ?? ['high_priority', 'default', 'low_priority']);
     if (this.queues.length === 0) throw new Error('a worker needs at least one queue');
     this.concurrency = Math.max(1, opts.concurrency ?? 4);
-    // A backend that cannot hold a job unstarted (BullMQ) gets no prefetch: a held job would read as active.
-    this.prefetch = opts.queue.holdsPrefetched ? Math.max(0, opts.prefetch ?? 0) : 0;
+    this.prefetch = Math.max(0, opts.prefetch ?? 0);
     const leaseMs = opts.leaseMs ?? 30_000;
     this.id = opts.id ?? `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
     this.startedAt = this.now();
@@ -142,13 +141,7 @@ export class Worker {
       sandbox: this.sandbox,
       spans: opts.spans,
     });
-    this.batch = new SettlementBatch(
-      opts.queue,
-      this.queues,
-      this.id,
-      opts.logger,
-      opts.queue.holdsPrefetched,
-    );
+    this.batch = new SettlementBatch(opts.queue, this.queues, this.id, opts.logger);
     this.scheduler = new ClaimScheduler({
       leasing: opts.queue,
       batch: this.batch,
