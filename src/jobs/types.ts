@@ -251,6 +251,12 @@ export interface ClaimOptions {
    * the same claim took. With no room, nothing is leased that might not start.
    */
   room?: number;
+  /**
+   * Queues the worker found empty, whose wait for work (waitForWork) has been in progress since and has not
+   * ended: nothing was added there that no worker heard of. A backend whose waits end on any process's
+   * enqueue (BullMQ's markers) need not ask them again; the embedded engine asks every queue.
+   */
+  emptyQueues?: readonly QueueName[];
   workerId: string;
 }
 

@@ -985,6 +985,7 @@ export class BullmqQueue implements JobQueue {
     nonHighCount: () => number,
   ): Promise<void> {
     for (const queue of this.rank(opts.queues)) {
+      if (opts.emptyQueues?.includes(queue)) continue;
       const backend = this.w(queue).getBackend();
       for (;;) {
         const room = Math.min(

@@ -43,6 +43,8 @@ interface WorkWait {
   queues: readonly QueueName[];
   ac: AbortController;
 }
+/** How long a job runs before a claim carries its start note (the settlement batch's flush notes it within 5 ms). */
+const START_NOTE_AFTER_MS = 2;
 /** The queues the reserved slot may take (one array: the backend may cache what it computes per queue list). */
 const HIGH_ONLY: readonly QueueName[] = ['high_priority'];
 
@@ -256,7 +258,8 @@ export class ClaimScheduler {
     // With several rounds in flight, each carries at most one settlement per slot it fills: a backend that
     // completes a job and leases the next in one call (BullMQ) then needs no separate fetch.
     const settle = batch.take(this.maxRounds > 1 ? free : undefined);
-    const starts = batch.takeStarts();
+    // Jobs started 2 ms ago or more: a no-op task ends before that (see takeStarts).
+    const starts = batch.takeStarts(Date.now() - START_NOTE_AFTER_MS);
     // With several rounds in flight, each is promised at most as much room as it has slots (its
     // settlements' fetched jobs), so every round has some while the buffer has room.
     const room = Math.min(
@@ -267,9 +270,14 @@ export class ClaimScheduler {
     this.reserve(promise, 1);
     let claimed: ClaimedJob[];
     const wakes = this.wakeEpoch;
+    // Claims in flight (BullMQ): high_priority was found empty and the wait watching it has not ended, so
+    // nothing was added there (an enqueue from any process ends that wait, or another worker's, which then
+    // claims it): the claim need not ask it again.
+    const skipHigh = this.maxRounds > 1 && this.highEmpty && this.workWait !== undefined;
     try {
       const version = leasing.version?.();
       claimed = await leasing.claim({
+        ...(skipHigh ? { emptyQueues: HIGH_ONLY } : {}),
         settle,
         ...(starts ? { started: starts } : {}),
         queues: this.o.queues,
@@ -285,9 +293,15 @@ export class ClaimScheduler {
         ? claimed.reduce((worst, j) => (byRank(j, worst) >= 0 ? j : worst))
         : undefined;
       batch.committed(settle);
-      // It asked high_priority for every free slot: none found (and no wake-up meanwhile) means it was empty.
-      if (this.nonHighCap < this.o.concurrency)
-        this.highEmpty = wakes === this.wakeEpoch && !claimed.some((j) => j.queue === 'high_priority');
+      // A claim that asked high_priority for every free slot and found none (with no wake-up meanwhile)
+      // found it empty; one that skipped it leaves that as it was.
+      if (this.nonHighCap < this.o.concurrency) {
+        if (wakes !== this.wakeEpoch || claimed.some((j) => j.queue === 'high_priority'))
+          this.highEmpty = false;
+        else if (!skipHigh) this.highEmpty = true;
+        // Keep a wait on high_priority in progress while it is taken for empty (it ends when work comes).
+        if (this.highEmpty && this.maxRounds > 1 && !this.workWait) this.watch(HIGH_ONLY);
+      }
     } catch (err) {
       this.reserve(promise, -1);
       batch.putBack(settle);
@@ -328,7 +342,12 @@ export class ClaimScheduler {
     if (this.slotEpoch !== epoch || this.o.stop.aborted) return;
     // Only the reserved slot is free: only high_priority work can use it.
     const nonHighFree = this.nonHighCap - this.runningNonHigh - this.reserved.nonHigh;
-    const queues = nonHighFree <= 0 ? HIGH_ONLY : this.o.queues;
+    this.watch(nonHighFree <= 0 ? HIGH_ONLY : this.o.queues);
+    await this.slotFreed();
+  }
+
+  /** Starts a backend wait for work on `queues`, unless one for them is in progress; its end wakes the loop. */
+  private watch(queues: readonly QueueName[]): void {
     if (this.workWait?.queues !== queues) {
       this.workWait?.ac.abort();
       const wait: WorkWait = { queues, ac: new AbortController() };
@@ -344,7 +363,6 @@ export class ClaimScheduler {
           this.wakeLoop();
         });
     }
-    await this.slotFreed();
   }
 
   /** Starts the best jobs in priority order within the free slots (the reserved slot only for high_priority). */

@@ -46,12 +46,18 @@ export class SettlementBatch {
     this.starts.delete(job.id);
   }
 
-  /** The start notes to carry (all of them, once). */
-  takeStarts(): StartNotice[] | undefined {
+  /**
+   * The start notes to carry, once: all of them, or (`startedBy`, epoch ms) those of jobs started by then.
+   * A claim passes a time a little before now: a job that ends within that time needs no note at all (its
+   * outcome carries its start), and a short task would otherwise be noted by the claim that follows its
+   * start (the flush within a few ms notes the others).
+   */
+  takeStarts(startedBy = Infinity): StartNotice[] | undefined {
     if (this.starts.size === 0) return undefined;
-    const out = [...this.starts.values()];
-    this.starts.clear();
-    return out;
+    const out: StartNotice[] = [];
+    for (const n of this.starts.values()) if (n.startedAt <= startedBy) out.push(n);
+    for (const n of out) this.starts.delete(n.job.id);
+    return out.length > 0 ? out : undefined;
   }
 
   /**
