@@ -10,7 +10,9 @@
  *                 in this process, log lines at info to /dev/null) with tracing off, 100 % and 10 %:
  *                 the backlog is enqueued while the queue is paused (1,000 per bulk: each attempt a
  *                 trace of its own, linked to its enqueue), timed from resume to the last completion.
- * Targets (issue 13): 100 % ≥ 0.80 of off, 10 % ≥ 0.95, for both.
+ * Targets (issue 13): 100 % ≥ 0.80 of off, 10 % ≥ 0.95, for both. Each result names the Node version
+ * it ran on: every process is started with this one's `process.execPath`, so the bench run by another
+ * Node (in a copy of the tree with its own `npm ci` under it, as .ci/run does) measures that Node.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -120,6 +122,7 @@ async function apiTracing(sink: BenchServer, quick: boolean): Promise<void> {
           bench: BENCH,
           case: `api_tracing_${route}`,
           backend: mode,
+          node: process.version,
           metric: 'rps',
           value,
           unit: 'req/s',
@@ -202,6 +205,7 @@ async function jobsTracing(sink: BenchServer, quick: boolean): Promise<void> {
       bench: BENCH,
       case: 'jobs_tracing',
       backend: mode,
+      node: process.version,
       metric: 'noop_jobs_per_s',
       value: mean(rates.get(mode) as number[]),
       unit: 'jobs/s',
