@@ -16,7 +16,10 @@ import type { MediaServices } from './media-services.js';
 import type { FileDownload } from './storage/media-store.js';
 import type { NarrationManifest } from './narration.service.js';
 import { estimateNarration, type NarrationEstimate } from './pricing.js';
-import { DEFAULT_RENDER_OPTIONS, type RenderOptions as RenderOptionsStored } from './render/render-options.js';
+import {
+  DEFAULT_RENDER_OPTIONS,
+  type RenderOptions as RenderOptionsStored,
+} from './render/render-options.js';
 import { RENDER_PRESETS, type RenderQuality } from './render/presets.js';
 import { silentBlockDuration } from './render/render.service.js';
 import { countSyllables } from './stt/acoustic.verifier.js';

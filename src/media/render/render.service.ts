@@ -14,12 +14,7 @@ import { RENDER_PRESETS, type RenderQuality } from './presets.js';
 import type { Asset, AssetsRepo } from '../assets/assets.repo.js';
 import { lockRenderAssets, type RenderAssets } from '../assets/render-assets.js';
 import { type CaptionCue, toSrt, toVtt } from './captions.js';
-import {
-  END_CARD_S,
-  parseRenderOptions,
-  type RenderOptions,
-  TITLE_CARD_S,
-} from './render-options.js';
+import { END_CARD_S, parseRenderOptions, type RenderOptions, TITLE_CARD_S } from './render-options.js';
 import { type Background, renderVideo, type TimelineBlock } from './renderer.js';
 import { SAFE_AREAS } from './safe-areas.js';
 
