@@ -3,8 +3,9 @@
  * time, attempt, status, worker, error).
  *
  * Where a row is written first: in the job store, with the attempt's outcome. The embedded engine
- * inserts it in the transaction that settles the job; BullMQ adds it to a stream on the connection
- * that settles the job, sent before the settlement (Redis runs one connection's commands in order).
+ * inserts it in the transaction that settles the job; BullMQ adds it to a sorted set ordered by task (so
+ * one task's rows are read alone) on the connection that settles the job, sent before the settlement
+ * (Redis runs one connection's commands in order).
  * A lost attempt's row is written by the recovery that returns its job, in the same transaction
  * (embedded) or MULTI (BullMQ). So a job that reads as finished always has its attempts' rows
  * somewhere, and a SIGKILL loses none: what a process had not written yet was not settled either.
@@ -49,7 +50,7 @@ export interface PendingRun {
 
 /** What a job store offers the recorder (both backends, through their leasing role). */
 export interface RunStore {
-  /** The oldest pending rows, at most `max`. */
+  /** Pending rows, at most `max` (embedded: the oldest; BullMQ: by task, each task's in the order they ended). */
   takeRuns(max: number): Promise<PendingRun[]>;
   /** Deletes rows once they are in task_runs. */
   dropRuns(runs: readonly PendingRun[]): Promise<void>;
