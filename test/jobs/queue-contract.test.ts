@@ -417,7 +417,7 @@ describe.each(queueBackends())('queue contract: %s', (backend) => {
     await h.waitState(id, 'failed');
     await expect(h.queue.retry('d-999999')).rejects.toMatchObject({ code: 'TASK_NOT_FOUND' });
     const again = await h.queue.retry(id);
-    expect(['waiting', 'active', 'completed']).toContain(again.state);
+    expect(['waiting', 'prefetched', 'active', 'completed']).toContain(again.state);
     await h.waitState(id, 'completed');
     expect((await h.queue.get(id))?.result).toEqual({ runs: 2 });
   });
